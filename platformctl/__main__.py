@@ -1,0 +1,5 @@
+"""Run platformctl as ``python -m platformctl``."""
+
+from platformctl.cli import main
+
+main()

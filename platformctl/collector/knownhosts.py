@@ -1,0 +1,132 @@
+"""known_hosts, parsed defensively and checked the way OpenSSH checks it.
+
+paramiko's ``HostKeys.load()`` gives up on the whole file at the first ``@cert-authority`` or
+``@revoked`` line and ignores wildcard patterns (SPEC §11). We parse the files once per run,
+share the result between worker threads, honour ``@revoked``, hashed names and wildcards, and
+append accepted keys ourselves under a lock (``accept-new``).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import fnmatch
+import hashlib
+import hmac
+import os
+import threading
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+
+class KeyCheck(StrEnum):
+    """The verdict on a server's host key."""
+
+    KNOWN = "known"
+    UNKNOWN = "unknown"
+    CHANGED = "changed"
+    REVOKED = "revoked"
+
+
+@dataclass(frozen=True)
+class _Entry:
+    patterns: tuple[str, ...]
+    key_type: str
+    key_b64: str
+
+    def matches(self, name: str) -> bool:
+        name = name.lower()
+        positive = False
+        for pattern in self.patterns:
+            if pattern.startswith("|1|"):
+                if _hashed_match(pattern, name):
+                    positive = True
+                continue
+            negate = pattern.startswith("!")
+            pat = pattern[1:] if negate else pattern
+            if fnmatch.fnmatchcase(name, pat.lower()):
+                if negate:
+                    return False
+                positive = True
+        return positive
+
+
+def _hashed_match(pattern: str, name: str) -> bool:
+    try:
+        _, _, salt_b64, hash_b64 = pattern.split("|", 3)
+        salt = base64.b64decode(salt_b64)
+        expected = base64.b64decode(hash_b64)
+    except (ValueError, binascii.Error):
+        return False
+    return hmac.compare_digest(hmac.new(salt, name.encode(), hashlib.sha1).digest(), expected)
+
+
+def _key_family(key_type: str) -> str:
+    # A server's RSA key is offered as rsa-sha2-256/512 but stored as ssh-rsa.
+    return "ssh-rsa" if key_type in ("rsa-sha2-256", "rsa-sha2-512") else key_type
+
+
+class KnownHosts:
+    """The entries of several known_hosts files; immutable but for :meth:`add`."""
+
+    def __init__(self, files: tuple[str, ...] | list[str]) -> None:
+        self.files = tuple(files)
+        self._entries: list[_Entry] = []
+        self._revoked: set[tuple[str, str]] = set()
+        self._lock = threading.Lock()
+        for f in self.files:
+            self._load(Path(f))
+
+    def _load(self, path: Path) -> None:
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return
+        for line in text.splitlines():
+            fields = line.split()
+            if not fields or fields[0].startswith("#"):
+                continue
+            marker = None
+            if fields[0].startswith("@"):
+                marker, fields = fields[0], fields[1:]
+            if len(fields) < 3:
+                continue
+            patterns, key_type, key_b64 = fields[0], fields[1], fields[2]
+            if marker == "@revoked":
+                self._revoked.add((_key_family(key_type), key_b64))
+                continue
+            if marker is not None:
+                continue  # @cert-authority: certificates are not supported; skip the line
+            self._entries.append(_Entry(tuple(patterns.split(",")), key_type, key_b64))
+
+    def known_types(self, name: str) -> list[str]:
+        """Key types recorded for ``name``, to prefer them in the key exchange."""
+        with self._lock:
+            return [e.key_type for e in self._entries if e.matches(name)]
+
+    def check(self, name: str, key_type: str, key_b64: str) -> KeyCheck:
+        """Judge the key a server presented for ``name`` (``host`` or ``[host]:port``)."""
+        family = _key_family(key_type)
+        if (family, key_b64) in self._revoked:
+            return KeyCheck.REVOKED
+        with self._lock:
+            matching = [e for e in self._entries if e.matches(name)]
+        if any(e.key_type == family and e.key_b64 == key_b64 for e in matching):
+            return KeyCheck.KNOWN
+        if any(e.key_type == family for e in matching):
+            return KeyCheck.CHANGED
+        return KeyCheck.UNKNOWN
+
+    def add(self, name: str, key_type: str, key_b64: str, path: str) -> None:
+        """Append one entry (``accept-new``) to ``path`` and remember it, under a lock."""
+        family = _key_family(key_type)
+        with self._lock:
+            if any(e.matches(name) and e.key_b64 == key_b64 for e in self._entries):
+                return
+            target = Path(path)
+            target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            with os.fdopen(fd, "a", encoding="utf-8") as fh:
+                fh.write(f"{name} {family} {key_b64}\n")
+            self._entries.append(_Entry((name,), family, key_b64))

@@ -1,0 +1,126 @@
+"""What the collector observes: containers, images and one result per host.
+
+Only the fields SPEC §3 lists exist here. ``docker inspect`` output also carries environment
+variables, commands and labels that hold secrets; the remote script never even sends them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class HostStatus(StrEnum):
+    """How collecting one host went."""
+
+    OK = "ok"
+    UNREACHABLE = "unreachable"
+    AUTH_FAILED = "auth-failed"
+    ERROR = "error"
+
+
+@dataclass(frozen=True, order=True)
+class Container:
+    """One container as ``docker container inspect`` describes it (whitelisted fields)."""
+
+    id: str
+    name: str
+    created: str | None
+    started: str | None
+    status: str
+    running: bool
+    config_image: str
+    image_id: str
+    project: str | None = None
+    service: str | None = None
+    oneoff: bool = False
+    number: str | None = None
+
+    @property
+    def is_running(self) -> bool:
+        """Running per ``State.Status``: ``State.Running`` is also true while paused."""
+        return self.status == "running"
+
+
+@dataclass(frozen=True, order=True)
+class Image:
+    """One image: its ID and the registry names it is known by."""
+
+    id: str
+    repo_tags: tuple[str, ...] = ()
+    repo_digests: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class HostState:
+    """Everything observed on one host, sorted so equal states serialize identically."""
+
+    containers: tuple[Container, ...] = ()
+    images: tuple[Image, ...] = ()
+
+    def image(self, image_id: str) -> Image | None:
+        """The image with this ID, if it was inspected."""
+        for img in self.images:
+            if img.id == image_id:
+                return img
+        return None
+
+    def to_json(self) -> str:
+        """Canonical JSON: the same state always gives the same text (and hash)."""
+        body = {
+            "containers": [asdict(c) for c in sorted(self.containers)],
+            "images": [
+                {
+                    "id": i.id,
+                    "repo_tags": sorted(i.repo_tags),
+                    "repo_digests": sorted(i.repo_digests),
+                }
+                for i in sorted(self.images)
+            ],
+        }
+        return json.dumps(body, sort_keys=True, separators=(",", ":"))
+
+    def digest(self) -> str:
+        """Content hash of the canonical JSON."""
+        return hashlib.sha256(self.to_json().encode()).hexdigest()
+
+    @classmethod
+    def from_json(cls, text: str) -> HostState:
+        """Rebuild a state written by :meth:`to_json`."""
+        body: dict[str, Any] = json.loads(text)
+        return cls(
+            containers=tuple(Container(**c) for c in body["containers"]),
+            images=tuple(
+                Image(i["id"], tuple(i["repo_tags"]), tuple(i["repo_digests"]))
+                for i in body["images"]
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class HostResult:
+    """The outcome of collecting one host; failures are values, never exceptions."""
+
+    host: str
+    status: HostStatus
+    reason: str | None = None
+    docker_version: str | None = None
+    storage_driver: str | None = None
+    duration_ms: int = 0
+    state: HostState | None = None
+
+    @property
+    def reached(self) -> bool:
+        """True when the host answered (even if its Docker state could not be read)."""
+        return self.status in (HostStatus.OK, HostStatus.ERROR)
+
+
+@dataclass(frozen=True)
+class Collection:
+    """One collection run: when it started and what each host gave."""
+
+    taken_at: str
+    hosts: tuple[HostResult, ...] = field(default=())

@@ -1,0 +1,334 @@
+"""The SSH transport: one paramiko connection and one command per host, bounded everywhere.
+
+Only this module imports paramiko, lazily, so ``platformctl --version`` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from platformctl.collector.interface import TransportFailure
+from platformctl.collector.knownhosts import KeyCheck, KnownHosts
+from platformctl.collector.model import HostStatus
+from platformctl.collector.script import MAX_OUTPUT_BYTES, one_line
+from platformctl.collector.sshconfig import DEFAULT_IDENTITIES, SshConfigFile, SshTarget
+
+if TYPE_CHECKING:
+    import paramiko
+
+RSA_SHA2 = ("rsa-sha2-512", "rsa-sha2-256")
+
+
+@dataclass
+class SshSettings:
+    """What every SSH transport of one run shares: config, timeouts, known_hosts."""
+
+    config: SshConfigFile
+    connect_timeout: float = 10.0
+    command_timeout: float = 60.0
+    _known: dict[tuple[str, ...], KnownHosts] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def known_hosts(self, target: SshTarget) -> KnownHosts:
+        """Load each distinct set of known_hosts files once per run, shared by all threads."""
+        files = target.known_hosts_files + target.global_known_hosts_files
+        with self._lock:
+            if files not in self._known:
+                self._known[files] = KnownHosts(files)
+            return self._known[files]
+
+
+class SshTransport:
+    """Runs the remote script on one host alias over SSH (ProxyJump chains included)."""
+
+    def __init__(self, alias: str, settings: SshSettings) -> None:
+        self.alias = alias
+        self.settings = settings
+
+    def run(self, script: str) -> bytes:
+        """Connect, authenticate, run ``sh -s`` with ``script`` on stdin, return its output."""
+        target = self.settings.config.lookup(self.alias)
+        transports: list[paramiko.Transport] = []
+        try:
+            client = self._connect_chain(target, transports)
+            return self._exec(client, target, script)
+        finally:
+            for t in reversed(transports):
+                t.close()
+
+    def _timeout(self, target: SshTarget) -> float:
+        return target.connect_timeout or self.settings.connect_timeout
+
+    def _connect_chain(
+        self, target: SshTarget, transports: list[paramiko.Transport]
+    ) -> paramiko.Transport:
+        sock: socket.socket | paramiko.Channel | None = None
+        hop_names = list(target.proxy_jump)
+        hops = [self._jump_target(h) for h in hop_names] + [target]
+        for i, hop in enumerate(hops):
+            timeout = self._timeout(hop)
+            deadline = time.monotonic() + timeout
+            if sock is None:
+                sock = _open_socket(hop, timeout)
+            transport = self._handshake(hop, sock, deadline, via=hop_names[:i])
+            transports.append(transport)
+            self._authenticate(transport, hop)
+            if hop is target:
+                return transport
+            nxt = hops[i + 1]
+            try:
+                sock = transport.open_channel(
+                    "direct-tcpip",
+                    (nxt.hostname, nxt.port),
+                    ("127.0.0.1", 0),
+                    timeout=self._timeout(nxt),
+                )
+            except Exception as exc:
+                raise TransportFailure(
+                    HostStatus.UNREACHABLE,
+                    f"jump host {hop.alias} cannot reach {nxt.hostname}:{nxt.port}: "
+                    f"{one_line(str(exc)) or type(exc).__name__}",
+                ) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _jump_target(self, spec: str) -> SshTarget:
+        """A ProxyJump hop: ``[user@]host[:port]``, where host may be an alias itself."""
+        user, _, rest = spec.rpartition("@")
+        host, port = rest, None
+        if rest.count(":") == 1:
+            host, port_text = rest.split(":")
+            port = int(port_text) if port_text.isdigit() else None
+        hop = self.settings.config.lookup(host)
+        changes: dict[str, object] = {"proxy_jump": ()}
+        if user:
+            changes["user"] = user
+        if port:
+            changes["port"] = port
+        return SshTarget(**{**hop.__dict__, **changes})  # type: ignore[arg-type]
+
+    def _handshake(
+        self,
+        target: SshTarget,
+        sock: socket.socket | paramiko.Channel,
+        deadline: float,
+        via: list[str],
+    ) -> paramiko.Transport:
+        import paramiko
+
+        name = target.known_hosts_name
+        known = self.settings.known_hosts(target)
+        transport = paramiko.Transport(sock)
+        preferred = known.known_types(name)
+        if preferred:
+            options = transport.get_security_options()
+            order: list[str] = []
+            for key_type in preferred:
+                order.extend(RSA_SHA2 if key_type == "ssh-rsa" else (key_type,))
+            available = list(options.key_types)
+            ordered = [k for k in order if k in available]
+            options.key_types = ordered + [k for k in available if k not in ordered]
+        remaining = max(0.1, deadline - time.monotonic())
+        transport.banner_timeout = remaining
+        transport.handshake_timeout = remaining
+        done = threading.Event()
+        transport.start_client(event=done)
+        # start_client(timeout=...) returns silently on timeout; wait on our own event so a
+        # host that accepts TCP and never speaks costs exactly its connect timeout (SPEC §4).
+        done.wait(remaining)
+        if not done.is_set() or not transport.is_active():
+            exc = transport.get_exception()
+            transport.close()
+            where = f"{target.hostname}:{target.port}"
+            if not done.is_set() or (exc and "banner" in str(exc).lower()):
+                raise TransportFailure(
+                    HostStatus.UNREACHABLE,
+                    f"{where} accepted the connection but did not complete the SSH handshake "
+                    f"within {self._timeout(target):g}s",
+                )
+            raise TransportFailure(
+                HostStatus.UNREACHABLE,
+                f"SSH negotiation with {where} failed: {one_line(str(exc)) or 'closed'}",
+            )
+        key = transport.get_remote_server_key()
+        self._verify_host_key(target, known, key, transport)
+        return transport
+
+    def _verify_host_key(
+        self,
+        target: SshTarget,
+        known: KnownHosts,
+        key: paramiko.PKey,
+        transport: paramiko.Transport,
+    ) -> None:
+        name = target.known_hosts_name
+        verdict = known.check(name, key.get_name(), key.get_base64())
+        fingerprint = key.fingerprint
+        if verdict is KeyCheck.KNOWN:
+            return
+        strict = target.strict_host_key_checking
+        if verdict is KeyCheck.UNKNOWN and strict in ("accept-new", "no"):
+            if target.known_hosts_files:
+                known.add(name, key.get_name(), key.get_base64(), target.known_hosts_files[0])
+            return
+        if verdict is KeyCheck.CHANGED and strict == "no":
+            return
+        transport.close()
+        port_flag = f"-p {target.port} " if target.port != 22 else ""
+        if verdict is KeyCheck.UNKNOWN:
+            reason = (
+                f"unknown host key for {name} ({fingerprint}); verify it, then add it with "
+                f"'ssh-keyscan {port_flag}{target.hostname} >> ~/.ssh/known_hosts' "
+                "(or set StrictHostKeyChecking accept-new for this host)"
+            )
+        elif verdict is KeyCheck.CHANGED:
+            reason = (
+                f"HOST KEY CHANGED for {name} (now {fingerprint}): someone may be intercepting "
+                "the connection, or the host was reinstalled; if the change is expected, run "
+                f"\"ssh-keygen -R '{name}'\" and add the new key"
+            )
+        else:
+            reason = f"host key for {name} ({fingerprint}) is marked @revoked in known_hosts"
+        raise TransportFailure(HostStatus.AUTH_FAILED, reason)
+
+    def _authenticate(self, transport: paramiko.Transport, target: SshTarget) -> None:
+        import paramiko
+
+        transport.auth_timeout = self._timeout(target)
+        tried: list[str] = []
+        encrypted: list[str] = []
+        for label, load in _candidate_keys(target, encrypted):
+            if not transport.is_active():
+                break
+            key = load()
+            if key is None:
+                continue
+            tried.append(label)
+            try:
+                transport.auth_publickey(target.user, key)
+            except paramiko.BadAuthenticationType as exc:
+                transport.close()
+                raise TransportFailure(
+                    HostStatus.AUTH_FAILED,
+                    f"{target.user}@{target.hostname} does not accept public keys "
+                    f"(allowed: {', '.join(exc.allowed_types)})",
+                ) from None
+            except paramiko.AuthenticationException:
+                continue
+            except (paramiko.SSHException, OSError, EOFError):
+                break
+            if transport.is_authenticated():
+                return
+        transport.close()
+        parts = [f"authentication failed for {target.user}@{target.hostname}"]
+        parts.append(f"tried {', '.join(tried)}" if tried else "no usable key found")
+        if encrypted:
+            parts.append(
+                f"{', '.join(encrypted)} is passphrase-protected: add it to ssh-agent (ssh-add)"
+            )
+        raise TransportFailure(HostStatus.AUTH_FAILED, "; ".join(parts))
+
+    def _exec(self, transport: paramiko.Transport, target: SshTarget, script: str) -> bytes:
+        timeout = self.settings.command_timeout
+        deadline = time.monotonic() + timeout
+        try:
+            chan = transport.open_session(timeout=min(timeout, self._timeout(target)))
+            # One stream: reading stdout to EOF while stderr fills its window deadlocks.
+            chan.set_combine_stderr(True)
+            chan.settimeout(0.5)
+            chan.exec_command("sh -s")
+            chan.sendall(script.encode())
+            chan.shutdown_write()
+            chunks: list[bytes] = []
+            size = 0
+            while True:
+                if time.monotonic() > deadline:
+                    raise TransportFailure(
+                        HostStatus.ERROR,
+                        f"the remote docker command did not finish within {timeout:g}s",
+                    )
+                try:
+                    data = chan.recv(1 << 16)
+                except TimeoutError:
+                    continue
+                if not data:
+                    break
+                size += len(data)
+                if size > MAX_OUTPUT_BYTES:
+                    raise TransportFailure(
+                        HostStatus.ERROR,
+                        f"docker output exceeds {MAX_OUTPUT_BYTES // (1024 * 1024)} MiB",
+                    )
+                chunks.append(data)
+            # recv_exit_status() has no timeout; wait on the event instead (SPEC §11).
+            chan.status_event.wait(max(0.0, deadline - time.monotonic()))
+            return b"".join(chunks)
+        except TransportFailure:
+            raise
+        except Exception as exc:
+            raise TransportFailure(
+                HostStatus.ERROR, f"SSH command failed: {one_line(str(exc)) or type(exc).__name__}"
+            ) from None
+
+
+def _open_socket(target: SshTarget, timeout: float) -> socket.socket:
+    where = f"{target.hostname}:{target.port}"
+    try:
+        return socket.create_connection((target.hostname, target.port), timeout=timeout)
+    except socket.gaierror as exc:
+        raise TransportFailure(
+            HostStatus.UNREACHABLE, f"cannot resolve {target.hostname}: {exc.strerror}"
+        ) from None
+    except ConnectionRefusedError:
+        raise TransportFailure(HostStatus.UNREACHABLE, f"connection refused by {where}") from None
+    except TimeoutError:
+        raise TransportFailure(
+            HostStatus.UNREACHABLE, f"no answer from {where} within {timeout:g}s"
+        ) from None
+    except OSError as exc:
+        raise TransportFailure(
+            HostStatus.UNREACHABLE, f"cannot connect to {where}: {exc.strerror or exc}"
+        ) from None
+
+
+def _constant(key: paramiko.PKey) -> Callable[[], paramiko.PKey | None]:
+    return lambda: key
+
+
+def _candidate_keys(
+    target: SshTarget, encrypted: list[str]
+) -> list[tuple[str, Callable[[], paramiko.PKey | None]]]:
+    """Agent keys first (unless IdentitiesOnly), then IdentityFile or the default key files."""
+    import paramiko
+
+    candidates: list[tuple[str, Callable[[], paramiko.PKey | None]]] = []
+    if not target.identities_only and os.environ.get("SSH_AUTH_SOCK"):
+        try:
+            agent_keys = paramiko.Agent().get_keys()
+        except Exception:
+            agent_keys = ()
+        for i, key in enumerate(agent_keys):
+            candidates.append((f"agent key {i + 1}", _constant(key)))
+    files = target.identity_files or tuple(os.path.expanduser(p) for p in DEFAULT_IDENTITIES)
+
+    def loader(path: str) -> Callable[[], paramiko.PKey | None]:
+        def load() -> paramiko.PKey | None:
+            try:
+                return paramiko.PKey.from_path(path)
+            except paramiko.PasswordRequiredException:
+                encrypted.append(path)
+            except (OSError, paramiko.SSHException, ValueError):
+                pass
+            return None
+
+        return load
+
+    for path in files:
+        if os.path.isfile(path):
+            candidates.append((path, loader(path)))
+    return candidates

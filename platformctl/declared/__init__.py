@@ -1,0 +1,1 @@
+"""The declared state: module manifests, compose stacks and image references."""

@@ -1,0 +1,209 @@
+"""Module manifests under ``modules/*/module.yaml`` and the declared state built from them."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from platformctl.declared.compose import Stack, find_stacks
+from platformctl.declared.model import ComposeImage, DeclaredState, Module, Orchestrator
+from platformctl.declared.reference import ReferenceError, parse_reference
+from platformctl.declared.yamlfile import YamlProblem, load_yaml
+from platformctl.errors import DeclaredStateError
+
+MANIFEST_NAMES = ("module.yaml", "module.yml")
+
+
+def find_root(explicit: str | None = None, start: Path | None = None) -> Path:
+    """The platform root: ``explicit`` (``--root``/``PLATFORMCTL_ROOT``) or the nearest folder
+    at or above ``start`` that holds ``modules/``."""
+    if explicit:
+        root = Path(explicit).expanduser()
+        if not root.is_dir():
+            raise DeclaredStateError(f"platform root {root} is not a folder (check --root)")
+        return root.resolve()
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "modules").is_dir():
+            return folder
+    raise DeclaredStateError(
+        f"no modules/ folder at or above {here}; run inside a platform repository or pass --root"
+    )
+
+
+def load_declared(root: Path) -> DeclaredState:
+    """Read every manifest and compose stack under ``root``. Only reads; never writes."""
+    modules_dir = root / "modules"
+    if not modules_dir.is_dir():
+        raise DeclaredStateError(f"no modules/ folder under {root} (check --root)")
+    paths: list[Path] = []
+    for folder in sorted(p for p in modules_dir.iterdir() if p.is_dir()):
+        for name in MANIFEST_NAMES:
+            if (folder / name).is_file():
+                paths.append(folder / name)
+                break
+    if not paths:
+        raise DeclaredStateError(
+            f"no module manifests under {modules_dir} (expected modules/<name>/module.yaml)"
+        )
+    stacks = find_stacks(root)
+    modules = [_link_compose(load_manifest(p), stacks) for p in paths]
+    warnings: list[str] = []
+    by_name: dict[str, Module] = {}
+    for module in modules:
+        if module.name in by_name:
+            first = by_name[module.name]
+            problem = f"module name {module.name!r} is also used by {first.path}"
+            modules[modules.index(module)] = _invalid(module.path, module.name, problem)
+            continue
+        by_name[module.name] = module
+    modules.sort(key=lambda m: (m.name, str(m.path)))
+    return DeclaredState(root=root, modules=tuple(modules), warnings=tuple(warnings))
+
+
+def load_manifest(path: Path) -> Module:
+    """Parse one manifest into a :class:`Module`; a bad manifest gives one with a problem."""
+    folder_name = path.parent.name
+    try:
+        doc = load_yaml(path)
+    except YamlProblem as exc:
+        return _invalid(path, folder_name, str(exc))
+    if not isinstance(doc, dict):
+        return _invalid(path, folder_name, f"{path}: a manifest must be a mapping")
+
+    name = folder_name
+    metadata = doc.get("metadata")
+    if metadata is not None and not isinstance(metadata, dict):
+        return _invalid(path, name, f"{path}: metadata must be a mapping")
+    if isinstance(metadata, dict) and metadata.get("name") is not None:
+        if not isinstance(metadata["name"], str) or not metadata["name"].strip():
+            return _invalid(path, name, f"{path}: metadata.name must be a non-empty string")
+        name = metadata["name"].strip()
+
+    spec = doc.get("spec")
+    runtime = spec.get("runtime") if isinstance(spec, dict) else None
+    if not isinstance(runtime, dict):
+        return _invalid(path, name, f"{path}: spec.runtime is missing or not a mapping")
+
+    def text(key: str, required: bool) -> str | None:
+        value = runtime.get(key)
+        if value is None:
+            if required:
+                raise _Missing(f"{path}: spec.runtime.{key} is required")
+            return None
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise _Missing(
+                f"{path}: spec.runtime.{key} must be a string, got {type(value).__name__}"
+            )
+        value = str(value).strip()
+        if required and not value:
+            raise _Missing(f"{path}: spec.runtime.{key} is empty")
+        return value or None
+
+    try:
+        orchestrator_raw = text("orchestrator", True) or ""
+        try:
+            orchestrator = Orchestrator(orchestrator_raw)
+        except ValueError:
+            choices = ", ".join(o.value for o in Orchestrator)
+            raise _Missing(
+                f"{path}: unknown orchestrator {orchestrator_raw!r} (expected one of {choices})"
+            ) from None
+        if orchestrator is Orchestrator.EXTERNAL:
+            return Module(name=name, path=path, host=text("host", False), orchestrator=orchestrator)
+        host = text("host", True)
+        service = text("compose_service", orchestrator is Orchestrator.DOCKER_COMPOSE)
+        project = text("compose_project", False)
+        container = text("container", orchestrator is Orchestrator.DOCKER)
+        raw = _image_observed(path, runtime.get("image_observed"))
+    except _Missing as exc:
+        return _invalid(path, name, str(exc))
+    try:
+        declared = parse_reference(raw, default_tag=False)
+    except ReferenceError as exc:
+        return _invalid(path, name, f"{path}: spec.runtime.image_observed: {exc}")
+    return Module(
+        name=name,
+        path=path,
+        host=host,
+        orchestrator=orchestrator,
+        compose_service=service,
+        compose_project=project,
+        container=container,
+        declared_raw=raw,
+        declared=declared,
+    )
+
+
+class _Missing(ValueError):
+    """A required manifest field is absent or of the wrong type."""
+
+
+def _image_observed(path: Path, value: Any) -> str:
+    """Accept a reference string or ``{image: ref, digest: sha256:…, observed_at: …}``."""
+    where = f"{path}: spec.runtime.image_observed"
+    if value is None:
+        raise _Missing(f"{where} is required")
+    if isinstance(value, str):
+        return value
+    if not isinstance(value, dict):
+        raise _Missing(f"{where} must be a string or a mapping, got {type(value).__name__}")
+    image = value.get("image")
+    digest = value.get("digest")
+    if not isinstance(image, str) or not image.strip():
+        raise _Missing(f"{where}.image is required and must be a string")
+    if digest is None:
+        return image
+    if not isinstance(digest, str):
+        raise _Missing(f"{where}.digest must be a string like sha256:<64 hex>")
+    if "@" in image:
+        existing = image.split("@", 1)[1]
+        if existing != digest:
+            raise _Missing(f"{where}: image digest {existing} disagrees with digest {digest}")
+        return image
+    return f"{image}@{digest}"
+
+
+def _invalid(path: Path, name: str, problem: str) -> Module:
+    return Module(name=name, path=path, problem=problem)
+
+
+def _link_compose(module: Module, stacks: list[Stack]) -> Module:
+    """Attach the compose stack's image for a docker-compose module (SPEC §2.2)."""
+    if module.problem is not None or module.orchestrator is not Orchestrator.DOCKER_COMPOSE:
+        return module
+    service = module.compose_service
+    assert service is not None
+    candidates = [s for s in stacks if s.problem is None and service in s.services]
+    if module.compose_project:
+        candidates = [s for s in candidates if s.project == module.compose_project]
+        broken = [s for s in stacks if s.problem and s.project == module.compose_project]
+    else:
+        broken = [s for s in stacks if s.problem]
+    if len(candidates) > 1:
+        where = ", ".join(str(os.path.relpath(s.path, module.path.parent)) for s in candidates)
+        return _invalid(
+            module.path,
+            module.name,
+            f"{module.path}: compose service {service!r} is defined by several stacks "
+            f"({where}); set spec.runtime.compose_project",
+        )
+    if not candidates and broken:
+        return _invalid(module.path, module.name, f"compose stack unusable: {broken[0].problem}")
+    if not candidates:
+        return module
+    stack = candidates[0]
+    compose: ComposeImage = stack.services[service]
+    return Module(
+        name=module.name,
+        path=module.path,
+        host=module.host,
+        orchestrator=module.orchestrator,
+        compose_service=service,
+        compose_project=module.compose_project or stack.project,
+        container=module.container,
+        declared_raw=module.declared_raw,
+        declared=module.declared,
+        compose=compose,
+    )

@@ -1,0 +1,96 @@
+"""The declared state: what the platform repository says should run where."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+from platformctl.declared.reference import ImageRef
+
+LOCAL_HOSTS = frozenset({"localhost", "local"})
+
+
+class Orchestrator(StrEnum):
+    """How a module's containers are run on its host."""
+
+    DOCKER_COMPOSE = "docker-compose"
+    DOCKER = "docker"
+    EXTERNAL = "external"
+
+
+@dataclass(frozen=True)
+class ComposeImage:
+    """What a compose stack declares for one service."""
+
+    path: Path
+    project: str
+    service: str
+    raw: str | None
+    """The ``image:`` value after interpolation (None for ``build:`` only or unresolved)."""
+    image: ImageRef | None
+    resolved: bool
+    build_only: bool = False
+    reason: str | None = None
+    """Why there is no comparable image (unresolved variable, build only, bad reference)."""
+
+
+@dataclass(frozen=True)
+class Module:
+    """One module manifest. ``problem`` is set when the manifest (or its stack) is unusable."""
+
+    name: str
+    path: Path
+    host: str | None = None
+    orchestrator: Orchestrator | None = None
+    compose_service: str | None = None
+    compose_project: str | None = None
+    container: str | None = None
+    declared_raw: str | None = None
+    declared: ImageRef | None = None
+    compose: ComposeImage | None = None
+    problem: str | None = None
+
+    @property
+    def invalid(self) -> bool:
+        """True when the manifest cannot be checked."""
+        return self.problem is not None
+
+    @property
+    def skipped(self) -> bool:
+        """True for ``orchestrator: external``: nothing to check."""
+        return self.problem is None and self.orchestrator is Orchestrator.EXTERNAL
+
+    @property
+    def needs_host(self) -> bool:
+        """True when judging this module requires its host's live state."""
+        return self.problem is None and self.orchestrator in (
+            Orchestrator.DOCKER_COMPOSE,
+            Orchestrator.DOCKER,
+        )
+
+
+@dataclass(frozen=True)
+class DeclaredState:
+    """Every module of a platform repository, in name order, with loader warnings."""
+
+    root: Path
+    modules: tuple[Module, ...]
+    warnings: tuple[str, ...] = field(default=())
+
+    def names(self) -> list[str]:
+        """Module names, sorted."""
+        return [m.name for m in self.modules]
+
+    def select(self, names: list[str] | tuple[str, ...]) -> tuple[Module, ...]:
+        """The modules named (all when none are named); unknown names raise KeyError."""
+        if not names:
+            return self.modules
+        by_name = {m.name: m for m in self.modules}
+        missing = [n for n in names if n not in by_name]
+        if missing:
+            raise KeyError(missing[0])
+        seen: dict[str, Module] = {}
+        for n in names:
+            seen.setdefault(n, by_name[n])
+        return tuple(seen.values())

@@ -1,0 +1,153 @@
+"""Docker image references, parsed and normalized as the distribution reference grammar does.
+
+We parse references ourselves rather than wrapping docker-image-py: the grammar is small and
+stable (distribution/reference's regexp.go and normalize.go), the library is lightly
+maintained, and our callers need exactly three things from it: the normalized repository, the
+tag and the digest, plus one clear error message for a manifest author.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+DEFAULT_DOMAIN = "docker.io"
+LEGACY_DOMAIN = "index.docker.io"
+OFFICIAL_PREFIX = "library/"
+NAME_TOTAL_LENGTH_MAX = 255
+
+_ALNUM = r"[a-z0-9]+"
+_SEPARATOR = r"(?:[._]|__|[-]+)"
+_PATH_COMPONENT = rf"{_ALNUM}(?:{_SEPARATOR}{_ALNUM})*"
+_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_IPV6 = r"\[(?:[a-fA-F0-9:]+)\]"
+_DOMAIN = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|{_IPV6})(?::[0-9]+)?"
+_TAG = r"[\w][\w.-]{0,127}"
+_DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
+
+_DOMAIN_RE = re.compile(rf"^{_DOMAIN}$")
+_PATH_RE = re.compile(rf"^{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*$")
+_TAG_RE = re.compile(rf"^{_TAG}$")
+_DIGEST_RE = re.compile(rf"^{_DIGEST}$")
+SHA256_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+class ReferenceError(ValueError):
+    """An image reference that the distribution grammar rejects."""
+
+
+@dataclass(frozen=True, order=True)
+class ImageRef:
+    """A normalized image reference: ``domain/path[:tag][@digest]``."""
+
+    domain: str
+    path: str
+    tag: str | None = None
+    digest: str | None = None
+
+    @property
+    def repository(self) -> str:
+        """The fully qualified repository, e.g. ``docker.io/library/nginx``."""
+        return f"{self.domain}/{self.path}"
+
+    @property
+    def familiar_repository(self) -> str:
+        """The repository as ``docker`` prints it, e.g. ``nginx`` for Docker Hub officials."""
+        if self.domain != DEFAULT_DOMAIN:
+            return self.repository
+        if self.path.startswith(OFFICIAL_PREFIX) and self.path.count("/") == 1:
+            return self.path[len(OFFICIAL_PREFIX) :]
+        return self.path
+
+    @property
+    def short_name(self) -> str:
+        """The last path component, for narrow table columns."""
+        return self.path.rsplit("/", 1)[-1]
+
+    def __str__(self) -> str:
+        text = self.repository
+        if self.tag is not None:
+            text += f":{self.tag}"
+        if self.digest is not None:
+            text += f"@{self.digest}"
+        return text
+
+    def familiar(self) -> str:
+        """The reference as ``docker`` prints it (``nginx:1.25``)."""
+        text = self.familiar_repository
+        if self.tag is not None:
+            text += f":{self.tag}"
+        if self.digest is not None:
+            text += f"@{self.digest}"
+        return text
+
+
+def parse_reference(text: str, *, default_tag: bool = True) -> ImageRef:
+    """Parse and normalize ``text``; raise :class:`ReferenceError` saying what is wrong.
+
+    With ``default_tag`` a reference with neither tag nor digest gets ``latest``, as
+    ``docker pull`` does.
+    """
+    if not isinstance(text, str):
+        raise ReferenceError(f"image reference must be a string, got {type(text).__name__}")
+    ref = text.strip()
+    if not ref:
+        raise ReferenceError("image reference is empty")
+    if any(c.isspace() for c in ref):
+        raise ReferenceError(f"invalid image reference {text!r}: contains white space")
+
+    digest: str | None = None
+    if "@" in ref:
+        ref, digest = ref.split("@", 1)
+        if not _DIGEST_RE.match(digest):
+            raise ReferenceError(f"invalid digest in image reference {text!r}")
+        if not digest.startswith("sha256:") or not SHA256_RE.match(digest):
+            raise ReferenceError(
+                f"invalid digest in image reference {text!r}: expected sha256: and 64 "
+                "lowercase hex digits"
+            )
+
+    tag: str | None = None
+    slash = ref.rfind("/")
+    colon = ref.rfind(":")
+    if colon > slash:
+        ref, tag = ref[:colon], ref[colon + 1 :]
+        if not _TAG_RE.match(tag):
+            raise ReferenceError(f"invalid tag {tag!r} in image reference {text!r}")
+
+    domain, path = _split_domain(ref)
+    if not _DOMAIN_RE.match(domain):
+        raise ReferenceError(f"invalid registry host {domain!r} in image reference {text!r}")
+    if path.lower() == path and not _PATH_RE.match(path):
+        raise ReferenceError(f"invalid repository name {path!r} in image reference {text!r}")
+    if path.lower() != path:
+        raise ReferenceError(f"invalid image reference {text!r}: repository name must be lowercase")
+    if len(f"{domain}/{path}") > NAME_TOTAL_LENGTH_MAX:
+        raise ReferenceError(f"invalid image reference {text!r}: repository name too long")
+    if tag is None and digest is None and default_tag:
+        tag = "latest"
+    return ImageRef(domain=domain, path=path, tag=tag, digest=digest)
+
+
+def try_parse_reference(text: object) -> ImageRef | None:
+    """Parse ``text`` without a default tag, or return None when it is not a reference."""
+    if not isinstance(text, str):
+        return None
+    try:
+        return parse_reference(text, default_tag=False)
+    except ReferenceError:
+        return None
+
+
+def _split_domain(name: str) -> tuple[str, str]:
+    """Split off the registry host as distribution's ``splitDockerDomain`` does."""
+    first, sep, rest = name.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost" or first.lower() != first):
+        domain, path = first, rest
+    else:
+        domain, path = DEFAULT_DOMAIN, name
+    if domain == LEGACY_DOMAIN:
+        domain = DEFAULT_DOMAIN
+    if domain == DEFAULT_DOMAIN and "/" not in path:
+        path = OFFICIAL_PREFIX + path
+    return domain, path

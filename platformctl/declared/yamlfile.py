@@ -1,0 +1,37 @@
+"""Reading one YAML file into plain data, with a one-line problem instead of a traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+MAX_FILE_BYTES = 4 * 1024 * 1024
+
+
+class YamlProblem(ValueError):
+    """A file that is not readable YAML; the message names the file and line."""
+
+
+def load_yaml(path: Path) -> Any:
+    """Parse ``path`` with the safe loader; raise :class:`YamlProblem` saying where and what."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise YamlProblem(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise YamlProblem(f"{path}: file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise YamlProblem(f"{path}: not UTF-8 (byte {exc.start}); save the file as UTF-8") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        what = exc.problem or exc.context or "invalid YAML"
+        raise YamlProblem(f"{where}: invalid YAML: {what}") from None
+    except (yaml.YAMLError, RecursionError, ValueError) as exc:
+        raise YamlProblem(f"{path}: invalid YAML: {str(exc).splitlines()[0][:200]}") from None

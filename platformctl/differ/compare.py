@@ -1,0 +1,270 @@
+"""Pure comparison: (declared modules, host results) → verdicts. No I/O (SPEC §5)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from platformctl.collector.model import Container, HostResult, HostStatus, Image
+from platformctl.declared.model import ComposeImage, Module, Orchestrator
+from platformctl.declared.reference import ImageRef, try_parse_reference
+from platformctl.differ.fields import Changes, field_changes
+from platformctl.differ.model import (
+    Check,
+    CheckResult,
+    LiveContainer,
+    ModuleStatus,
+    ModuleVerdict,
+)
+
+MANIFEST_LIVE = "manifest-live"
+COMPOSE_LIVE = "compose-live"
+MANIFEST_COMPOSE = "manifest-compose"
+
+
+def judge_all(
+    modules: Iterable[Module], hosts: Mapping[str, HostResult], snapshot_label: str
+) -> tuple[ModuleVerdict, ...]:
+    """Judge every module against the host results it needs."""
+    return tuple(judge(m, hosts.get(m.host) if m.host else None, snapshot_label) for m in modules)
+
+
+def judge(module: Module, host: HostResult | None, snapshot_label: str = "") -> ModuleVerdict:
+    """The verdict for one module given its host's result (None: host not collected)."""
+    if module.problem is not None:
+        return ModuleVerdict(module, ModuleStatus.INVALID, module.problem)
+    if module.orchestrator is Orchestrator.EXTERNAL:
+        return ModuleVerdict(module, ModuleStatus.SKIPPED, "orchestrator: external")
+    assert module.declared is not None and module.host is not None
+    static = (manifest_compose(module.declared, module.compose),) if _is_compose(module) else ()
+
+    if host is None:
+        return ModuleVerdict(
+            module,
+            ModuleStatus.NOT_COLLECTED,
+            f"{snapshot_label or 'the snapshot'} holds no data for host {module.host}",
+            checks=static,
+        )
+    if host.status in (HostStatus.UNREACHABLE, HostStatus.AUTH_FAILED):
+        return ModuleVerdict(
+            module, ModuleStatus.UNREACHABLE, f"host {module.host}: {host.reason}", checks=static
+        )
+    if host.status is HostStatus.ERROR or host.state is None:
+        return ModuleVerdict(
+            module, ModuleStatus.ERROR, f"host {module.host}: {host.reason}", checks=static
+        )
+
+    containers = sorted(_containers_for(module, host.state.containers), key=lambda c: c.name)
+    live = tuple(_evidence(c, host.state.image(c.image_id)) for c in containers)
+    if not containers:
+        return ModuleVerdict(
+            module,
+            ModuleStatus.MISSING,
+            f"no container for {_what(module)} on {module.host}",
+            checks=static,
+        )
+    running = [c for c in containers if c.is_running]
+    if not running:
+        states = ", ".join(sorted({c.status for c in containers}))
+        return ModuleVerdict(
+            module,
+            ModuleStatus.STOPPED,
+            f"{len(containers)} container(s) for {_what(module)}, none running ({states})",
+            live=live,
+            checks=static,
+        )
+
+    checks: list[Check] = []
+    for c in running:
+        image = host.state.image(c.image_id)
+        checks.append(manifest_live(module.declared, c, image))
+        if _is_compose(module):
+            checks.append(compose_live(module.compose, c, image))
+    checks.extend(static)
+    status, reason = _overall(checks)
+    return ModuleVerdict(module, status, reason, live=live, checks=tuple(checks))
+
+
+def _is_compose(module: Module) -> bool:
+    return module.orchestrator is Orchestrator.DOCKER_COMPOSE
+
+
+def _what(module: Module) -> str:
+    if module.orchestrator is Orchestrator.DOCKER:
+        return f"container {module.container!r}"
+    project = f" in project {module.compose_project!r}" if module.compose_project else ""
+    return f"compose service {module.compose_service!r}{project}"
+
+
+def _containers_for(module: Module, containers: Iterable[Container]) -> list[Container]:
+    """Match by compose labels (never by name), skipping one-off ``compose run`` containers."""
+    if module.orchestrator is Orchestrator.DOCKER:
+        return [c for c in containers if c.name == module.container]
+    return [
+        c
+        for c in containers
+        if c.service == module.compose_service
+        and not c.oneoff
+        and (module.compose_project is None or c.project == module.compose_project)
+    ]
+
+
+def _evidence(c: Container, image: Image | None) -> LiveContainer:
+    return LiveContainer(
+        container=c.name,
+        image=c.config_image,
+        image_id=c.image_id,
+        digests=image.repo_digests if image else (),
+        state=c.status,
+        running=c.is_running,
+    )
+
+
+def _overall(checks: list[Check]) -> tuple[ModuleStatus, str]:
+    drift = [c for c in checks if c.result is CheckResult.DRIFT]
+    if drift:
+        return ModuleStatus.DRIFT, "; ".join(_describe(c) for c in drift[:3])
+    unverifiable = [c for c in checks if c.result is CheckResult.UNVERIFIABLE]
+    if unverifiable:
+        return ModuleStatus.UNVERIFIABLE, "; ".join(
+            f"{c.check}{_on(c)}: {c.note}" for c in unverifiable[:2]
+        )
+    notes = [c.note for c in checks if c.result is CheckResult.OK and c.note]
+    return ModuleStatus.OK, notes[0] if notes else "matches"
+
+
+def _on(check: Check) -> str:
+    return f" ({check.container})" if check.container else ""
+
+
+def _describe(check: Check) -> str:
+    parts = [f"{key} {_short(old)} → {_short(new)}" for key, (old, new) in check.changes.items()]
+    return f"{check.check}{_on(check)}: {', '.join(parts) or check.note or 'differs'}"
+
+
+def _short(value: str | None) -> str:
+    if value is None:
+        return "none"
+    if value.startswith("sha256:") and len(value) > 19:
+        return value[:19] + "…"
+    return value
+
+
+def _live_ref(c: Container) -> ImageRef | None:
+    ref = try_parse_reference(c.config_image)
+    if ref is not None and ref.tag is None and ref.digest is None:
+        ref = ImageRef(ref.domain, ref.path, "latest", None)
+    return ref
+
+
+def compare_image(check: str, expected: ImageRef, c: Container, image: Image | None) -> Check:
+    """Compare one expected reference with one running container (manifest- or compose-live)."""
+    live = _live_ref(c)
+    live_repo = live.repository if live else c.config_image
+    live_tag = live.tag if live else None
+    if expected.digest is None:
+        changes = field_changes(
+            {"repository": expected.repository, "tag": expected.tag or "latest"},
+            {"repository": live_repo, "tag": live_tag},
+        )
+        if changes:
+            return Check(check, CheckResult.DRIFT, changes, container=c.name)
+        return Check(
+            check,
+            CheckResult.OK,
+            note="unpinned: declared by tag only, no digest",
+            container=c.name,
+        )
+
+    digests = [
+        r
+        for r in (try_parse_reference(d) for d in (image.repo_digests if image else ()))
+        if r is not None and r.digest
+    ]
+    same_repo = [r for r in digests if r.repository == expected.repository]
+    matched = next((r for r in same_repo + digests if r.digest == expected.digest), None)
+    if matched is not None:
+        note = None
+        if matched.repository != expected.repository:
+            note = f"digest matched through another repository ({matched.familiar_repository})"
+        return Check(check, CheckResult.OK, note=note, container=c.name)
+    if c.image_id == expected.digest:
+        return Check(
+            check,
+            CheckResult.OK,
+            note="digest matched the image ID (containerd image store)",
+            container=c.name,
+        )
+
+    observed_digest = (same_repo or digests)[0].digest if digests else None
+    wanted: dict[str, str | None] = {
+        "repository": expected.repository,
+        "tag": expected.tag,
+        "digest": expected.digest,
+    }
+    seen: dict[str, str | None] = {
+        "repository": live_repo,
+        "tag": live_tag,
+        "digest": observed_digest,
+    }
+    if expected.tag is None:
+        del wanted["tag"], seen["tag"]
+    changes = field_changes(wanted, seen)
+    if not digests:
+        visible = {k: v for k, v in changes.items() if k != "digest"}
+        if visible:
+            return Check(check, CheckResult.DRIFT, changes, container=c.name)
+        return Check(
+            check,
+            CheckResult.UNVERIFIABLE,
+            {},
+            note=f"live image {_short(c.image_id)} has no registry digest (built or loaded "
+            "locally, or orphaned by a later pull); the declared digest cannot be confirmed",
+            container=c.name,
+        )
+    note = None
+    if set(changes) == {"digest"}:
+        note = (
+            "same repository and tag, other digest; if one is a platform manifest and the "
+            "other a multi-arch index digest, this can be false drift (see README)"
+        )
+    return Check(check, CheckResult.DRIFT, changes, note=note, container=c.name)
+
+
+def manifest_live(declared: ImageRef, c: Container, image: Image | None) -> Check:
+    """The manifest–live check for one running container."""
+    return compare_image(MANIFEST_LIVE, declared, c, image)
+
+
+def compose_live(compose: ComposeImage | None, c: Container, image: Image | None) -> Check:
+    """The compose–live check: the container against what its compose file declares."""
+    if compose is None:
+        return Check(
+            COMPOSE_LIVE,
+            CheckResult.SKIPPED,
+            note="no compose stack defines the service",
+            container=c.name,
+        )
+    if compose.image is None:
+        return Check(COMPOSE_LIVE, CheckResult.SKIPPED, note=compose.reason, container=c.name)
+    return compare_image(COMPOSE_LIVE, compose.image, c, image)
+
+
+def manifest_compose(declared: ImageRef, compose: ComposeImage | None) -> Check:
+    """The static manifest–compose check: needs no host."""
+    if compose is None:
+        return Check(
+            MANIFEST_COMPOSE, CheckResult.SKIPPED, note="no compose stack defines the service"
+        )
+    if compose.image is None:
+        return Check(MANIFEST_COMPOSE, CheckResult.SKIPPED, note=compose.reason)
+    img = compose.image
+    wanted: dict[str, str | None] = {"repository": declared.repository}
+    seen: dict[str, str | None] = {"repository": img.repository}
+    if declared.tag is not None and img.tag is not None:
+        wanted["tag"], seen["tag"] = declared.tag, img.tag
+    if declared.digest is not None and img.digest is not None:
+        wanted["digest"], seen["digest"] = declared.digest, img.digest
+    changes: Changes = field_changes(wanted, seen)
+    if changes:
+        return Check(MANIFEST_COMPOSE, CheckResult.DRIFT, changes)
+    return Check(MANIFEST_COMPOSE, CheckResult.OK)

@@ -1,0 +1,34 @@
+"""Field-level explanations of a difference, computed with deepdiff (the only user of it)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+Changes = dict[str, tuple[str | None, str | None]]
+_KEY = re.compile(r"^root\['(?P<key>[^']+)'\]$")
+
+
+def field_changes(
+    expected: Mapping[str, str | None], observed: Mapping[str, str | None]
+) -> Changes:
+    """``{field: (declared, live)}`` for every field of ``expected`` that ``observed`` differs in.
+
+    Both mappings are flat and share their keys. ``threshold_to_diff_deeper=0`` because since
+    deepdiff 8.0 dicts sharing few keys otherwise come back as one whole ``values_changed``.
+    """
+    from deepdiff import DeepDiff
+
+    diff = DeepDiff(
+        dict(expected),
+        {k: observed.get(k) for k in expected},
+        threshold_to_diff_deeper=0,
+        verbose_level=2,
+    )
+    changes: Changes = {}
+    for kind in ("values_changed", "type_changes"):
+        for path, change in diff.get(kind, {}).items():
+            m = _KEY.match(path)
+            if m:
+                changes[m.group("key")] = (change.get("old_value"), change.get("new_value"))
+    return {k: changes[k] for k in expected if k in changes}

@@ -1,0 +1,56 @@
+"""Stored snapshots as values."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from platformctl.collector.model import HostResult, HostStatus
+
+
+class SnapshotStatus(StrEnum):
+    """How complete a snapshot is."""
+
+    COMPLETE = "complete"
+    PARTIAL = "partial"
+    UNREACHABLE = "unreachable"
+    ABORTED = "aborted"
+
+
+def snapshot_status(hosts: tuple[HostResult, ...]) -> SnapshotStatus:
+    """``complete`` when every host was read, ``unreachable`` when none answered."""
+    if all(h.status is HostStatus.OK for h in hosts):
+        return SnapshotStatus.COMPLETE
+    if all(h.status in (HostStatus.UNREACHABLE, HostStatus.AUTH_FAILED) for h in hosts):
+        return SnapshotStatus.UNREACHABLE
+    return SnapshotStatus.PARTIAL
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One collection as stored: every host result, reconstructed exactly."""
+
+    id: int
+    taken_at: str
+    status: SnapshotStatus
+    tool_version: str
+    hosts: tuple[HostResult, ...]
+
+    def host(self, name: str) -> HostResult | None:
+        """The result for ``name``, or None when the host was not in this snapshot."""
+        for h in self.hosts:
+            if h.host == name:
+                return h
+        return None
+
+
+@dataclass(frozen=True)
+class SnapshotSummary:
+    """A snapshot's row without its host states, for listings."""
+
+    id: int
+    taken_at: str
+    status: SnapshotStatus
+    tool_version: str
+    hosts: int
+    hosts_ok: int
