@@ -47,9 +47,7 @@ def db_option(f: F) -> F:
 def collect_options(f: F) -> F:
     """The options that shape a live collection."""
     options = [
-        click.option(
-            "--ssh-config", metavar="PATH", help="ssh config (default ~/.ssh/config)."
-        ),
+        click.option("--ssh-config", metavar="PATH", help="ssh config (default ~/.ssh/config)."),
         click.option(
             "--docker-command",
             envvar="PLATFORMCTL_DOCKER_COMMAND",

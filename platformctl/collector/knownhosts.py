@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import fnmatch
 import hashlib
 import hmac
 import os
+import re
 import threading
 from dataclasses import dataclass
 from enum import StrEnum
@@ -45,11 +45,18 @@ class _Entry:
                 continue
             negate = pattern.startswith("!")
             pat = pattern[1:] if negate else pattern
-            if fnmatch.fnmatchcase(name, pat.lower()):
+            if _wildcard(pat.lower()).fullmatch(name):
                 if negate:
                     return False
                 positive = True
         return positive
+
+
+def _wildcard(pattern: str) -> re.Pattern[str]:
+    """OpenSSH patterns know only ``*`` and ``?``; ``[host]:port`` brackets are literal."""
+    return re.compile(
+        "".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in pattern)
+    )
 
 
 def _hashed_match(pattern: str, name: str) -> bool:

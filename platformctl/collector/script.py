@@ -159,11 +159,12 @@ def _parse_info(lines: list[str], rc: int) -> tuple[str | None, str | None]:
                 version if isinstance(version, str) else None,
                 driver if isinstance(driver, str) else None,
             )
-    raise DockerOutputError(_docker_failure(lines, rc, "docker info printed no JSON"))
+    first = next((ln for ln in lines if ln.strip()), "nothing")
+    raise DockerOutputError(f"docker info printed no JSON: {one_line(first, 120)}")
 
 
-def _docker_failure(lines: list[str], rc: int, fallback: str | None = None) -> str:
-    message = next((ln for ln in lines if ln.strip()), "") or fallback or f"exit status {rc}"
+def _docker_failure(lines: list[str], rc: int) -> str:
+    message = next((ln for ln in lines if ln.strip()), "") or f"exit status {rc}"
     message = one_line(message)
     if rc == 127 or "not found" in message.lower() and "docker" in message.lower():
         return f"docker is not installed or not on PATH: {message}"

@@ -5,6 +5,7 @@ Only this module imports paramiko, lazily, so ``platformctl --version`` stays fa
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
@@ -23,6 +24,13 @@ if TYPE_CHECKING:
     import paramiko
 
 RSA_SHA2 = ("rsa-sha2-512", "rsa-sha2-256")
+
+# paramiko logs transport failures (with tracebacks) at ERROR; with no handler configured,
+# Python's last-resort handler prints them on stderr. Every failure we care about is already
+# turned into a one-line host reason, so keep paramiko quiet.
+_quiet = logging.getLogger("paramiko")
+_quiet.addHandler(logging.NullHandler())
+_quiet.propagate = False
 
 
 @dataclass

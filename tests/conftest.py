@@ -1,0 +1,100 @@
+"""Shared fixtures: the real lab (session-wide), platform trees and a CLI runner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.lab import Lab, LabUnavailable
+from tests.lab.topology import Images, standard_lab
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@dataclass
+class StandardLab:
+    """The running standard lab and its images."""
+
+    lab: Lab
+    images: Images
+
+    def ref(self, tagged: str) -> str:
+        """``repo:tag@digest`` for a pushed image reference."""
+        return f"{tagged}@{self.images.digests[tagged]}"
+
+
+@pytest.fixture(scope="session")
+def std_lab() -> Iterator[StandardLab]:
+    """The standard lab; skips locally (fails in CI) when a component is missing."""
+    try:
+        lab, images = standard_lab()
+    except LabUnavailable as exc:
+        if IN_CI:
+            pytest.fail(f"lab unavailable in CI: {exc}")
+        pytest.skip(f"lab unavailable: {exc}")
+    try:
+        yield StandardLab(lab, images)
+    finally:
+        lab.stop()
+
+
+def write_module(root: Path, name: str, runtime: dict[str, Any], **top: Any) -> Path:
+    """Write ``modules/<name>/module.yaml`` with ``spec.runtime`` = ``runtime``."""
+    path = root / "modules" / name / "module.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    doc = {"apiVersion": "platform/v1", "kind": "Module", **top, "spec": {"runtime": runtime}}
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def write_compose(root: Path, stack: str, services: dict[str, Any], env: str | None = None,
+                  filename: str = "compose.yaml", top: dict[str, Any] | None = None) -> Path:
+    """Write ``compose/<stack>/<name>`` (and ``.env`` when given)."""
+    folder = root / "compose" / stack
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / filename
+    path.write_text(yaml.safe_dump({**(top or {}), "services": services}, sort_keys=False))
+    if env is not None:
+        (folder / ".env").write_text(env)
+    return path
+
+
+@dataclass
+class Result:
+    """A finished CLI run."""
+
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        import json
+
+        return json.loads(self.out)
+
+
+Runner = Callable[..., Result]
+
+
+@pytest.fixture
+def run_cli(tmp_path: Path) -> Runner:
+    """Run ``python -m platformctl ARGS`` in a real process with a per-test store."""
+
+    def run(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> Result:
+        full_env = {**os.environ, "PLATFORMCTL_DB": str(tmp_path / "store.db"), **(env or {})}
+        full_env.pop("NO_COLOR", None)
+        proc = subprocess.run(
+            [sys.executable, "-m", "platformctl", *args], capture_output=True, text=True,
+            env=full_env, timeout=timeout,
+        )
+        return Result(proc.returncode, proc.stdout, proc.stderr)
+
+    return run

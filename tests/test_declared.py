@@ -1,0 +1,240 @@
+"""Reading the platform repository: manifests, compose stacks, bad input as values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from platformctl.declared.compose import load_stack, normalize_project_name
+from platformctl.declared.manifests import find_root, load_declared, load_manifest
+from platformctl.declared.model import Orchestrator
+from platformctl.errors import DeclaredStateError
+from tests.conftest import write_compose, write_module
+
+DIGEST = "sha256:" + "12" * 32
+
+
+def compose_runtime(**overrides: object) -> dict[str, object]:
+    runtime: dict[str, object] = {
+        "host": "rs2000", "orchestrator": "docker-compose", "compose_service": "honcho-api",
+        "image_observed": f"ghcr.io/plastic-labs/honcho:3.0.6@{DIGEST}",
+    }
+    runtime.update(overrides)
+    return runtime
+
+
+def test_string_and_mapping_image_observed_are_the_same(tmp_path: Path) -> None:
+    write_module(tmp_path, "a", compose_runtime())
+    write_module(tmp_path, "b", compose_runtime(image_observed={
+        "image": "ghcr.io/plastic-labs/honcho:3.0.6", "digest": DIGEST,
+        "observed_at": "2026-11-01",
+    }))
+    state = load_declared(tmp_path)
+    a, b = state.modules
+    assert a.declared == b.declared
+    assert a.declared is not None and a.declared.tag == "3.0.6" and a.declared.digest == DIGEST
+
+
+def test_metadata_name_wins_over_folder_and_unknown_keys_are_ignored(tmp_path: Path) -> None:
+    write_module(tmp_path, "folder", compose_runtime(extra={"x": 1}),
+                 metadata={"name": "honcho-api", "labels": {"team": "a"}}, status={"x": 2})
+    (module,) = load_declared(tmp_path).modules
+    assert module.name == "honcho-api" and module.problem is None
+
+
+def test_external_modules_need_no_image(tmp_path: Path) -> None:
+    write_module(tmp_path, "dns", {"host": "edge", "orchestrator": "external"})
+    (module,) = load_declared(tmp_path).modules
+    assert module.skipped and module.orchestrator is Orchestrator.EXTERNAL
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        ("spec:\n  runtime: [\n", "module.yaml:3: invalid YAML"),
+        ("spec:\n  runtime:\n    host: a\n   bad: indent\n", "module.yaml:4: invalid YAML"),
+        ("- just\n- a list\n", "must be a mapping"),
+        ("spec: {}\n", "spec.runtime is missing"),
+        ("spec:\n  runtime:\n    host: a\n    orchestrator: nomad\n", "unknown orchestrator"),
+        ("spec:\n  runtime:\n    host: [a]\n    orchestrator: docker\n", "host must be a string"),
+        ("spec:\n  runtime:\n    host: a\n    orchestrator: docker-compose\n"
+         "    image_observed: x:1\n", "compose_service is required"),
+        ("spec:\n  runtime:\n    host: a\n    orchestrator: docker\n    image_observed: x:1\n",
+         "container is required"),
+        ("spec:\n  runtime:\n    host: a\n    orchestrator: docker\n    container: c\n",
+         "image_observed is required"),
+        ("spec:\n  runtime:\n    host: a\n    orchestrator: docker\n    container: c\n"
+         "    image_observed: Ghcr.io/X/Y:1\n", "must be lowercase"),
+        ("spec:\n  runtime:\n    host: a\n    orchestrator: docker\n    container: c\n"
+         "    image_observed: {image: 'x:1', digest: 'md5:1'}\n", "invalid digest"),
+        ("spec:\n  runtime:\n    host: a\n    orchestrator: docker\n    container: c\n"
+         "    image_observed: 12\n", "must be a string or a mapping"),
+    ],
+)
+def test_bad_manifests_become_invalid_modules_naming_file_and_problem(
+    tmp_path: Path, content: str, fragment: str
+) -> None:
+    path = tmp_path / "modules" / "bad" / "module.yaml"
+    path.parent.mkdir(parents=True)
+    path.write_text(content)
+    module = load_manifest(path)
+    assert module.invalid
+    assert fragment in (module.problem or "")
+    assert str(path) in (module.problem or "")
+
+
+def test_non_utf8_manifest_is_invalid_not_a_crash(tmp_path: Path) -> None:
+    path = tmp_path / "modules" / "latin" / "module.yaml"
+    path.parent.mkdir(parents=True)
+    path.write_bytes("spec:\n  runtime:\n    host: caf\xe9\n".encode("latin-1"))
+    module = load_manifest(path)
+    assert module.invalid and "not UTF-8" in (module.problem or "")
+
+
+def test_one_bad_manifest_does_not_hide_the_others(tmp_path: Path) -> None:
+    write_module(tmp_path, "good", compose_runtime())
+    bad = tmp_path / "modules" / "bad" / "module.yaml"
+    bad.parent.mkdir(parents=True)
+    bad.write_text(": : :\n")
+    state = load_declared(tmp_path)
+    assert [(m.name, m.invalid) for m in state.modules] == [("bad", True), ("good", False)]
+
+
+def test_root_is_found_above_the_current_folder(tmp_path: Path) -> None:
+    write_module(tmp_path, "a", compose_runtime())
+    deep = tmp_path / "compose" / "x" / "y"
+    deep.mkdir(parents=True)
+    assert find_root(None, start=deep) == tmp_path.resolve()
+    with pytest.raises(DeclaredStateError, match="no modules/ folder"):
+        find_root(None, start=Path("/"))
+
+
+def test_an_empty_modules_folder_is_a_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "modules").mkdir()
+    with pytest.raises(DeclaredStateError, match="no module manifests"):
+        load_declared(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("folder", "project"),
+    [("Apps", "apps"), ("my app.v2", "myappv2"), ("_-x_y", "x_y"), ("web-1", "web-1")],
+)
+def test_project_names_normalize_like_compose(folder: str, project: str) -> None:
+    assert normalize_project_name(folder) == project
+
+
+def test_compose_project_name_precedence(tmp_path: Path) -> None:
+    plain = write_compose(tmp_path, "My_Apps", {"web": {"image": "nginx"}})
+    assert load_stack(plain).project == "my_apps"
+    named = write_compose(tmp_path, "named", {"web": {"image": "nginx"}}, filename="compose.yml",
+                          top={"name": "edge"})
+    assert load_stack(named).project == "edge"
+    env = write_compose(tmp_path, "envd", {"web": {"image": "nginx"}},
+                        env="COMPOSE_PROJECT_NAME=fromenv\n", top={"name": "edge"})
+    assert load_stack(env).project == "fromenv"
+
+
+def test_compose_images_interpolate_from_dotenv(tmp_path: Path) -> None:
+    path = write_compose(
+        tmp_path, "apps",
+        {
+            "a": {"image": "ghcr.io/x/a:${A_TAG}"},
+            "b": {"image": "ghcr.io/x/b:${B_TAG:-2.0}"},
+            "c": {"image": "ghcr.io/x/c:${C_TAG:?set C_TAG}"},
+            "d": {"image": "ghcr.io/x/d:$$literal"},
+            "e": {"build": "./e"},
+            "f": {"image": "ghcr.io/x/f:$A_TAG", "container_name": "custom"},
+        },
+        env="# versions\nexport A_TAG=1.0\nQUOTED='x y'\n",
+    )
+    services = load_stack(path).services
+    assert str(services["a"].image) == "ghcr.io/x/a:1.0"
+    assert str(services["b"].image) == "ghcr.io/x/b:2.0"
+    assert not services["c"].resolved and "C_TAG" in (services["c"].reason or "")
+    assert services["d"].image is None and "invalid tag" in (services["d"].reason or "")
+    assert services["e"].build_only and "no registry digest" in (services["e"].reason or "")
+    assert str(services["f"].image) == "ghcr.io/x/f:1.0"
+
+
+def test_override_file_replaces_the_image(tmp_path: Path) -> None:
+    path = write_compose(tmp_path, "apps", {"web": {"image": "nginx:1.24", "ports": ["80"]}})
+    (path.parent / "compose.override.yaml").write_text("services:\n  web:\n    image: nginx:1.25\n")
+    assert load_stack(path).services["web"].image == load_stack(path).services["web"].image
+    assert load_stack(path).services["web"].raw == "nginx:1.25"
+
+
+def test_module_links_to_the_stack_defining_its_service(tmp_path: Path) -> None:
+    write_compose(tmp_path, "apps", {"honcho-api": {"image": "ghcr.io/plastic-labs/honcho:3.0.6"}})
+    write_module(tmp_path, "honcho-api", compose_runtime())
+    (module,) = load_declared(tmp_path).modules
+    assert module.compose_project == "apps"
+    assert module.compose is not None and module.compose.raw == "ghcr.io/plastic-labs/honcho:3.0.6"
+
+
+def test_ambiguous_service_without_project_is_invalid(tmp_path: Path) -> None:
+    write_compose(tmp_path, "one", {"honcho-api": {"image": "a"}})
+    write_compose(tmp_path, "two", {"honcho-api": {"image": "b"}})
+    write_module(tmp_path, "ambiguous", compose_runtime())
+    write_module(tmp_path, "pinned", compose_runtime(compose_project="two"))
+    modules = {m.name: m for m in load_declared(tmp_path).modules}
+    assert modules["ambiguous"].invalid
+    assert "several stacks" in (modules["ambiguous"].problem or "")
+    assert modules["pinned"].compose is not None and modules["pinned"].compose.raw == "b"
+
+
+def test_service_in_no_stack_is_still_checked(tmp_path: Path) -> None:
+    write_module(tmp_path, "loose", compose_runtime())
+    (module,) = load_declared(tmp_path).modules
+    assert not module.invalid and module.compose is None and module.compose_project is None
+
+
+def test_broken_compose_file_makes_its_modules_invalid(tmp_path: Path) -> None:
+    folder = tmp_path / "compose" / "apps"
+    folder.mkdir(parents=True)
+    (folder / "compose.yaml").write_text("services:\n  honcho-api: [\n")
+    write_module(tmp_path, "honcho-api", compose_runtime(compose_project="apps"))
+    (module,) = load_declared(tmp_path).modules
+    assert module.invalid and "compose.yaml:3" in (module.problem or "")
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.one_of(st.binary(max_size=400), st.text(max_size=400).map(str.encode)))
+def test_manifest_loader_never_raises(tmp_path: Path, data: bytes) -> None:
+    path = tmp_path / "modules" / "fuzz" / "module.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    module = load_manifest(path)
+    assert module.invalid or module.orchestrator is not None
+
+
+_yaml_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=30),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner,
+                                                                 max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.dictionaries(
+    st.sampled_from(["host", "orchestrator", "compose_service", "compose_project", "container",
+                     "image_observed"]),
+    _yaml_values | st.sampled_from(["docker", "docker-compose", "external", "nginx:1"]),
+))
+def test_manifest_loader_handles_any_runtime_shape(tmp_path: Path, runtime: dict) -> None:
+    path = write_module(tmp_path, "shape", runtime)
+    module = load_manifest(path)
+    assert module.invalid == (module.problem is not None)
+
+
+@settings(max_examples=100, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.binary(max_size=300))
+def test_compose_loader_never_raises(tmp_path: Path, data: bytes) -> None:
+    folder = tmp_path / "compose" / "fuzz"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "compose.yaml").write_bytes(data)
+    stack = load_stack(folder / "compose.yaml")
+    assert stack.problem is not None or isinstance(stack.services, dict)

@@ -1,0 +1,160 @@
+"""Parsing what the remote script prints, including hostile and truncated output."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from platformctl.collector.script import (
+    CONTAINER_TEMPLATE,
+    PROTOCOL,
+    DockerOutputError,
+    build_script,
+    parse_output,
+)
+
+IMAGE_ID = "sha256:" + "aa" * 32
+
+
+def container(**overrides: Any) -> dict[str, Any]:
+    c = {
+        "id": "c" * 64, "name": "/apps-web-1", "created": "2026-11-27T10:00:00Z",
+        "started": "2026-11-27T10:00:01Z", "status": "running", "running": True,
+        "image": "nginx:1.25", "image_id": IMAGE_ID, "project": "apps", "service": "web",
+        "oneoff": "False", "number": "1",
+    }
+    c.update(overrides)
+    return c
+
+
+def output(
+    containers: list[Any] | None = None,
+    images: list[Any] | None = None,
+    info: str = '{"version":"24.0.7","driver":"overlay2"}',
+    info_rc: int = 0,
+    extra_container_lines: tuple[str, ...] = (),
+    end: bool = True,
+) -> bytes:
+    containers = [container()] if containers is None else containers
+    images = [{"id": IMAGE_ID, "tags": ["nginx:1.25"],
+               "digests": ["nginx@sha256:" + "bb" * 32]}] if images is None else images
+    lines = [PROTOCOL, "@@info", info, f"@@rc {info_rc}", "@@ls"]
+    lines += [str(c.get("id", "x")) if isinstance(c, dict) else "x" for c in containers]
+    lines += ["@@rc 0"]
+    if containers:
+        lines += ["@@containers", *[json.dumps(c) for c in containers], *extra_container_lines,
+                  "@@rc 0", "@@images", *[json.dumps(i) for i in images], "@@rc 0"]
+    if end:
+        lines.append("@@end")
+    return ("\n".join(lines) + "\n").encode()
+
+
+def test_a_normal_host_parses_to_whitelisted_fields() -> None:
+    parsed = parse_output(output())
+    assert parsed.version == "24.0.7" and parsed.driver == "overlay2"
+    (c,) = parsed.state.containers
+    assert c.name == "apps-web-1" and c.project == "apps" and not c.oneoff and c.is_running
+    img = parsed.state.image(IMAGE_ID)
+    assert img is not None and img.repo_digests == ("nginx@sha256:" + "bb" * 32,)
+
+
+def test_paused_is_not_running_even_though_state_running_is_true() -> None:
+    (c,) = parse_output(output([container(status="paused", running=True)])).state.containers
+    assert c.running and not c.is_running
+
+
+def test_a_container_vanishing_between_list_and_inspect_is_not_an_error() -> None:
+    raw = output(extra_container_lines=("Error: No such container: " + "d" * 64,))
+    assert len(parse_output(raw).state.containers) == 1
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"", "did not run"),
+        (b"sh: 1: docker: not found\n", "did not run"),
+        (PROTOCOL.encode() + b"\n@@info\nsh: 3: docker: not found\n@@rc 127\n@@end\n",
+         "docker is not installed"),
+        (PROTOCOL.encode() + b"\n@@info\nGot permission denied while trying to connect to the "
+         b"Docker daemon socket at unix:///var/run/docker.sock\n@@rc 1\n@@end\n",
+         "permission denied"),
+        (PROTOCOL.encode() + b"\n@@info\nCannot connect to the Docker daemon at unix:///x. Is "
+         b"the docker daemon running?\n@@rc 1\n@@end\n", "not running"),
+        (output(end=False), "truncated"),
+        (output(extra_container_lines=("{not json",)), "not JSON"),
+        (output(extra_container_lines=("[1, 2]",)), "unexpected container"),
+        (output([container(running="yes")]), "boolean"),
+        (output([container(name=["x"])]), "list"),
+        (output([container(id=None)]), "lacks 'id'"),
+        (output(images=[{"id": IMAGE_ID, "tags": "nginx", "digests": []}]), "malformed"),
+        (output(info="not json"), "no JSON"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+def test_hostile_output_is_a_one_line_error(raw: bytes, reason: str) -> None:
+    with pytest.raises(DockerOutputError, match=reason) as err:
+        parse_output(raw)
+    assert "\n" not in str(err.value)
+
+
+def test_oversized_output_is_refused_without_parsing() -> None:
+    with pytest.raises(DockerOutputError, match="exceeds"):
+        parse_output(b"x" * (64 * 1024 * 1024 + 1))
+
+
+def test_errors_never_echo_more_than_a_short_line() -> None:
+    secret_line = "Error: " + "S" * 5000
+    with pytest.raises(DockerOutputError) as err:
+        parse_output(output(extra_container_lines=(secret_line,)))
+    assert len(str(err.value)) < 200
+
+
+def test_script_is_constant_and_quotes_the_docker_command() -> None:
+    assert build_script() == build_script("docker")
+    script = build_script("sudo -n docker")
+    assert "d() { sudo -n docker \"$@\"; }" in script
+    hostile = build_script("docker; touch /tmp/pwned")
+    assert "'docker;' touch /tmp/pwned" in hostile
+
+
+def test_template_reads_labels_one_key_at_a_time() -> None:
+    # The whole Config.Labels map (and Config.Env) must never be requested.
+    assert ".Config.Env" not in CONTAINER_TEMPLATE
+    assert "json .Config.Labels}}" not in CONTAINER_TEMPLATE
+
+
+@given(st.binary(max_size=2000))
+def test_parser_never_raises_past_its_boundary_on_random_bytes(raw: bytes) -> None:
+    try:
+        parse_output(raw)
+    except DockerOutputError:
+        pass
+
+
+@given(st.integers(min_value=0, max_value=2000), st.binary(max_size=50))
+def test_parser_handles_truncation_anywhere(cut: int, tail: bytes) -> None:
+    raw = output([container(), container(id="e" * 64, name="/x", oneoff="True")])
+    try:
+        parse_output(raw[:cut] + tail)
+    except DockerOutputError:
+        pass
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
+                                                                max_size=3),
+    max_leaves=8,
+)
+
+
+@given(st.dictionaries(st.sampled_from(list(container())), _json))
+def test_parser_handles_unexpected_types(fields: dict[str, Any]) -> None:
+    try:
+        parse_output(output([container(**fields)]))
+    except DockerOutputError:
+        pass

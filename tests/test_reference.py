@@ -1,0 +1,68 @@
+"""Image references normalize as Docker's distribution grammar does."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from platformctl.declared.reference import ReferenceError, parse_reference
+
+DIGEST = "sha256:" + "ab" * 32
+
+
+@pytest.mark.parametrize(
+    ("text", "repository", "tag", "digest"),
+    [
+        ("nginx", "docker.io/library/nginx", "latest", None),
+        ("nginx:1.25", "docker.io/library/nginx", "1.25", None),
+        ("docker.io/library/nginx:1.25", "docker.io/library/nginx", "1.25", None),
+        ("index.docker.io/library/nginx:1.25", "docker.io/library/nginx", "1.25", None),
+        ("bitnami/redis:7", "docker.io/bitnami/redis", "7", None),
+        ("ghcr.io/plastic-labs/honcho:3.0.6", "ghcr.io/plastic-labs/honcho", "3.0.6", None),
+        ("localhost:5000/org/app:1.2.3", "localhost:5000/org/app", "1.2.3", None),
+        ("localhost/app", "localhost/app", "latest", None),
+        (f"nginx@{DIGEST}", "docker.io/library/nginx", None, DIGEST),
+        (f"ghcr.io/a/b:1@{DIGEST}", "ghcr.io/a/b", "1", DIGEST),
+        ("127.0.0.1:5000/x/y_z.w-v:tag_1.0-rc", "127.0.0.1:5000/x/y_z.w-v", "tag_1.0-rc", None),
+    ],
+)
+def test_references_normalize_like_docker(
+    text: str, repository: str, tag: str | None, digest: str | None
+) -> None:
+    ref = parse_reference(text)
+    assert (ref.repository, ref.tag, ref.digest) == (repository, tag, digest)
+
+
+def test_short_and_long_forms_are_the_same_reference() -> None:
+    assert parse_reference("nginx:1.25") == parse_reference("docker.io/library/nginx:1.25")
+    assert parse_reference("nginx:1.25").familiar() == "nginx:1.25"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("Nginx:1.25", "lowercase"),
+        ("ghcr.io/Plastic/honcho:1", "lowercase"),
+        ("nginx:", "invalid tag"),
+        ("nginx@sha256:abc", "digest"),
+        (f"nginx@sha256:{'AB' * 32}", "lowercase hex"),
+        ("nginx latest", "white space"),
+        ("", "empty"),
+        ("-nginx", "invalid repository"),
+        ("nginx:" + "x" * 200, "invalid tag"),
+    ],
+)
+def test_invalid_references_are_rejected_with_a_reason(text: str, message: str) -> None:
+    with pytest.raises(ReferenceError, match=message):
+        parse_reference(text)
+
+
+@given(st.text(max_size=300))
+def test_parser_never_raises_anything_but_reference_error(text: str) -> None:
+    try:
+        ref = parse_reference(text)
+    except ReferenceError:
+        return
+    # Whatever parses must parse again to the same value from its normalized form.
+    assert parse_reference(str(ref)) == ref
