@@ -7,7 +7,7 @@ from pathlib import Path
 from platformctl import __version__
 from platformctl.declared.model import DeclaredState, Module
 from platformctl.differ import Report, diff, hosts_in_scope
-from platformctl.errors import UsageError
+from platformctl.errors import StoreError, UsageError
 
 
 def check(
@@ -25,6 +25,8 @@ def check(
     """Replay ``snapshot`` or collect the hosts ``scope`` needs, save, and judge ``scope``."""
     from platformctl.snapshots.store import Store
 
+    if snapshot is not None and not store_path.exists():
+        raise StoreError(f"no snapshot store at {store_path} (check --db); nothing to replay")
     store = Store.open(store_path)
     if snapshot is not None:
         snap = store.load(snapshot)

@@ -55,8 +55,14 @@ def write_module(root: Path, name: str, runtime: dict[str, Any], **top: Any) -> 
     return path
 
 
-def write_compose(root: Path, stack: str, services: dict[str, Any], env: str | None = None,
-                  filename: str = "compose.yaml", top: dict[str, Any] | None = None) -> Path:
+def write_compose(
+    root: Path,
+    stack: str,
+    services: dict[str, Any],
+    env: str | None = None,
+    filename: str = "compose.yaml",
+    top: dict[str, Any] | None = None,
+) -> Path:
     """Write ``compose/<stack>/<name>`` (and ``.env`` when given)."""
     folder = root / "compose" / stack
     folder.mkdir(parents=True, exist_ok=True)
@@ -92,8 +98,11 @@ def run_cli(tmp_path: Path) -> Runner:
         full_env = {**os.environ, "PLATFORMCTL_DB": str(tmp_path / "store.db"), **(env or {})}
         full_env.pop("NO_COLOR", None)
         proc = subprocess.run(
-            [sys.executable, "-m", "platformctl", *args], capture_output=True, text=True,
-            env=full_env, timeout=timeout,
+            [sys.executable, "-m", "platformctl", *args],
+            capture_output=True,
+            text=True,
+            env=full_env,
+            timeout=timeout,
         )
         return Result(proc.returncode, proc.stdout, proc.stderr)
 

@@ -19,7 +19,9 @@ DIGEST = "sha256:" + "12" * 32
 
 def compose_runtime(**overrides: object) -> dict[str, object]:
     runtime: dict[str, object] = {
-        "host": "rs2000", "orchestrator": "docker-compose", "compose_service": "honcho-api",
+        "host": "rs2000",
+        "orchestrator": "docker-compose",
+        "compose_service": "honcho-api",
         "image_observed": f"ghcr.io/plastic-labs/honcho:3.0.6@{DIGEST}",
     }
     runtime.update(overrides)
@@ -28,10 +30,17 @@ def compose_runtime(**overrides: object) -> dict[str, object]:
 
 def test_string_and_mapping_image_observed_are_the_same(tmp_path: Path) -> None:
     write_module(tmp_path, "a", compose_runtime())
-    write_module(tmp_path, "b", compose_runtime(image_observed={
-        "image": "ghcr.io/plastic-labs/honcho:3.0.6", "digest": DIGEST,
-        "observed_at": "2026-11-01",
-    }))
+    write_module(
+        tmp_path,
+        "b",
+        compose_runtime(
+            image_observed={
+                "image": "ghcr.io/plastic-labs/honcho:3.0.6",
+                "digest": DIGEST,
+                "observed_at": "2026-11-01",
+            }
+        ),
+    )
     state = load_declared(tmp_path)
     a, b = state.modules
     assert a.declared == b.declared
@@ -39,8 +48,13 @@ def test_string_and_mapping_image_observed_are_the_same(tmp_path: Path) -> None:
 
 
 def test_metadata_name_wins_over_folder_and_unknown_keys_are_ignored(tmp_path: Path) -> None:
-    write_module(tmp_path, "folder", compose_runtime(extra={"x": 1}),
-                 metadata={"name": "honcho-api", "labels": {"team": "a"}}, status={"x": 2})
+    write_module(
+        tmp_path,
+        "folder",
+        compose_runtime(extra={"x": 1}),
+        metadata={"name": "honcho-api", "labels": {"team": "a"}},
+        status={"x": 2},
+    )
     (module,) = load_declared(tmp_path).modules
     assert module.name == "honcho-api" and module.problem is None
 
@@ -60,18 +74,34 @@ def test_external_modules_need_no_image(tmp_path: Path) -> None:
         ("spec: {}\n", "spec.runtime is missing"),
         ("spec:\n  runtime:\n    host: a\n    orchestrator: nomad\n", "unknown orchestrator"),
         ("spec:\n  runtime:\n    host: [a]\n    orchestrator: docker\n", "host must be a string"),
-        ("spec:\n  runtime:\n    host: a\n    orchestrator: docker-compose\n"
-         "    image_observed: x:1\n", "compose_service is required"),
-        ("spec:\n  runtime:\n    host: a\n    orchestrator: docker\n    image_observed: x:1\n",
-         "container is required"),
-        ("spec:\n  runtime:\n    host: a\n    orchestrator: docker\n    container: c\n",
-         "image_observed is required"),
-        ("spec:\n  runtime:\n    host: a\n    orchestrator: docker\n    container: c\n"
-         "    image_observed: Ghcr.io/X/Y:1\n", "must be lowercase"),
-        ("spec:\n  runtime:\n    host: a\n    orchestrator: docker\n    container: c\n"
-         "    image_observed: {image: 'x:1', digest: 'md5:1'}\n", "invalid digest"),
-        ("spec:\n  runtime:\n    host: a\n    orchestrator: docker\n    container: c\n"
-         "    image_observed: 12\n", "must be a string or a mapping"),
+        (
+            "spec:\n  runtime:\n    host: a\n    orchestrator: docker-compose\n"
+            "    image_observed: x:1\n",
+            "compose_service is required",
+        ),
+        (
+            "spec:\n  runtime:\n    host: a\n    orchestrator: docker\n    image_observed: x:1\n",
+            "container is required",
+        ),
+        (
+            "spec:\n  runtime:\n    host: a\n    orchestrator: docker\n    container: c\n",
+            "image_observed is required",
+        ),
+        (
+            "spec:\n  runtime:\n    host: a\n    orchestrator: docker\n    container: c\n"
+            "    image_observed: Ghcr.io/X/Y:1\n",
+            "must be lowercase",
+        ),
+        (
+            "spec:\n  runtime:\n    host: a\n    orchestrator: docker\n    container: c\n"
+            "    image_observed: {image: 'x:1', digest: 'md5:1'}\n",
+            "invalid digest",
+        ),
+        (
+            "spec:\n  runtime:\n    host: a\n    orchestrator: docker\n    container: c\n"
+            "    image_observed: 12\n",
+            "must be a string or a mapping",
+        ),
     ],
 )
 def test_bad_manifests_become_invalid_modules_naming_file_and_problem(
@@ -129,17 +159,24 @@ def test_project_names_normalize_like_compose(folder: str, project: str) -> None
 def test_compose_project_name_precedence(tmp_path: Path) -> None:
     plain = write_compose(tmp_path, "My_Apps", {"web": {"image": "nginx"}})
     assert load_stack(plain).project == "my_apps"
-    named = write_compose(tmp_path, "named", {"web": {"image": "nginx"}}, filename="compose.yml",
-                          top={"name": "edge"})
+    named = write_compose(
+        tmp_path, "named", {"web": {"image": "nginx"}}, filename="compose.yml", top={"name": "edge"}
+    )
     assert load_stack(named).project == "edge"
-    env = write_compose(tmp_path, "envd", {"web": {"image": "nginx"}},
-                        env="COMPOSE_PROJECT_NAME=fromenv\n", top={"name": "edge"})
+    env = write_compose(
+        tmp_path,
+        "envd",
+        {"web": {"image": "nginx"}},
+        env="COMPOSE_PROJECT_NAME=fromenv\n",
+        top={"name": "edge"},
+    )
     assert load_stack(env).project == "fromenv"
 
 
 def test_compose_images_interpolate_from_dotenv(tmp_path: Path) -> None:
     path = write_compose(
-        tmp_path, "apps",
+        tmp_path,
+        "apps",
         {
             "a": {"image": "ghcr.io/x/a:${A_TAG}"},
             "b": {"image": "ghcr.io/x/b:${B_TAG:-2.0}"},
@@ -212,18 +249,29 @@ def test_manifest_loader_never_raises(tmp_path: Path, data: bytes) -> None:
 
 _yaml_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=30),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner,
-                                                                 max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 
 
 @settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.dictionaries(
-    st.sampled_from(["host", "orchestrator", "compose_service", "compose_project", "container",
-                     "image_observed"]),
-    _yaml_values | st.sampled_from(["docker", "docker-compose", "external", "nginx:1"]),
-))
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            [
+                "host",
+                "orchestrator",
+                "compose_service",
+                "compose_project",
+                "container",
+                "image_observed",
+            ]
+        ),
+        _yaml_values | st.sampled_from(["docker", "docker-compose", "external", "nginx:1"]),
+    )
+)
 def test_manifest_loader_handles_any_runtime_shape(tmp_path: Path, runtime: dict) -> None:
     path = write_module(tmp_path, "shape", runtime)
     module = load_manifest(path)

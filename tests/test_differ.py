@@ -25,30 +25,48 @@ REPO = "ghcr.io/plastic-labs/honcho"
 
 def make_module(**overrides: Any) -> Module:
     raw = overrides.pop("image", f"{REPO}:3.0.6@{D306}")
-    fields: dict[str, Any] = dict(
-        name="honcho-api", path=Path("/p/modules/honcho-api/module.yaml"), host="rs2000",
-        orchestrator=Orchestrator.DOCKER_COMPOSE, compose_service="honcho-api",
-        compose_project="apps", declared_raw=raw, declared=parse_reference(raw, default_tag=False),
-    )
+    fields: dict[str, Any] = {
+        "name": "honcho-api",
+        "path": Path("/p/modules/honcho-api/module.yaml"),
+        "host": "rs2000",
+        "orchestrator": Orchestrator.DOCKER_COMPOSE,
+        "compose_service": "honcho-api",
+        "compose_project": "apps",
+        "declared_raw": raw,
+        "declared": parse_reference(raw, default_tag=False),
+    }
     fields.update(overrides)
     return Module(**fields)
 
 
 def make_compose(image: str | None, **overrides: Any) -> ComposeImage:
-    fields: dict[str, Any] = dict(
-        path=Path("/p/compose/apps/compose.yaml"), project="apps", service="honcho-api",
-        raw=image, image=parse_reference(image) if image else None, resolved=image is not None,
-    )
+    fields: dict[str, Any] = {
+        "path": Path("/p/compose/apps/compose.yaml"),
+        "project": "apps",
+        "service": "honcho-api",
+        "raw": image,
+        "image": parse_reference(image) if image else None,
+        "resolved": image is not None,
+    }
     fields.update(overrides)
     return ComposeImage(**fields)
 
 
 def make_container(**overrides: Any) -> Container:
-    fields: dict[str, Any] = dict(
-        id="1" * 64, name="apps-honcho-api-1", created=None, started=None, status="running",
-        running=True, config_image=f"{REPO}:3.0.6", image_id=ID306, project="apps",
-        service="honcho-api", oneoff=False, number="1",
-    )
+    fields: dict[str, Any] = {
+        "id": "1" * 64,
+        "name": "apps-honcho-api-1",
+        "created": None,
+        "started": None,
+        "status": "running",
+        "running": True,
+        "config_image": f"{REPO}:3.0.6",
+        "image_id": ID306,
+        "project": "apps",
+        "service": "honcho-api",
+        "oneoff": False,
+        "number": "1",
+    }
     fields.update(overrides)
     return Container(**fields)
 
@@ -84,15 +102,25 @@ def test_seed_case_declared_306_running_303_is_drift_with_tag_and_digest_changes
 
 
 def test_one_off_compose_run_containers_are_not_the_service() -> None:
-    oneoff = make_container(id="2" * 64, name="apps_honcho-api_run_1", oneoff=True,
-                            config_image=f"{REPO}:3.0.3", image_id=ID303)
+    oneoff = make_container(
+        id="2" * 64,
+        name="apps_honcho-api_run_1",
+        oneoff=True,
+        config_image=f"{REPO}:3.0.3",
+        image_id=ID303,
+    )
     assert judge(make_module(), host(make_container(), oneoff)).status is ModuleStatus.OK
     assert judge(make_module(), host(oneoff)).status is ModuleStatus.MISSING
 
 
 def test_a_leftover_replica_on_an_old_image_is_drift() -> None:
-    old = make_container(id="3" * 64, name="apps-honcho-api-2", number="2",
-                         config_image=f"{REPO}:3.0.3", image_id=ID303)
+    old = make_container(
+        id="3" * 64,
+        name="apps-honcho-api-2",
+        number="2",
+        config_image=f"{REPO}:3.0.3",
+        image_id=ID303,
+    )
     verdict = judge(make_module(), host(make_container(), old))
     assert verdict.status is ModuleStatus.DRIFT
     assert "apps-honcho-api-2" in verdict.reason
@@ -115,8 +143,12 @@ def test_no_running_container_is_stopped(state: str) -> None:
 
 
 def test_docker_orchestrator_matches_the_container_name() -> None:
-    module = make_module(orchestrator=Orchestrator.DOCKER, container="honcho",
-                         compose_service=None, compose_project=None)
+    module = make_module(
+        orchestrator=Orchestrator.DOCKER,
+        container="honcho",
+        compose_service=None,
+        compose_project=None,
+    )
     assert judge(module, host(make_container(name="honcho"))).status is ModuleStatus.OK
     assert judge(module, host(make_container())).status is ModuleStatus.MISSING
 
@@ -199,8 +231,10 @@ def test_compose_checks_run_beside_the_manifest_check() -> None:
 
 
 def test_unresolved_or_build_only_compose_images_skip_their_checks() -> None:
-    for compose in (make_compose(None, reason="variable X is not set in .env"),
-                    make_compose(None, build_only=True, resolved=True, reason="built")):
+    for compose in (
+        make_compose(None, reason="variable X is not set in .env"),
+        make_compose(None, build_only=True, resolved=True, reason="built"),
+    ):
         verdict = judge(make_module(compose=compose), host(make_container()))
         assert verdict.status is ModuleStatus.OK
         skipped = {c.check for c in verdict.checks if c.result is CheckResult.SKIPPED}
@@ -228,8 +262,14 @@ def test_invalid_and_external_modules() -> None:
 
 
 def _report(modules: list[Module], hosts: list[HostResult]) -> Any:
-    return diff(tuple(modules), tuple(hosts), snapshot_id=1, taken_at="2026-11-27T10:00:00Z",
-                snapshot_status="complete", replay=False)
+    return diff(
+        tuple(modules),
+        tuple(hosts),
+        snapshot_id=1,
+        taken_at="2026-11-27T10:00:00Z",
+        snapshot_status="complete",
+        replay=False,
+    )
 
 
 def test_exit_codes_follow_the_contract() -> None:
@@ -238,8 +278,10 @@ def test_exit_codes_follow_the_contract() -> None:
     elsewhere = make_module(name="far", host="far")
     external = Module(name="dns", path=Path("/p"), orchestrator=Orchestrator.EXTERNAL)
     good = host(make_container())
-    drift_host = host(make_container(), make_container(
-        id="9" * 64, service="other", config_image=f"{REPO}:3.0.3", image_id=ID303))
+    drift_host = host(
+        make_container(),
+        make_container(id="9" * 64, service="other", config_image=f"{REPO}:3.0.3", image_id=ID303),
+    )
     down = HostResult("far", HostStatus.UNREACHABLE, "refused")
 
     assert _report([ok, external], [good]).exit_code == 0

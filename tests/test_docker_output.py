@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
@@ -22,10 +23,18 @@ IMAGE_ID = "sha256:" + "aa" * 32
 
 def container(**overrides: Any) -> dict[str, Any]:
     c = {
-        "id": "c" * 64, "name": "/apps-web-1", "created": "2026-11-27T10:00:00Z",
-        "started": "2026-11-27T10:00:01Z", "status": "running", "running": True,
-        "image": "nginx:1.25", "image_id": IMAGE_ID, "project": "apps", "service": "web",
-        "oneoff": "False", "number": "1",
+        "id": "c" * 64,
+        "name": "/apps-web-1",
+        "created": "2026-11-27T10:00:00Z",
+        "started": "2026-11-27T10:00:01Z",
+        "status": "running",
+        "running": True,
+        "image": "nginx:1.25",
+        "image_id": IMAGE_ID,
+        "project": "apps",
+        "service": "web",
+        "oneoff": "False",
+        "number": "1",
     }
     c.update(overrides)
     return c
@@ -40,14 +49,24 @@ def output(
     end: bool = True,
 ) -> bytes:
     containers = [container()] if containers is None else containers
-    images = [{"id": IMAGE_ID, "tags": ["nginx:1.25"],
-               "digests": ["nginx@sha256:" + "bb" * 32]}] if images is None else images
+    images = (
+        [{"id": IMAGE_ID, "tags": ["nginx:1.25"], "digests": ["nginx@sha256:" + "bb" * 32]}]
+        if images is None
+        else images
+    )
     lines = [PROTOCOL, "@@info", info, f"@@rc {info_rc}", "@@ls"]
     lines += [str(c.get("id", "x")) if isinstance(c, dict) else "x" for c in containers]
     lines += ["@@rc 0"]
     if containers:
-        lines += ["@@containers", *[json.dumps(c) for c in containers], *extra_container_lines,
-                  "@@rc 0", "@@images", *[json.dumps(i) for i in images], "@@rc 0"]
+        lines += [
+            "@@containers",
+            *[json.dumps(c) for c in containers],
+            *extra_container_lines,
+            "@@rc 0",
+            "@@images",
+            *[json.dumps(i) for i in images],
+            "@@rc 0",
+        ]
     if end:
         lines.append("@@end")
     return ("\n".join(lines) + "\n").encode()
@@ -77,13 +96,20 @@ def test_a_container_vanishing_between_list_and_inspect_is_not_an_error() -> Non
     [
         (b"", "did not run"),
         (b"sh: 1: docker: not found\n", "did not run"),
-        (PROTOCOL.encode() + b"\n@@info\nsh: 3: docker: not found\n@@rc 127\n@@end\n",
-         "docker is not installed"),
-        (PROTOCOL.encode() + b"\n@@info\nGot permission denied while trying to connect to the "
-         b"Docker daemon socket at unix:///var/run/docker.sock\n@@rc 1\n@@end\n",
-         "permission denied"),
-        (PROTOCOL.encode() + b"\n@@info\nCannot connect to the Docker daemon at unix:///x. Is "
-         b"the docker daemon running?\n@@rc 1\n@@end\n", "not running"),
+        (
+            PROTOCOL.encode() + b"\n@@info\nsh: 3: docker: not found\n@@rc 127\n@@end\n",
+            "docker is not installed",
+        ),
+        (
+            PROTOCOL.encode() + b"\n@@info\nGot permission denied while trying to connect to the "
+            b"Docker daemon socket at unix:///var/run/docker.sock\n@@rc 1\n@@end\n",
+            "permission denied",
+        ),
+        (
+            PROTOCOL.encode() + b"\n@@info\nCannot connect to the Docker daemon at unix:///x. Is "
+            b"the docker daemon running?\n@@rc 1\n@@end\n",
+            "not running",
+        ),
         (output(end=False), "truncated"),
         (output(extra_container_lines=("{not json",)), "not JSON"),
         (output(extra_container_lines=("[1, 2]",)), "unexpected container"),
@@ -116,7 +142,7 @@ def test_errors_never_echo_more_than_a_short_line() -> None:
 def test_script_is_constant_and_quotes_the_docker_command() -> None:
     assert build_script() == build_script("docker")
     script = build_script("sudo -n docker")
-    assert "d() { sudo -n docker \"$@\"; }" in script
+    assert 'd() { sudo -n docker "$@"; }' in script
     hostile = build_script("docker; touch /tmp/pwned")
     assert "'docker;' touch /tmp/pwned" in hostile
 
@@ -129,32 +155,27 @@ def test_template_reads_labels_one_key_at_a_time() -> None:
 
 @given(st.binary(max_size=2000))
 def test_parser_never_raises_past_its_boundary_on_random_bytes(raw: bytes) -> None:
-    try:
+    with contextlib.suppress(DockerOutputError):
         parse_output(raw)
-    except DockerOutputError:
-        pass
 
 
 @given(st.integers(min_value=0, max_value=2000), st.binary(max_size=50))
 def test_parser_handles_truncation_anywhere(cut: int, tail: bytes) -> None:
     raw = output([container(), container(id="e" * 64, name="/x", oneoff="True")])
-    try:
+    with contextlib.suppress(DockerOutputError):
         parse_output(raw[:cut] + tail)
-    except DockerOutputError:
-        pass
 
 
 _json = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
-                                                                max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
     max_leaves=8,
 )
 
 
 @given(st.dictionaries(st.sampled_from(list(container())), _json))
 def test_parser_handles_unexpected_types(fields: dict[str, Any]) -> None:
-    try:
+    with contextlib.suppress(DockerOutputError):
         parse_output(output([container(**fields)]))
-    except DockerOutputError:
-        pass

@@ -330,6 +330,10 @@ def _candidate_keys(
                 return paramiko.PKey.from_path(path)
             except paramiko.PasswordRequiredException:
                 encrypted.append(path)
+            except TypeError as exc:
+                # cryptography raises TypeError for an encrypted OpenSSH-format key.
+                if "password" in str(exc).lower():
+                    encrypted.append(path)
             except (OSError, paramiko.SSHException, ValueError):
                 pass
             return None

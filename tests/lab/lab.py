@@ -83,7 +83,11 @@ class Engine:
     def docker(self, *args: str, input: bytes | None = None, check: bool = True) -> str:
         """Run the docker CLI against this engine; returns stdout."""
         proc = subprocess.run(
-            ["docker", *args], input=input, capture_output=True, env=self.env(), timeout=120,
+            ["docker", *args],
+            input=input,
+            capture_output=True,
+            env=self.env(),
+            timeout=120,
         )
         if check and proc.returncode != 0:
             raise LabUnavailable(
@@ -169,11 +173,16 @@ class Lab:
             subprocess.run(["umount", "-R", str(engine.root / "exec")], capture_output=True)
         shutil.rmtree(self.root, ignore_errors=True)
 
-    def _spawn(self, args: list[str], log: Path, env: dict[str, str] | None = None,
-               ) -> subprocess.Popen[bytes]:
+    def _spawn(
+        self,
+        args: list[str],
+        log: Path,
+        env: dict[str, str] | None = None,
+    ) -> subprocess.Popen[bytes]:
         fh = open(log, "wb")  # noqa: SIM115 - the child owns it for its lifetime
-        proc = subprocess.Popen(args, stdout=fh, stderr=subprocess.STDOUT, env=env,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            args, stdout=fh, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
         fh.close()
         self.procs.append(proc)
         return proc
@@ -191,10 +200,12 @@ class Lab:
             f"storage:\n  filesystem:\n    rootdirectory: {folder / 'data'}\n"
             f"http:\n  addr: 127.0.0.1:{self.registry_port}\n"
         )
-        proc = self._spawn([REQUIRED["docker-registry"], "serve", str(config)],
-                           folder / "log")
-        wait_for(lambda: proc.poll() is None and _port_open("127.0.0.1", self.registry_port),
-                 30, "docker-registry")
+        proc = self._spawn([REQUIRED["docker-registry"], "serve", str(config)], folder / "log")
+        wait_for(
+            lambda: proc.poll() is None and _port_open("127.0.0.1", self.registry_port),
+            30,
+            "docker-registry",
+        )
         return self.registry
 
     # --- engines -----------------------------------------------------------------------
@@ -203,10 +214,16 @@ class Lab:
         root = self.root / "engines" / name
         (root / "exec").mkdir(parents=True)
         args = [
-            REQUIRED["dockerd"], "--storage-driver=vfs", f"--data-root={root / 'data'}",
-            f"--exec-root={root / 'exec'}", f"--pidfile={root / 'docker.pid'}",
-            f"-H=unix://{root}/docker.sock", "--bridge=none", "--iptables=false",
-            "--ip6tables=false", "--shutdown-timeout=1",
+            REQUIRED["dockerd"],
+            "--storage-driver=vfs",
+            f"--data-root={root / 'data'}",
+            f"--exec-root={root / 'exec'}",
+            f"--pidfile={root / 'docker.pid'}",
+            f"-H=unix://{root}/docker.sock",
+            "--bridge=none",
+            "--iptables=false",
+            "--ip6tables=false",
+            "--shutdown-timeout=1",
         ]
         proc = self._spawn(args, root / "dockerd.log")
         engine = Engine(name, root, proc)
@@ -215,8 +232,12 @@ class Lab:
             if proc.poll() is not None:
                 log = (root / "dockerd.log").read_text(errors="replace")[-600:]
                 raise LabUnavailable(f"dockerd {name} exited: {log}")
-            return subprocess.run(["docker", "version"], env=engine.env(),
-                                  capture_output=True).returncode == 0
+            return (
+                subprocess.run(
+                    ["docker", "version"], env=engine.env(), capture_output=True
+                ).returncode
+                == 0
+            )
 
         wait_for(ready, 60, f"dockerd {name}")
         self.engines[name] = engine
@@ -244,9 +265,16 @@ class Lab:
         """Pull ``ref`` from the lab registry onto ``engine`` (fills RepoDigests)."""
         engine.docker("pull", ref)
 
-    def run_container(self, engine: Engine, name: str, image: str, *, labels: dict[str, str]
-                      | None = None, env: dict[str, str] | None = None,
-                      running: bool = True) -> str:
+    def run_container(
+        self,
+        engine: Engine,
+        name: str,
+        image: str,
+        *,
+        labels: dict[str, str] | None = None,
+        env: dict[str, str] | None = None,
+        running: bool = True,
+    ) -> str:
         """``docker run -d --network none`` (or ``create`` when not running); returns the ID."""
         args = ["run", "-d"] if running else ["create"]
         args += ["--network", "none", "--name", name]
@@ -256,15 +284,27 @@ class Lab:
             args += ["-e", f"{key}={value}"]
         return engine.docker(*args, image).strip()
 
-    def compose(self, engine: Engine, project_dir: Path, project: str, *args: str) -> str:
-        """Run docker-compose v1 against ``engine`` in ``project_dir`` with ``-p project``."""
+    def compose(
+        self,
+        engine: Engine,
+        project_dir: Path,
+        project: str,
+        *args: str,
+        env: dict[str, str] | None = None,
+    ) -> str:
+        """Run docker-compose v1 against ``engine`` in ``project_dir`` with ``-p project``;
+        ``env`` overrides the stack's ``.env`` as the shell does for compose."""
         proc = subprocess.run(
-            [REQUIRED["docker-compose"], "-p", project, *args], cwd=project_dir,
-            capture_output=True, env=engine.env(), timeout=180,
+            [REQUIRED["docker-compose"], "-p", project, *args],
+            cwd=project_dir,
+            capture_output=True,
+            env={**engine.env(), **(env or {})},
+            timeout=180,
         )
         if proc.returncode != 0:
-            raise LabUnavailable(f"docker-compose {' '.join(args)} failed: "
-                                 f"{proc.stderr.decode()[-600:]}")
+            raise LabUnavailable(
+                f"docker-compose {' '.join(args)} failed: {proc.stderr.decode()[-600:]}"
+            )
         return proc.stdout.decode()
 
     # --- ssh ---------------------------------------------------------------------------
@@ -272,21 +312,33 @@ class Lab:
         if self.client_key.exists():
             return
         self.client_key.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        subprocess.run([REQUIRED["ssh-keygen"], "-q", "-t", "ed25519", "-N", "", "-f",
-                        str(self.client_key)], check=True, capture_output=True)
+        subprocess.run(
+            [REQUIRED["ssh-keygen"], "-q", "-t", "ed25519", "-N", "", "-f", str(self.client_key)],
+            check=True,
+            capture_output=True,
+        )
         self.known_hosts.touch()
         self.ssh_config.touch()
 
-    def start_sshd(self, alias: str, engine: Engine | None, address: str = "127.0.0.1",
-                   extra: str = "", known: bool = True) -> LabHost:
+    def start_sshd(
+        self,
+        alias: str,
+        engine: Engine | None,
+        address: str = "127.0.0.1",
+        extra: str = "",
+        known: bool = True,
+    ) -> LabHost:
         """An sshd on ``address`` whose sessions reach ``engine`` through DOCKER_HOST."""
         self._ensure_client_key()
         Path("/run/sshd").mkdir(parents=True, exist_ok=True)
         folder = self.root / "sshd" / alias
         folder.mkdir(parents=True)
         host_key = folder / "ssh_host_ed25519_key"
-        subprocess.run([REQUIRED["ssh-keygen"], "-q", "-t", "ed25519", "-N", "", "-f",
-                        str(host_key)], check=True, capture_output=True)
+        subprocess.run(
+            [REQUIRED["ssh-keygen"], "-q", "-t", "ed25519", "-N", "", "-f", str(host_key)],
+            check=True,
+            capture_output=True,
+        )
         port = free_port(address)
         setenv = f"SetEnv DOCKER_HOST={engine.socket}\n" if engine else ""
         (folder / "sshd_config").write_text(
@@ -298,8 +350,7 @@ class Lab:
             f"{setenv}{extra}"
         )
         log = folder / "sshd.log"
-        proc = self._spawn([REQUIRED["sshd"], "-D", "-e", "-f", str(folder / "sshd_config")],
-                           log)
+        proc = self._spawn([REQUIRED["sshd"], "-D", "-e", "-f", str(folder / "sshd_config")], log)
         wait_for(lambda: proc.poll() is None and _port_open(address, port), 20, f"sshd {alias}")
         pub = (folder / "ssh_host_ed25519_key.pub").read_text().split()
         host = LabHost(alias, address, port, engine, proc, log, host_key_pub=" ".join(pub[:2]))

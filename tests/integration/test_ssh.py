@@ -1,0 +1,201 @@
+"""SSH as OpenSSH users expect it: known_hosts policy, Include, ProxyJump, keys."""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Runner, StandardLab, write_module
+from tests.lab.lab import LabHost
+
+
+def single_module(root: Path, std: StandardLab, host: str) -> None:
+    name = f"ssh-{uuid.uuid4().hex[:8]}"
+    std.lab.run_container(std.lab.engines["alpha"], name, std.images.web_10)
+    write_module(
+        root,
+        "mod",
+        {
+            "host": host,
+            "orchestrator": "docker",
+            "container": name,
+            "image_observed": std.ref(std.images.web_10),
+        },
+    )
+
+
+def ssh_config(
+    tmp_path: Path, std: StandardLab, host: LabHost, alias: str, known: Path, extra: str = ""
+) -> Path:
+    config = tmp_path / "ssh_config"
+    config.write_text(
+        f"Host {alias}\n  HostName {host.address}\n  Port {host.port}\n  User root\n"
+        f"  IdentityFile {std.lab.client_key}\n  IdentitiesOnly yes\n"
+        f"  UserKnownHostsFile {known}\n  GlobalKnownHostsFile none\n{extra}"
+    )
+    return config
+
+
+@pytest.fixture
+def fresh_host(std_lab: StandardLab) -> LabHost:
+    """A new sshd in front of alpha's engine whose key nobody knows yet."""
+    return std_lab.lab.start_sshd(
+        f"fresh-{uuid.uuid4().hex[:6]}", std_lab.lab.engines["alpha"], known=False
+    )
+
+
+def check(run_cli: Runner, root: Path, config: Path) -> dict:
+    result = run_cli(
+        "drift-check",
+        "--json",
+        "--root",
+        str(root),
+        "--ssh-config",
+        str(config),
+        "--connect-timeout",
+        "3",
+    )
+    doc = result.json()
+    doc["code"] = result.code
+    return doc
+
+
+def test_unknown_host_key_is_refused_with_the_keyscan_hint(
+    std_lab: StandardLab, fresh_host: LabHost, run_cli: Runner, tmp_path: Path
+) -> None:
+    single_module(tmp_path, std_lab, "fresh")
+    known = tmp_path / "known_hosts"
+    known.write_text("")
+    doc = check(run_cli, tmp_path, ssh_config(tmp_path, std_lab, fresh_host, "fresh", known))
+    (host,) = doc["hosts"]
+    assert doc["code"] == 5 and host["status"] == "auth-failed"
+    assert f"ssh-keyscan -p {fresh_host.port} 127.0.0.1" in host["reason"]
+    assert known.read_text() == ""  # never silently accepted
+
+
+def test_changed_host_key_is_refused_naming_the_risk(
+    std_lab: StandardLab, fresh_host: LabHost, run_cli: Runner, tmp_path: Path
+) -> None:
+    single_module(tmp_path, std_lab, "fresh")
+    other = tmp_path / "other_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    known = tmp_path / "known_hosts"
+    wrong = " ".join(Path(f"{other}.pub").read_text().split()[:2])
+    known.write_text(f"[127.0.0.1]:{fresh_host.port} {wrong}\n")
+    doc = check(run_cli, tmp_path, ssh_config(tmp_path, std_lab, fresh_host, "fresh", known))
+    (host,) = doc["hosts"]
+    assert host["status"] == "auth-failed"
+    assert "HOST KEY CHANGED" in host["reason"] and "intercepting" in host["reason"]
+    # StrictHostKeyChecking no lets it through, as OpenSSH does.
+    config = ssh_config(
+        tmp_path, std_lab, fresh_host, "fresh", known, "  StrictHostKeyChecking no\n"
+    )
+    assert check(run_cli, tmp_path, config)["code"] == 0
+
+
+def test_accept_new_records_an_unknown_key_and_then_trusts_only_it(
+    std_lab: StandardLab, fresh_host: LabHost, run_cli: Runner, tmp_path: Path
+) -> None:
+    single_module(tmp_path, std_lab, "fresh")
+    known = tmp_path / "known_hosts"
+    config = ssh_config(
+        tmp_path, std_lab, fresh_host, "fresh", known, "  StrictHostKeyChecking accept-new\n"
+    )
+    assert check(run_cli, tmp_path, config)["code"] == 0
+    assert fresh_host.host_key_pub in known.read_text()
+    assert check(run_cli, tmp_path, config)["code"] == 0
+    # A different key for the same host is still refused under accept-new.
+    other = tmp_path / "other_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    known.write_text(
+        f"[127.0.0.1]:{fresh_host.port} "
+        + " ".join(Path(f"{other}.pub").read_text().split()[:2])
+        + "\n"
+    )
+    doc = check(run_cli, tmp_path, config)
+    assert doc["hosts"][0]["status"] == "auth-failed"
+
+
+def test_hashed_entries_and_marker_lines_in_known_hosts(
+    std_lab: StandardLab, fresh_host: LabHost, run_cli: Runner, tmp_path: Path
+) -> None:
+    single_module(tmp_path, std_lab, "fresh")
+    known = tmp_path / "known_hosts"
+    known.write_text(
+        "@cert-authority *.example.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE1n\n"
+        f"[127.0.0.1]:{fresh_host.port} {fresh_host.host_key_pub}\n"
+    )
+    subprocess.run(["ssh-keygen", "-H", "-f", str(known)], check=True, capture_output=True)
+    assert f"[127.0.0.1]:{fresh_host.port}" not in known.read_text()  # really hashed
+    config = ssh_config(tmp_path, std_lab, fresh_host, "fresh", known)
+    assert check(run_cli, tmp_path, config)["code"] == 0
+    # The same key marked @revoked is refused.
+    with open(known, "a") as fh:
+        fh.write(f"@revoked * {fresh_host.host_key_pub}\n")
+    doc = check(run_cli, tmp_path, config)
+    assert doc["hosts"][0]["status"] == "auth-failed" and "revoked" in doc["hosts"][0]["reason"]
+
+
+def test_include_in_ssh_config_is_resolved(
+    std_lab: StandardLab, run_cli: Runner, tmp_path: Path
+) -> None:
+    single_module(tmp_path, std_lab, "included")
+    alpha = std_lab.lab.hosts["alpha"]
+    conf_d = tmp_path / "conf.d"
+    conf_d.mkdir()
+    inner = ssh_config(conf_d, std_lab, alpha, "included", std_lab.lab.known_hosts)
+    inner.rename(conf_d / "lab.conf")
+    main = tmp_path / "config"
+    main.write_text("Include conf.d/*.conf\n\nHost *\n  ServerAliveInterval 30\n")
+    assert check(run_cli, tmp_path, main)["code"] == 0
+
+
+def test_proxyjump_through_a_bastion(std_lab: StandardLab, run_cli: Runner, tmp_path: Path) -> None:
+    lab = std_lab.lab
+    bastion = lab.start_sshd(f"bastion-{uuid.uuid4().hex[:6]}", None)
+    target = lab.start_sshd(f"inner-{uuid.uuid4().hex[:6]}", lab.engines["alpha"])
+    single_module(tmp_path, std_lab, "inner")
+    config = tmp_path / "config"
+    config.write_text(
+        f"Host jump\n  HostName 127.0.0.1\n  Port {bastion.port}\n  User root\n"
+        f"Host inner\n  HostName 127.0.0.1\n  Port {target.port}\n  User root\n"
+        "  ProxyJump jump\n"
+        f"Host *\n  IdentityFile {lab.client_key}\n  IdentitiesOnly yes\n"
+        f"  UserKnownHostsFile {lab.known_hosts}\n  GlobalKnownHostsFile none\n"
+    )
+    before = (bastion.connections(), target.connections())
+    assert check(run_cli, tmp_path, config)["code"] == 0
+    assert (bastion.connections() - before[0], target.connections() - before[1]) == (1, 1)
+    assert bastion.commands() == 0  # the bastion only forwarded
+
+
+def test_encrypted_key_without_agent_says_so(
+    std_lab: StandardLab, run_cli: Runner, tmp_path: Path
+) -> None:
+    single_module(tmp_path, std_lab, "locked")
+    key = tmp_path / "id_locked"
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "s3cret-pass", "-f", str(key)], check=True
+    )
+    alpha = std_lab.lab.hosts["alpha"]
+    config = tmp_path / "config"
+    config.write_text(
+        f"Host locked\n  HostName 127.0.0.1\n  Port {alpha.port}\n  User root\n"
+        f"  IdentityFile {key}\n  IdentitiesOnly yes\n"
+        f"  UserKnownHostsFile {std_lab.lab.known_hosts}\n"
+    )
+    result = run_cli(
+        "drift-check",
+        "--json",
+        "--root",
+        str(tmp_path),
+        "--ssh-config",
+        str(config),
+        env={"SSH_AUTH_SOCK": ""},
+    )
+    (host,) = result.json()["hosts"]
+    assert result.code == 5 and host["status"] == "auth-failed"
+    assert "passphrase-protected" in host["reason"] and str(key) in host["reason"]

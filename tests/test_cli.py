@@ -1,0 +1,138 @@
+"""Usage errors, configuration errors and the store's bad states: one line, exit 1."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from platformctl import __version__
+from tests.conftest import Runner, write_module
+
+
+@pytest.fixture
+def platform(tmp_path: Path) -> Path:
+    root = tmp_path / "platform"
+    for name in ("honcho-api", "honcho-worker", "web"):
+        write_module(root, name, {"host": "edge", "orchestrator": "external"})
+    return root
+
+
+def assert_one_line_error(err: str, *fragments: str) -> None:
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_version(run_cli: Runner) -> None:
+    result = run_cli("--version")
+    assert result.code == 0 and __version__ in result.out
+
+
+def test_unknown_module_exits_1_and_suggests_close_names(platform: Path, run_cli: Runner) -> None:
+    result = run_cli("drift-check", "honcho-apii", "--root", str(platform))
+    assert result.code == 1
+    assert_one_line_error(result.err, "unknown module 'honcho-apii'", "honcho-api")
+
+
+def test_only_external_modules_is_all_skipped_and_exit_0(platform: Path, run_cli: Runner) -> None:
+    result = run_cli("drift-check", "--root", str(platform))
+    assert result.code == 0 and "3 skipped" in result.out
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["drift-check", "--jobs", "0"], "--jobs"),
+        (["drift-check", "--jobs", "many"], "--jobs"),
+        (["drift-check", "--connect-timeout", "-1"], "--connect-timeout"),
+        (["drift-check", "--bogus"], "--bogus"),
+        (["drift-chek"], "drift-chek"),
+        (["drift-check", "--docker-command", ""], "docker command is empty"),
+    ],
+)
+def test_bad_options_exit_1_never_2(
+    platform: Path, run_cli: Runner, args: list[str], fragment: str
+) -> None:
+    result = run_cli(*args, "--root", str(platform))
+    assert result.code == 1
+    assert "Traceback" not in result.err and fragment in result.err
+
+
+def test_missing_root_and_empty_modules_exit_1(tmp_path: Path, run_cli: Runner) -> None:
+    result = run_cli("drift-check", "--root", str(tmp_path / "nope"))
+    assert result.code == 1
+    assert_one_line_error(result.err, "is not a folder")
+    (tmp_path / "modules").mkdir()
+    result = run_cli("drift-check", "--root", str(tmp_path))
+    assert result.code == 1
+    assert_one_line_error(result.err, "no module manifests")
+
+
+def test_root_from_environment_and_from_the_current_folder(platform: Path, run_cli: Runner) -> None:
+    assert run_cli("drift-check", env={"PLATFORMCTL_ROOT": str(platform)}).code == 0
+
+
+def test_invalid_manifest_outside_scope_warns_without_changing_exit(
+    platform: Path, run_cli: Runner
+) -> None:
+    bad = platform / "modules" / "broken" / "module.yaml"
+    bad.parent.mkdir()
+    bad.write_text("spec: [\n")
+    result = run_cli("drift-check", "web", "--root", str(platform))
+    assert result.code == 0 and "warning: broken" in result.err
+    assert run_cli("drift-check", "--root", str(platform)).code == 8
+    assert run_cli("drift-check", "broken", "--root", str(platform)).code == 8
+
+
+@pytest.mark.parametrize("content", [b"garbage" * 200, b"SQLite format 3\x00" + b"\x01" * 50])
+def test_corrupt_store_exits_1_naming_the_file_and_is_not_touched(
+    platform: Path, run_cli: Runner, tmp_path: Path, content: bytes
+) -> None:
+    db = tmp_path / "corrupt.db"
+    db.write_bytes(content)
+    before = hashlib.sha256(db.read_bytes()).hexdigest()
+    result = run_cli("drift-check", "--root", str(platform), "--db", str(db))
+    assert result.code == 1
+    assert_one_line_error(result.err, str(db))
+    assert hashlib.sha256(db.read_bytes()).hexdigest() == before
+
+
+def test_store_from_a_newer_schema_is_refused(
+    platform: Path, run_cli: Runner, tmp_path: Path
+) -> None:
+    db = tmp_path / "future.db"
+    conn = sqlite3.connect(db)
+    conn.execute("PRAGMA user_version = 99")
+    conn.close()
+    result = run_cli("drift-check", "--root", str(platform), "--db", str(db))
+    assert result.code == 1
+    assert_one_line_error(result.err, "schema version 99", "upgrade platformctl")
+
+
+def test_unknown_snapshot_id_exits_1(platform: Path, run_cli: Runner, tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    for ref in ("42", "latest", "abc"):
+        result = run_cli("drift-check", "--snapshot", ref, "--root", str(platform), "--db", str(db))
+        assert result.code == 1
+        assert_one_line_error(result.err, "snapshot")
+
+
+def test_version_and_help_import_no_heavy_library() -> None:
+    """paramiko, deepdiff and sqlite-utils load lazily, keeping --version fast (SPEC §8)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from platformctl.cli import main\n"
+        "try:\n    main(['--version'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('paramiko', 'deepdiff', 'sqlite_utils', 'yaml')"
+        " if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"
