@@ -147,6 +147,220 @@ def drift_check(
     sys.exit(report.exit_code)
 
 
+@cli.command("collect")
+@click.option(
+    "--host",
+    "hosts",
+    multiple=True,
+    metavar="H",
+    help="Collect this host alias (repeatable); default: every module's host.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the snapshot ID and hosts as JSON.")
+@root_option
+@db_option
+@collect_options
+def collect_command(
+    hosts: tuple[str, ...],
+    as_json: bool,
+    root: str | None,
+    db: str | None,
+    ssh_config: str | None,
+    docker_command: str,
+    jobs: int,
+    connect_timeout: float,
+    command_timeout: float,
+) -> None:
+    """Collect live state and store a snapshot, without comparing; prints the snapshot ID.
+
+    Exit codes: 0 every host read, 8 some host failed, 5 no host reachable, 1 usage.
+
+    Example:
+
+        platformctl collect --host rs2000 --host rs3000
+    """
+    from platformctl.differ import hosts_in_scope
+    from platformctl.run import collect, open_store
+
+    if not hosts:
+        declared, scope = _load_scope(root, ())
+        hosts = tuple(hosts_in_scope(scope))
+        if not hosts:
+            raise UsageError("no module needs a host; nothing to collect (or pass --host)")
+    store = open_store(_db_path(db))
+    snapshot_id, collection = collect(
+        hosts,
+        store,
+        ssh_config=ssh_config,
+        docker_command=docker_command,
+        jobs=jobs,
+        connect_timeout=connect_timeout,
+        command_timeout=command_timeout,
+    )
+    reached = [h for h in collection.hosts if h.reached]
+    failed = [h for h in collection.hosts if h.status != "ok"]
+    code = 5 if not reached else 8 if failed else 0
+    if as_json:
+        import json
+
+        click.echo(
+            json.dumps(
+                {
+                    "schema": "platformctl.collect/v1",
+                    "snapshot": snapshot_id,
+                    "taken_at": collection.taken_at,
+                    "exit_code": code,
+                    "hosts": [
+                        {
+                            "host": h.host,
+                            "status": str(h.status),
+                            "reason": h.reason,
+                            "containers": len(h.state.containers) if h.state else None,
+                            "duration_ms": h.duration_ms,
+                        }
+                        for h in collection.hosts
+                    ],
+                },
+                indent=2,
+            )
+        )
+    else:
+        click.echo(snapshot_id)
+        for h in failed:
+            click.echo(f"{h.host}: {h.status}: {h.reason}", err=True)
+    sys.exit(code)
+
+
+@cli.group("snapshots")
+def snapshots_group() -> None:
+    """List, show, compare and prune stored snapshots."""
+
+
+@snapshots_group.command("list")
+@click.option("--limit", type=click.IntRange(1), default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@root_option
+@db_option
+def snapshots_list(limit: int, as_json: bool, root: str | None, db: str | None) -> None:
+    """The newest snapshots, newest first.
+
+    Example:
+
+        platformctl snapshots list --limit 5
+    """
+    from platformctl.differ.render_snapshots import list_json, list_table
+    from platformctl.run import open_store
+
+    items = open_store(_db_path(db), must_exist=True).summaries(limit)
+    click.echo(list_json(items) if as_json else list_table(items), nl=as_json)
+
+
+@snapshots_group.command("show")
+@click.argument("snapshot_id", metavar="ID|latest")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@root_option
+@db_option
+def snapshots_show(snapshot_id: str, as_json: bool, root: str | None, db: str | None) -> None:
+    """Everything one snapshot recorded, host by host.
+
+    Example:
+
+        platformctl snapshots show latest --json
+    """
+    from platformctl.differ.render_snapshots import show_json, show_table
+    from platformctl.run import open_store
+
+    snap = open_store(_db_path(db), must_exist=True).load(snapshot_id)
+    click.echo(show_json(snap) if as_json else show_table(snap), nl=as_json)
+
+
+@snapshots_group.command("diff")
+@click.argument("first", metavar="ID1")
+@click.argument("second", metavar="ID2")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@root_option
+@db_option
+def snapshots_diff(
+    first: str, second: str, as_json: bool, root: str | None, db: str | None
+) -> None:
+    """What changed on the hosts between two snapshots (containers, images, digests, states).
+
+    Example:
+
+        platformctl snapshots diff 41 latest
+    """
+    from platformctl.differ.render_snapshots import diff_json, diff_table
+    from platformctl.differ.snapshot_diff import diff_snapshots
+    from platformctl.run import open_store
+
+    store = open_store(_db_path(db), must_exist=True)
+    old, new = store.load(first), store.load(second)
+    hosts = diff_snapshots(old, new)
+    click.echo(diff_json(old, new, hosts) if as_json else diff_table(old, new, hosts), nl=as_json)
+
+
+@snapshots_group.command("prune")
+@click.option(
+    "--older-than",
+    "older_than",
+    required=True,
+    metavar="AGE",
+    help="Remove snapshots older than this (e.g. 90d, 12w).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@root_option
+@db_option
+def snapshots_prune(older_than: str, as_json: bool, root: str | None, db: str | None) -> None:
+    """Remove old snapshots, keeping what drift history still needs.
+
+    Snapshots where a host's state changed are kept whatever their age: drift_since and
+    drift-history are computed from them, so their answers do not change.
+
+    Example:
+
+        platformctl snapshots prune --older-than 90d
+    """
+    from datetime import UTC, datetime
+
+    from platformctl.differ.render_snapshots import prune_json, prune_text
+    from platformctl.run import iso, open_store, parse_age
+
+    cutoff = iso(datetime.now(UTC) - parse_age(older_than, "--older-than"))
+    result = open_store(_db_path(db), must_exist=True).prune(cutoff)
+    click.echo(prune_json(cutoff, result) if as_json else prune_text(cutoff, result), nl=as_json)
+
+
+@cli.command("drift-history")
+@click.argument("modules", nargs=-1)
+@click.option(
+    "--since",
+    default="30d",
+    show_default=True,
+    metavar="AGE",
+    help="Window to report (e.g. 30d, 12h, 2w).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (schema v1).")
+@root_option
+@db_option
+def drift_history_command(
+    modules: tuple[str, ...], since: str, as_json: bool, root: str | None, db: str | None
+) -> None:
+    """Since when, and for how long, each module was not ok (judged against today's manifests).
+
+    Example:
+
+        platformctl drift-history honcho-api --since 7d
+    """
+    from platformctl.differ.render_snapshots import history_json, history_table
+    from platformctl.run import drift_history, open_store, parse_age
+
+    window = parse_age(since, "--since")
+    _, scope = _load_scope(root, modules)
+    start, now, items = drift_history(scope, open_store(_db_path(db), must_exist=True), window)
+    click.echo(
+        history_json(start, now, items) if as_json else history_table(start, now, items), nl=as_json
+    )
+
+
 def _db_path(db: str | None) -> Path:
     from platformctl.snapshots.store import default_db_path
 

@@ -133,6 +133,7 @@ def test_version_and_help_import_no_heavy_library() -> None:
         "print(sorted(m for m in ('paramiko', 'deepdiff', 'sqlite_utils', 'yaml')"
         " if m in sys.modules))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert out.strip().splitlines()[-1] == "[]"

@@ -61,6 +61,11 @@ class HostState:
     containers: tuple[Container, ...] = ()
     images: tuple[Image, ...] = ()
 
+    def __post_init__(self) -> None:
+        # Canonical order, so equal states compare, serialize and hash identically.
+        object.__setattr__(self, "containers", tuple(sorted(self.containers)))
+        object.__setattr__(self, "images", tuple(sorted(self.images)))
+
     def image(self, image_id: str) -> Image | None:
         """The image with this ID, if it was inspected."""
         for img in self.images:

@@ -17,11 +17,14 @@ def field_changes(
     Both mappings are flat and share their keys. ``threshold_to_diff_deeper=0`` because since
     deepdiff 8.0 dicts sharing few keys otherwise come back as one whole ``values_changed``.
     """
+    seen = {k: observed.get(k) for k in expected}
+    if seen == dict(expected):
+        return {}  # nothing to explain; spares the deepdiff import on all-matching runs
     from deepdiff import DeepDiff
 
     diff = DeepDiff(
         dict(expected),
-        {k: observed.get(k) for k in expected},
+        seen,
         threshold_to_diff_deeper=0,
         verbose_level=2,
     )

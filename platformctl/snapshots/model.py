@@ -54,3 +54,27 @@ class SnapshotSummary:
     tool_version: str
     hosts: int
     hosts_ok: int
+
+
+@dataclass(frozen=True)
+class ChangePoint:
+    """A snapshot where a host's result changed (status or observed state) from the one before.
+
+    Verdicts depend only on a host's status and state, so a module's status can change only at
+    a change point: these rows alone reproduce every drift interval and ``drift_since``.
+    """
+
+    snapshot_id: int
+    taken_at: str
+    host: str
+    status: HostStatus
+    state_id: int | None
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    """What ``snapshots prune`` removed and what older history it had to keep."""
+
+    removed_snapshots: int
+    kept_older: int
+    removed_states: int

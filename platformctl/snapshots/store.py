@@ -9,15 +9,24 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from sqlite_utils import Database
 
 from platformctl.collector.model import Collection, HostResult, HostState, HostStatus
 from platformctl.errors import SnapshotNotFound, StoreError
-from platformctl.snapshots.model import Snapshot, SnapshotStatus, SnapshotSummary, snapshot_status
+from platformctl.snapshots.model import (
+    ChangePoint,
+    PruneResult,
+    Snapshot,
+    SnapshotStatus,
+    SnapshotSummary,
+    snapshot_status,
+)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 30_000
 
 _SCHEMA_V1 = """
@@ -49,6 +58,11 @@ CREATE TABLE IF NOT EXISTS snapshot_hosts (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS snapshot_hosts_by_host ON snapshot_hosts (host_id, snapshot_id);
 """
+# v2: time-window queries (drift-history --since, prune --older-than) by taken_at.
+_SCHEMA_V2 = """
+CREATE INDEX IF NOT EXISTS snapshots_by_time ON snapshots (taken_at);
+"""
+MIGRATIONS = {1: _SCHEMA_V1, 2: _SCHEMA_V2}
 
 
 def default_db_path() -> Path:
@@ -64,6 +78,8 @@ class Store:
         self.db = db
         self.label = label
         try:
+            self.db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            self._check_version()
             self._configure()
             self._migrate()
         except sqlite3.DatabaseError as exc:
@@ -89,35 +105,43 @@ class Store:
         return cls(Database(conn), label=str(path))
 
     def _configure(self) -> None:
-        self.db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         self.db.execute("PRAGMA foreign_keys = ON")
         mode = self.db.execute("PRAGMA journal_mode").fetchone()[0]
         if mode != "wal" and self.label != ":memory:":
             self.db.execute("PRAGMA journal_mode = WAL")
 
-    def _migrate(self) -> None:
-        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+    def _check_version(self) -> None:
+        """Refuse a newer schema before touching the file (not even its journal mode)."""
+        version = self.schema_version()
         if version > SCHEMA_VERSION:
             raise StoreError(
                 f"snapshot store {self.label} has schema version {version}, newer than this "
                 f"platformctl supports ({SCHEMA_VERSION}); upgrade platformctl"
             )
+
+    def _migrate(self) -> None:
+        """Bring the schema forward, one version at a time, in one transaction."""
+        version = self.schema_version()
         if version == SCHEMA_VERSION:
             return
         conn = self.db.conn
         conn.execute("BEGIN IMMEDIATE")
         try:
             # Re-read under the write lock: another run may have migrated meanwhile.
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version < 1:
-                for statement in _SCHEMA_V1.split(";"):
+            version = self.schema_version()
+            for target in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS[target].split(";"):
                     if statement.strip():
                         conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute(f"PRAGMA user_version = {max(version, SCHEMA_VERSION)}")
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+
+    def schema_version(self) -> int:
+        """The schema version recorded in the file (0 for a new, empty store)."""
+        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
 
     def save(
         self, collection: Collection, tool_version: str, status: SnapshotStatus | None = None
@@ -226,7 +250,7 @@ class Store:
         )
         return Snapshot(row[0], row[1], SnapshotStatus(row[2]), row[3], hosts)
 
-    def list(self, limit: int = 20) -> list[SnapshotSummary]:
+    def summaries(self, limit: int = 20) -> list[SnapshotSummary]:
         """The newest ``limit`` snapshots, newest first."""
         try:
             rows = self.db.execute(
@@ -240,3 +264,93 @@ class Store:
         return [
             SnapshotSummary(r[0], r[1], SnapshotStatus(r[2]), r[3], r[4], r[5] or 0) for r in rows
         ]
+
+    def change_points(self, until: int | None = None) -> dict[str, list[ChangePoint]]:
+        """Per host, the snapshots (up to ``until``) where its status or state changed."""
+        limit = "" if until is None else "WHERE snapshot_id <= ?"
+        sql = f"""
+            WITH ordered AS (
+                SELECT snapshot_id, host_id, status, state_id,
+                       lag(status) OVER w AS prev_status, lag(state_id) OVER w AS prev_state,
+                       row_number() OVER w AS n
+                FROM snapshot_hosts {limit}
+                WINDOW w AS (PARTITION BY host_id ORDER BY snapshot_id)
+            )
+            SELECT o.snapshot_id, s.taken_at, h.name, o.status, o.state_id
+            FROM ordered o JOIN snapshots s ON s.id = o.snapshot_id
+            JOIN hosts h ON h.id = o.host_id
+            WHERE o.n = 1 OR o.status IS NOT o.prev_status OR o.state_id IS NOT o.prev_state
+            ORDER BY h.name, o.snapshot_id
+        """
+        out: dict[str, list[ChangePoint]] = {}
+        for sid, taken_at, host, status, state_id in self._read(
+            sql, () if until is None else (until,)
+        ):
+            out.setdefault(host, []).append(
+                ChangePoint(sid, taken_at, host, HostStatus(status), state_id)
+            )
+        return out
+
+    def states(self, ids: Iterable[int]) -> dict[int, HostState]:
+        """Host states by ID."""
+        wanted = sorted(set(ids))
+        result: dict[int, HostState] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for sid, body in self._read(
+                f"SELECT id, body FROM host_states WHERE id IN ({marks})", tuple(chunk)
+            ):
+                result[sid] = HostState.from_json(body)
+        return result
+
+    def latest(self) -> tuple[int, str] | None:
+        """The newest snapshot's ID and ``taken_at``, or None for an empty store."""
+        rows = self._read("SELECT id, taken_at FROM snapshots ORDER BY id DESC LIMIT 1", ())
+        return (int(rows[0][0]), str(rows[0][1])) if rows else None
+
+    def prune(self, cutoff: str) -> PruneResult:
+        """Remove snapshots taken before ``cutoff`` that no history needs.
+
+        A snapshot older than the cutoff is kept when it is a change point of any of its hosts:
+        drift intervals and ``drift_since`` are computed from change points only, so removing
+        the others changes no answer. Host states no kept snapshot refers to go too.
+        """
+        conn = self.db.conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                needed = {cp.snapshot_id for cps in self.change_points().values() for cp in cps}
+                older = [
+                    r[0]
+                    for r in conn.execute("SELECT id FROM snapshots WHERE taken_at < ?", (cutoff,))
+                ]
+                doomed = [sid for sid in older if sid not in needed]
+                latest = self.latest()
+                if latest is not None and latest[0] in doomed:
+                    doomed.remove(latest[0])
+                for start in range(0, len(doomed), 500):
+                    chunk = doomed[start : start + 500]
+                    marks = ",".join("?" * len(chunk))
+                    conn.execute(
+                        f"DELETE FROM snapshot_hosts WHERE snapshot_id IN ({marks})", chunk
+                    )
+                    conn.execute(f"DELETE FROM snapshots WHERE id IN ({marks})", chunk)
+                cur = conn.execute(
+                    "DELETE FROM host_states WHERE id NOT IN"
+                    " (SELECT state_id FROM snapshot_hosts WHERE state_id IS NOT NULL)"
+                )
+                removed_states = cur.rowcount
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot prune snapshot store {self.label}: {exc}") from None
+        return PruneResult(len(doomed), len(older) - len(doomed), removed_states)
+
+    def _read(self, sql: str, params: tuple[object, ...]) -> list[tuple[Any, ...]]:
+        try:
+            return list(self.db.execute(sql, params).fetchall())
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read snapshot store {self.label}: {exc}") from None

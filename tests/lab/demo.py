@@ -39,11 +39,27 @@ def main() -> int:
         stack = platform / "compose" / "apps"
         lab.compose(lab.engines["alpha"], stack, "apps", "up", "-d", "web")
         # Someone deployed 3.0.3 by hand although the repository says 3.0.6.
-        lab.compose(lab.engines["alpha"], stack, "apps", "up", "-d", "honcho-api",
-                    env={"HONCHO_TAG": "3.0.3"})
+        lab.compose(
+            lab.engines["alpha"],
+            stack,
+            "apps",
+            "up",
+            "-d",
+            "honcho-api",
+            env={"HONCHO_TAG": "3.0.3"},
+        )
         lab.run_container(lab.engines["beta"], "cache", images.web_11)
-        args = ["drift-check", "--root", str(platform), "--ssh-config", str(lab.ssh_config),
-                "--db", str(lab.root / "snapshots.db"), "--connect-timeout", "3"]
+        args = [
+            "drift-check",
+            "--root",
+            str(platform),
+            "--ssh-config",
+            str(lab.ssh_config),
+            "--db",
+            str(lab.root / "snapshots.db"),
+            "--connect-timeout",
+            "3",
+        ]
         print(f"\n$ platformctl {' '.join(args)}\n", flush=True)
         code = subprocess.run([sys.executable, "-m", "platformctl", *args]).returncode
         print(f"\nexit code {code} (8: drift found, and one host could not be reached)")

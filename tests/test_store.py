@@ -1,0 +1,288 @@
+"""The snapshot store: exact reconstruction, growth with change, history, prune, migrations."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlite_utils import Database
+
+from platformctl.collector.model import (
+    Collection,
+    Container,
+    HostResult,
+    HostState,
+    HostStatus,
+    Image,
+)
+from platformctl.errors import SnapshotNotFound, StoreError
+from platformctl.snapshots.store import _SCHEMA_V1, SCHEMA_VERSION, Store
+from tests.conftest import Runner
+
+
+def state(version: str = "1.0", containers: int = 20, host: str = "h") -> HostState:
+    image_id = "sha256:" + hashlike(version)
+    cs = tuple(
+        Container(
+            id=hashlike(f"{host}{i}"),
+            name=f"apps-svc{i}-1",
+            created="2026-11-01T00:00:00Z",
+            started="2026-11-01T00:00:01Z",
+            status="running",
+            running=True,
+            config_image=f"ghcr.io/acme/svc{i}:{version}",
+            image_id=image_id,
+            project="apps",
+            service=f"svc{i}",
+            oneoff=False,
+            number="1",
+        )
+        for i in range(containers)
+    )
+    images = (
+        Image(
+            image_id,
+            (f"ghcr.io/acme/svc:{version}",),
+            (f"ghcr.io/acme/svc@sha256:{hashlike('d' + version)}",),
+        ),
+    )
+    return HostState(cs, images)
+
+
+def hashlike(seed: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(seed.encode()).hexdigest()
+
+
+def collection(
+    taken_at: str, hosts: int = 10, version: str = "1.0", down: frozenset[str] = frozenset()
+) -> Collection:
+    results = []
+    for i in range(hosts):
+        name = f"host{i:02d}"
+        if name in down:
+            results.append(HostResult(name, HostStatus.UNREACHABLE, "connection refused"))
+        else:
+            results.append(
+                HostResult(
+                    name, HostStatus.OK, None, "24.0.7", "overlay2", 120, state(version, host=name)
+                )
+            )
+    return Collection(taken_at, tuple(results))
+
+
+def at(hours: int) -> str:
+    base = datetime(2026, 1, 1, tzinfo=UTC)
+    return (base + timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def file_size(path: Path) -> int:
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    return path.stat().st_size
+
+
+def test_any_snapshot_reconstructs_exactly() -> None:
+    store = Store(Database(memory=True))
+    first = collection(at(0), hosts=3, down=frozenset({"host01"}))
+    second = collection(at(1), hosts=3, version="2.0")
+    a, b = store.save(first, "0.1.0"), store.save(second, "0.1.0")
+    assert store.load(a).hosts == first.hosts
+    assert store.load(b).hosts == second.hosts
+    assert store.load("latest").id == b
+    assert store.load(a).status == "partial" and store.load(b).status == "complete"
+
+
+def test_unknown_snapshot_ids() -> None:
+    store = Store(Database(memory=True))
+    with pytest.raises(SnapshotNotFound, match="holds no snapshots"):
+        store.load("latest")
+    store.save(collection(at(0), hosts=1), "0.1.0")
+    for ref in ("2", "-1", "x"):
+        with pytest.raises(SnapshotNotFound):
+            store.load(ref)
+
+
+def test_unchanged_runs_add_about_a_kilobyte_each(tmp_path: Path) -> None:
+    path = tmp_path / "grow.db"
+    store = Store.open(path)
+    store.save(collection(at(0)), "0.1.0")
+    before = file_size(path)
+    runs = 300
+    for hour in range(1, runs + 1):
+        store.save(collection(at(hour)), "0.1.0")
+    per_run = (file_size(path) - before) / runs
+    # 10 hosts x 20 containers, unchanged: one small row per host, never the containers again.
+    assert per_run <= 1024, per_run
+    rows = store.db.execute("SELECT count(*) FROM host_states").fetchone()[0]
+    assert rows == 10
+
+
+def test_change_points_are_where_a_host_changed() -> None:
+    store = Store(Database(memory=True))
+    ids = [
+        store.save(collection(at(h), hosts=2, version=v, down=d), "0.1.0")
+        for h, v, d in [
+            (0, "1.0", frozenset()),
+            (1, "1.0", frozenset()),
+            (2, "1.0", frozenset({"host00"})),
+            (3, "2.0", frozenset()),
+            (4, "2.0", frozenset()),
+        ]
+    ]
+    points = store.change_points()
+    assert [p.snapshot_id for p in points["host00"]] == [ids[0], ids[2], ids[3]]
+    assert [p.snapshot_id for p in points["host01"]] == [ids[0], ids[3]]
+    assert [p.snapshot_id for p in store.change_points(until=ids[2])["host01"]] == [ids[0]]
+
+
+def test_prune_keeps_what_history_needs_and_reconstructs_the_rest() -> None:
+    store = Store(Database(memory=True))
+    ids = [
+        store.save(collection(at(h), hosts=2, version="2.0" if h >= 5 else "1.0"), "0.1.0")
+        for h in range(10)
+    ]
+    before = store.change_points()
+    result = store.prune(at(8))
+    assert result.removed_snapshots == 6  # hours 1-4 and 6-7; 0 and 5 are change points
+    assert result.kept_older == 2
+    assert result.removed_states == 0
+    assert store.change_points() == before
+    remaining = [s.id for s in store.summaries(100)]
+    assert remaining == [ids[9], ids[8], ids[5], ids[0]]
+    assert store.load(ids[5]).hosts == collection(at(5), hosts=2, version="2.0").hosts
+
+
+def test_a_store_written_by_schema_v1_upgrades_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "v1.db"
+    conn = sqlite3.connect(path)
+    for statement in _SCHEMA_V1.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+    conn.execute("PRAGMA user_version = 1")
+    conn.execute(
+        "INSERT INTO snapshots (taken_at, status, tool_version) "
+        "VALUES ('2026-11-01T00:00:00Z', 'complete', '0.1.0')"
+    )
+    conn.commit()
+    conn.close()
+    store = Store.open(path)
+    assert store.schema_version() == SCHEMA_VERSION == 2
+    indexes = [
+        r[0]
+        for r in store.db.execute("SELECT name FROM sqlite_master WHERE type = 'index'").fetchall()
+    ]
+    assert "snapshots_by_time" in indexes
+    assert store.load(1).taken_at == "2026-11-01T00:00:00Z"
+
+
+def test_newer_schema_is_refused_and_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "v9.db"
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA user_version = 9")
+    conn.close()
+    before = path.read_bytes()
+    with pytest.raises(StoreError, match="schema version 9"):
+        Store.open(path)
+    assert path.read_bytes() == before
+
+
+def test_a_locked_store_is_waited_for(tmp_path: Path) -> None:
+    path = tmp_path / "locked.db"
+    Store.open(path).save(collection(at(0), hosts=1), "0.1.0")
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    holder.execute("INSERT INTO hosts (name) VALUES ('held')")
+    released = threading.Event()
+
+    def release() -> None:
+        time.sleep(1.0)
+        holder.execute("COMMIT")
+        released.set()
+
+    threading.Thread(target=release).start()
+    snapshot_id = Store.open(path).save(collection(at(1), hosts=1), "0.1.0")
+    assert released.is_set() and snapshot_id == 2
+
+
+def _seed(db: Path, hours: list[int], version_at: dict[int, str]) -> list[int]:
+    store = Store.open(db)
+    return [
+        store.save(collection(at(h), hosts=2, version=version_at.get(h, "1.0")), "0.1.0")
+        for h in hours
+    ]
+
+
+def test_snapshots_commands(tmp_path: Path, run_cli: Runner) -> None:
+    db = tmp_path / "cmd.db"
+    ids = _seed(db, [0, 1, 2], {2: "2.0"})
+    listing = run_cli("snapshots", "list", "--json", "--db", str(db)).json()
+    assert [s["id"] for s in listing["snapshots"]] == ids[::-1]
+    assert run_cli("snapshots", "list", "--limit", "1", "--db", str(db)).out.count("\n") == 2
+
+    shown = run_cli("snapshots", "show", str(ids[0]), "--json", "--db", str(db)).json()
+    assert shown["id"] == ids[0] and len(shown["hosts"][0]["containers"]) == 20
+    assert "apps-svc3-1" in run_cli("snapshots", "show", "latest", "--db", str(db)).out
+
+    same = run_cli("snapshots", "diff", str(ids[0]), str(ids[1]), "--json", "--db", str(db))
+    assert same.json()["hosts"] == []
+    changed = run_cli("snapshots", "diff", str(ids[1]), "latest", "--json", "--db", str(db))
+    host0 = changed.json()["hosts"][0]
+    assert host0["added"] == [] and host0["removed"] == []
+    first = host0["changed"][0]
+    assert first["container"] == "apps-svc0-1"
+    assert first["changes"]["image"] == ["ghcr.io/acme/svc0:1.0", "ghcr.io/acme/svc0:2.0"]
+    assert set(first["changes"]) == {"image", "image_id", "digests"}
+    text = run_cli("snapshots", "diff", str(ids[1]), str(ids[2]), "--db", str(db)).out
+    assert "~ apps-svc0-1: " in text and "svc0:1.0 → ghcr.io/acme/svc0:2.0" in text
+
+    for args in (["show", "99"], ["diff", "1", "99"], ["show", "nope"]):
+        result = run_cli("snapshots", *args, "--db", str(db))
+        assert result.code == 1 and "Traceback" not in result.err
+
+
+def test_snapshots_diff_sees_added_removed_and_host_status(tmp_path: Path, run_cli: Runner) -> None:
+    db = tmp_path / "d.db"
+    store = Store.open(db)
+    a = store.save(collection(at(0), hosts=2), "0.1.0")
+    full = state(host="host00")
+    fewer = HostState(full.containers[:-1], full.images)
+    dropped = full.containers[-1].name
+    b = store.save(
+        Collection(
+            at(1),
+            (
+                HostResult("host00", HostStatus.OK, None, "24.0.7", "overlay2", 1, fewer),
+                HostResult("host01", HostStatus.UNREACHABLE, "timed out"),
+            ),
+        ),
+        "0.1.0",
+    )
+    doc = run_cli("snapshots", "diff", str(a), str(b), "--json", "--db", str(db)).json()
+    hosts = {h["host"]: h for h in doc["hosts"]}
+    assert hosts["host00"]["removed"] == [dropped]
+    assert hosts["host01"]["status"] == ["ok", "unreachable"]
+    assert len(hosts["host01"]["removed"]) == 20
+    reverse = run_cli("snapshots", "diff", str(b), str(a), "--json", "--db", str(db)).json()
+    assert {h["host"]: h for h in reverse["hosts"]}["host00"]["added"] == [dropped]
+
+
+def test_prune_command_reports_and_keeps_history(tmp_path: Path, run_cli: Runner) -> None:
+    db = tmp_path / "p.db"
+    store = Store.open(db)
+    old = datetime.now(UTC) - timedelta(days=200)
+    stamps = [(old + timedelta(days=d)).strftime("%Y-%m-%dT%H:%M:%SZ") for d in range(0, 200, 10)]
+    for i, stamp in enumerate(stamps):
+        store.save(collection(stamp, hosts=1, version="2.0" if i >= 5 else "1.0"), "0.1.0")
+    result = run_cli("snapshots", "prune", "--older-than", "90d", "--json", "--db", str(db))
+    doc = result.json()
+    assert doc["removed_snapshots"] == 9 and doc["kept_older"] == 2
+    assert run_cli("snapshots", "prune", "--older-than", "ninety", "--db", str(db)).code == 1
+    conn = sqlite3.connect(db)
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
