@@ -35,8 +35,10 @@ def main() -> None:
     timed([script, "--version"], 3)  # warm the page cache
     ours = timed([script, "--version"], args.runs)
     bare = timed([sys.executable, "-c", "pass"], args.runs)
-    print(f"platformctl --version: median {statistics.median(ours) * 1000:.0f} ms "
-          f"(min {min(ours) * 1000:.0f}, max {max(ours) * 1000:.0f}) over {args.runs} runs")
+    print(
+        f"platformctl --version: median {statistics.median(ours) * 1000:.0f} ms "
+        f"(min {min(ours) * 1000:.0f}, max {max(ours) * 1000:.0f}) over {args.runs} runs"
+    )
     print(f"python -c pass:        median {statistics.median(bare) * 1000:.0f} ms")
     print("target: <= 300 ms:", "met" if statistics.median(ours) <= 0.3 else "NOT met")
 

@@ -159,6 +159,9 @@ def test_prune_keeps_what_history_needs_and_reconstructs_the_rest() -> None:
     assert store.load(ids[5]).hosts == collection(at(5), hosts=2, version="2.0").hosts
 
 
+OTHER = HostState(images=(Image("sha256:" + "0" * 64),))
+
+
 def test_a_store_written_by_schema_v1_upgrades_in_place(tmp_path: Path) -> None:
     path = tmp_path / "v1.db"
     conn = sqlite3.connect(path)
@@ -166,20 +169,44 @@ def test_a_store_written_by_schema_v1_upgrades_in_place(tmp_path: Path) -> None:
         if statement.strip():
             conn.execute(statement)
     conn.execute("PRAGMA user_version = 1")
-    conn.execute(
-        "INSERT INTO snapshots (taken_at, status, tool_version) "
-        "VALUES ('2026-11-01T00:00:00Z', 'complete', '0.1.0')"
+    conn.executemany("INSERT INTO hosts (id, name) VALUES (?, ?)", [(1, "a"), (2, "b")])
+    conn.executemany(
+        "INSERT INTO host_states (id, hash, body) VALUES (?, ?, ?)",
+        [(i, st.digest(), st.to_json()) for i, st in ((1, OTHER), (2, HostState()))],
+    )
+    rows = [
+        (1, 1, "ok", 1),
+        (1, 2, "ok", 1),
+        (2, 1, "ok", 1),
+        (2, 2, "unreachable", None),
+        (3, 1, "ok", 2),
+        (3, 2, "ok", 1),
+    ]
+    for sid in (1, 2, 3):
+        conn.execute(
+            "INSERT INTO snapshots (taken_at, status, tool_version) VALUES (?, ?, ?)",
+            (at(sid), "complete", "0.1.0"),
+        )
+    conn.executemany(
+        "INSERT INTO snapshot_hosts (snapshot_id, host_id, status, state_id) VALUES (?, ?, ?, ?)",
+        rows,
     )
     conn.commit()
     conn.close()
     store = Store.open(path)
     assert store.schema_version() == SCHEMA_VERSION == 2
-    indexes = [
+    indexes = {
         r[0]
         for r in store.db.execute("SELECT name FROM sqlite_master WHERE type = 'index'").fetchall()
-    ]
-    assert "snapshots_by_time" in indexes
-    assert store.load(1).taken_at == "2026-11-01T00:00:00Z"
+    }
+    assert {"snapshots_by_time", "snapshot_hosts_changes"} <= indexes
+    assert store.load(1).taken_at == at(1)
+    points = store.change_points()
+    assert [p.snapshot_id for p in points["a"]] == [1, 3]
+    assert [p.snapshot_id for p in points["b"]] == [1, 2, 3]
+    # Saves after the upgrade keep marking change points.
+    store.save(Collection(at(4), (HostResult("a", HostStatus.OK, state=HostState()),)), "x")
+    assert [p.snapshot_id for p in store.change_points()["a"]] == [1, 3]
 
 
 def test_newer_schema_is_refused_and_left_alone(tmp_path: Path) -> None:

@@ -28,14 +28,22 @@ def judge_all(
     return tuple(judge(m, hosts.get(m.host) if m.host else None, snapshot_label) for m in modules)
 
 
-def judge(module: Module, host: HostResult | None, snapshot_label: str = "") -> ModuleVerdict:
-    """The verdict for one module given its host's result (None: host not collected)."""
+def judge(
+    module: Module, host: HostResult | None, snapshot_label: str = "", *, explain: bool = True
+) -> ModuleVerdict:
+    """The verdict for one module given its host's result (None: host not collected).
+
+    ``explain=False`` skips deepdiff's field-level explanation where only the status matters
+    (history judges a module against every distinct past state).
+    """
     if module.problem is not None:
         return ModuleVerdict(module, ModuleStatus.INVALID, module.problem)
     if module.orchestrator is Orchestrator.EXTERNAL:
         return ModuleVerdict(module, ModuleStatus.SKIPPED, "orchestrator: external")
     assert module.declared is not None and module.host is not None
-    static = (manifest_compose(module.declared, module.compose),) if _is_compose(module) else ()
+    static = (
+        (manifest_compose(module.declared, module.compose, explain),) if _is_compose(module) else ()
+    )
 
     if host is None:
         return ModuleVerdict(
@@ -76,9 +84,9 @@ def judge(module: Module, host: HostResult | None, snapshot_label: str = "") -> 
     checks: list[Check] = []
     for c in running:
         image = host.state.image(c.image_id)
-        checks.append(manifest_live(module.declared, c, image))
+        checks.append(manifest_live(module.declared, c, image, explain))
         if _is_compose(module):
-            checks.append(compose_live(module.compose, c, image))
+            checks.append(compose_live(module.compose, c, image, explain))
     checks.extend(static)
     status, reason = _overall(checks)
     return ModuleVerdict(module, status, reason, live=live, checks=tuple(checks))
@@ -156,7 +164,9 @@ def _live_ref(c: Container) -> ImageRef | None:
     return ref
 
 
-def compare_image(check: str, expected: ImageRef, c: Container, image: Image | None) -> Check:
+def compare_image(
+    check: str, expected: ImageRef, c: Container, image: Image | None, explain: bool = True
+) -> Check:
     """Compare one expected reference with one running container (manifest- or compose-live)."""
     live = _live_ref(c)
     live_repo = live.repository if live else c.config_image
@@ -165,6 +175,7 @@ def compare_image(check: str, expected: ImageRef, c: Container, image: Image | N
         changes = field_changes(
             {"repository": expected.repository, "tag": expected.tag or "latest"},
             {"repository": live_repo, "tag": live_tag},
+            explain,
         )
         if changes:
             return Check(check, CheckResult.DRIFT, changes, container=c.name)
@@ -208,7 +219,7 @@ def compare_image(check: str, expected: ImageRef, c: Container, image: Image | N
     }
     if expected.tag is None:
         del wanted["tag"], seen["tag"]
-    changes = field_changes(wanted, seen)
+    changes = field_changes(wanted, seen, explain)
     if not digests:
         visible = {k: v for k, v in changes.items() if k != "digest"}
         if visible:
@@ -230,12 +241,16 @@ def compare_image(check: str, expected: ImageRef, c: Container, image: Image | N
     return Check(check, CheckResult.DRIFT, changes, note=note, container=c.name)
 
 
-def manifest_live(declared: ImageRef, c: Container, image: Image | None) -> Check:
+def manifest_live(
+    declared: ImageRef, c: Container, image: Image | None, explain: bool = True
+) -> Check:
     """The manifest–live check for one running container."""
-    return compare_image(MANIFEST_LIVE, declared, c, image)
+    return compare_image(MANIFEST_LIVE, declared, c, image, explain)
 
 
-def compose_live(compose: ComposeImage | None, c: Container, image: Image | None) -> Check:
+def compose_live(
+    compose: ComposeImage | None, c: Container, image: Image | None, explain: bool = True
+) -> Check:
     """The compose–live check: the container against what its compose file declares."""
     if compose is None:
         return Check(
@@ -246,10 +261,12 @@ def compose_live(compose: ComposeImage | None, c: Container, image: Image | None
         )
     if compose.image is None:
         return Check(COMPOSE_LIVE, CheckResult.SKIPPED, note=compose.reason, container=c.name)
-    return compare_image(COMPOSE_LIVE, compose.image, c, image)
+    return compare_image(COMPOSE_LIVE, compose.image, c, image, explain)
 
 
-def manifest_compose(declared: ImageRef, compose: ComposeImage | None) -> Check:
+def manifest_compose(
+    declared: ImageRef, compose: ComposeImage | None, explain: bool = True
+) -> Check:
     """The static manifest–compose check: needs no host."""
     if compose is None:
         return Check(
@@ -264,7 +281,7 @@ def manifest_compose(declared: ImageRef, compose: ComposeImage | None) -> Check:
         wanted["tag"], seen["tag"] = declared.tag, img.tag
     if declared.digest is not None and img.digest is not None:
         wanted["digest"], seen["digest"] = declared.digest, img.digest
-    changes: Changes = field_changes(wanted, seen)
+    changes: Changes = field_changes(wanted, seen, explain)
     if changes:
         return Check(MANIFEST_COMPOSE, CheckResult.DRIFT, changes)
     return Check(MANIFEST_COMPOSE, CheckResult.OK)

@@ -10,16 +10,21 @@ _KEY = re.compile(r"^root\['(?P<key>[^']+)'\]$")
 
 
 def field_changes(
-    expected: Mapping[str, str | None], observed: Mapping[str, str | None]
+    expected: Mapping[str, str | None],
+    observed: Mapping[str, str | None],
+    explain: bool = True,
 ) -> Changes:
     """``{field: (declared, live)}`` for every field of ``expected`` that ``observed`` differs in.
 
-    Both mappings are flat and share their keys. ``threshold_to_diff_deeper=0`` because since
+    Both mappings are flat and share their keys. With ``explain=False`` (history, where only
+    the status matters) the same answer is computed without deepdiff. ``threshold_to_diff_deeper=0`` because since
     deepdiff 8.0 dicts sharing few keys otherwise come back as one whole ``values_changed``.
     """
     seen = {k: observed.get(k) for k in expected}
     if seen == dict(expected):
         return {}  # nothing to explain; spares the deepdiff import on all-matching runs
+    if not explain:
+        return {k: (v, seen[k]) for k, v in expected.items() if seen[k] != v}
     from deepdiff import DeepDiff
 
     diff = DeepDiff(

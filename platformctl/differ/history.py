@@ -83,7 +83,7 @@ def module_history(
         status = verdict_by_state.get(state_id)
         if status is None:
             result = HostResult(point.host, HostStatus.OK, state=states[state_id])
-            status = judge(module, result).status
+            status = judge(module, result, explain=False).status
             verdict_by_state[state_id] = status
         current = status
         if status is ModuleStatus.OK:

@@ -58,9 +58,22 @@ CREATE TABLE IF NOT EXISTS snapshot_hosts (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS snapshot_hosts_by_host ON snapshot_hosts (host_id, snapshot_id);
 """
-# v2: time-window queries (drift-history --since, prune --older-than) by taken_at.
+# v2: each row says whether its host's status or state changed since the host's previous row
+# (a "change point"), set when saving, so history reads only the changes instead of every
+# snapshot; and time-window queries (prune --older-than) by taken_at.
 _SCHEMA_V2 = """
 CREATE INDEX IF NOT EXISTS snapshots_by_time ON snapshots (taken_at);
+ALTER TABLE snapshot_hosts ADD COLUMN changed INTEGER NOT NULL DEFAULT 0;
+UPDATE snapshot_hosts SET changed = 1 WHERE (snapshot_id, host_id) IN (
+    SELECT snapshot_id, host_id FROM (
+        SELECT snapshot_id, host_id, status, state_id,
+               lag(status) OVER w AS prev_status, lag(state_id) OVER w AS prev_state,
+               row_number() OVER w AS n
+        FROM snapshot_hosts WINDOW w AS (PARTITION BY host_id ORDER BY snapshot_id)
+    ) WHERE n = 1 OR status IS NOT prev_status OR state_id IS NOT prev_state
+);
+CREATE INDEX IF NOT EXISTS snapshot_hosts_changes
+    ON snapshot_hosts (host_id, snapshot_id) WHERE changed = 1;
 """
 MIGRATIONS = {1: _SCHEMA_V1, 2: _SCHEMA_V2}
 
@@ -181,9 +194,15 @@ class Store:
             state_id = conn.execute(
                 "SELECT id FROM host_states WHERE hash = ?", (digest,)
             ).fetchone()[0]
+        previous = conn.execute(
+            "SELECT status, state_id FROM snapshot_hosts WHERE host_id = ?"
+            " ORDER BY snapshot_id DESC LIMIT 1",
+            (host_id,),
+        ).fetchone()
+        changed = previous is None or tuple(previous) != (str(result.status), state_id)
         conn.execute(
             "INSERT INTO snapshot_hosts (snapshot_id, host_id, status, reason, docker_version,"
-            " storage_driver, duration_ms, state_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            " storage_driver, duration_ms, state_id, changed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 snapshot_id,
                 host_id,
@@ -193,6 +212,7 @@ class Store:
                 result.storage_driver,
                 result.duration_ms,
                 state_id,
+                int(changed),
             ),
         )
 
@@ -267,20 +287,13 @@ class Store:
 
     def change_points(self, until: int | None = None) -> dict[str, list[ChangePoint]]:
         """Per host, the snapshots (up to ``until``) where its status or state changed."""
-        limit = "" if until is None else "WHERE snapshot_id <= ?"
+        limit = "" if until is None else "AND sh.snapshot_id <= ?"
         sql = f"""
-            WITH ordered AS (
-                SELECT snapshot_id, host_id, status, state_id,
-                       lag(status) OVER w AS prev_status, lag(state_id) OVER w AS prev_state,
-                       row_number() OVER w AS n
-                FROM snapshot_hosts {limit}
-                WINDOW w AS (PARTITION BY host_id ORDER BY snapshot_id)
-            )
-            SELECT o.snapshot_id, s.taken_at, h.name, o.status, o.state_id
-            FROM ordered o JOIN snapshots s ON s.id = o.snapshot_id
-            JOIN hosts h ON h.id = o.host_id
-            WHERE o.n = 1 OR o.status IS NOT o.prev_status OR o.state_id IS NOT o.prev_state
-            ORDER BY h.name, o.snapshot_id
+            SELECT sh.snapshot_id, s.taken_at, h.name, sh.status, sh.state_id
+            FROM snapshot_hosts sh JOIN snapshots s ON s.id = sh.snapshot_id
+            JOIN hosts h ON h.id = sh.host_id
+            WHERE sh.changed = 1 {limit}
+            ORDER BY h.name, sh.snapshot_id
         """
         out: dict[str, list[ChangePoint]] = {}
         for sid, taken_at, host, status, state_id in self._read(
