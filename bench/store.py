@@ -28,8 +28,14 @@ from pathlib import Path
 
 import yaml
 
-from platformctl.collector.model import Collection, Container, HostResult, HostState, HostStatus
-from platformctl.collector.model import Image
+from platformctl.collector.model import (
+    Collection,
+    Container,
+    HostResult,
+    HostState,
+    HostStatus,
+    Image,
+)
 from platformctl.snapshots.store import Store
 
 HOSTS, CONTAINERS = 10, 20

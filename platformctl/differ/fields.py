@@ -17,8 +17,9 @@ def field_changes(
     """``{field: (declared, live)}`` for every field of ``expected`` that ``observed`` differs in.
 
     Both mappings are flat and share their keys. With ``explain=False`` (history, where only
-    the status matters) the same answer is computed without deepdiff. ``threshold_to_diff_deeper=0`` because since
-    deepdiff 8.0 dicts sharing few keys otherwise come back as one whole ``values_changed``.
+    the status matters) the same answer is computed without deepdiff.
+    ``threshold_to_diff_deeper=0`` because since deepdiff 8.0 dicts sharing few keys otherwise
+    come back as one whole ``values_changed``.
     """
     seen = {k: observed.get(k) for k in expected}
     if seen == dict(expected):
