@@ -89,6 +89,14 @@ def test_paused_is_not_running_even_though_state_running_is_true() -> None:
 def test_a_container_vanishing_between_list_and_inspect_is_not_an_error() -> None:
     raw = output(extra_container_lines=("Error: No such container: " + "d" * 64,))
     assert len(parse_output(raw).state.containers) == 1
+    stderr = b"@@containers\nError: No such container: " + b"d" * 64 + b"\n@@end\n"
+    assert len(parse_output(output(), stderr).state.containers) == 1
+
+
+def test_warnings_and_floods_on_stderr_do_not_disturb_the_json() -> None:
+    flood = b"@@info\n" + b"WARNING: Error loading config file\n" * 200_000 + b"@@end\n"
+    parsed = parse_output(output(), flood)
+    assert parsed.version == "24.0.7" and len(parsed.state.containers) == 1
 
 
 @pytest.mark.parametrize(
@@ -97,19 +105,29 @@ def test_a_container_vanishing_between_list_and_inspect_is_not_an_error() -> Non
         (b"", "did not run"),
         (b"sh: 1: docker: not found\n", "did not run"),
         (
-            PROTOCOL.encode() + b"\n@@info\nsh: 3: docker: not found\n@@rc 127\n@@end\n",
+            (
+                PROTOCOL.encode() + b"\n@@info\n@@rc 127\n@@end\n",
+                b"@@info\nsh: 3: docker: not found\n@@end\n",
+            ),
             "docker is not installed",
         ),
         (
-            PROTOCOL.encode() + b"\n@@info\nGot permission denied while trying to connect to the "
-            b"Docker daemon socket at unix:///var/run/docker.sock\n@@rc 1\n@@end\n",
+            (
+                PROTOCOL.encode() + b"\n@@info\n@@rc 1\n@@end\n",
+                b"@@info\nGot permission denied while trying to connect to the Docker daemon "
+                b"socket at unix:///var/run/docker.sock\n@@end\n",
+            ),
             "permission denied",
         ),
         (
-            PROTOCOL.encode() + b"\n@@info\nCannot connect to the Docker daemon at unix:///x. Is "
-            b"the docker daemon running?\n@@rc 1\n@@end\n",
+            (
+                PROTOCOL.encode() + b"\n@@info\n@@rc 1\n@@end\n",
+                b"@@info\nCannot connect to the Docker daemon at unix:///x. Is the docker daemon "
+                b"running?\n",
+            ),
             "not running",
         ),
+        ((b"", b"sh: 1: sh: not allowed\n"), "not allowed"),
         (output(end=False), "truncated"),
         (output(extra_container_lines=("{not json",)), "not JSON"),
         (output(extra_container_lines=("[1, 2]",)), "unexpected container"),
@@ -121,9 +139,10 @@ def test_a_container_vanishing_between_list_and_inspect_is_not_an_error() -> Non
     ],
     ids=lambda v: v if isinstance(v, str) else None,
 )
-def test_hostile_output_is_a_one_line_error(raw: bytes, reason: str) -> None:
+def test_hostile_output_is_a_one_line_error(raw: bytes | tuple[bytes, bytes], reason: str) -> None:
+    stdout, stderr = raw if isinstance(raw, tuple) else (raw, b"")
     with pytest.raises(DockerOutputError, match=reason) as err:
-        parse_output(raw)
+        parse_output(stdout, stderr)
     assert "\n" not in str(err.value)
 
 
@@ -157,6 +176,10 @@ def test_template_reads_labels_one_key_at_a_time() -> None:
 def test_parser_never_raises_past_its_boundary_on_random_bytes(raw: bytes) -> None:
     with contextlib.suppress(DockerOutputError):
         parse_output(raw)
+    with contextlib.suppress(DockerOutputError):
+        parse_output(output(), raw)
+    with contextlib.suppress(DockerOutputError):
+        parse_output(output(), raw)
 
 
 @given(st.integers(min_value=0, max_value=2000), st.binary(max_size=50))

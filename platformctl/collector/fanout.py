@@ -34,8 +34,8 @@ def collect_host(host: str, factory: TransportFactory, script: str) -> HostResul
         return int((time.monotonic() - start) * 1000)
 
     try:
-        raw = factory(host).run(script)
-        parsed = parse_output(raw)
+        output = factory(host).run(script)
+        parsed = parse_output(output.stdout, output.stderr)
     except TransportFailure as exc:
         return HostResult(host, exc.status, exc.reason, duration_ms=elapsed())
     except DockerOutputError as exc:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from platformctl.collector.model import HostStatus
 
@@ -17,10 +17,17 @@ class TransportFailure(Exception):
         self.reason = reason
 
 
+class Output(NamedTuple):
+    """What the remote script printed, stream by stream."""
+
+    stdout: bytes
+    stderr: bytes
+
+
 class Transport(Protocol):
     """Runs the constant remote script on one host and returns everything it printed."""
 
-    def run(self, script: str) -> bytes:
+    def run(self, script: str) -> Output:
         """Run ``script`` with ``sh``; raise :class:`TransportFailure` on failure."""
         ...
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import subprocess
 
-from platformctl.collector.interface import TransportFailure
+from platformctl.collector.interface import Output, TransportFailure
 from platformctl.collector.model import HostStatus
-from platformctl.collector.script import MAX_OUTPUT_BYTES
+from platformctl.collector.script import MAX_OUTPUT_BYTES, MAX_STDERR_BYTES
 
 
 class LocalTransport:
@@ -15,14 +15,13 @@ class LocalTransport:
     def __init__(self, command_timeout: float) -> None:
         self.command_timeout = command_timeout
 
-    def run(self, script: str) -> bytes:
-        """Run the script; its stdin is the script itself, stderr is merged into stdout."""
+    def run(self, script: str) -> Output:
+        """Run the script; its stdin is the script itself."""
         try:
             proc = subprocess.run(
                 ["sh", "-s"],
                 input=script.encode(),
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
+                capture_output=True,
                 timeout=self.command_timeout,
                 check=False,
             )
@@ -34,4 +33,4 @@ class LocalTransport:
             raise TransportFailure(HostStatus.ERROR, f"cannot run sh: {exc}") from None
         if len(proc.stdout) > MAX_OUTPUT_BYTES:
             raise TransportFailure(HostStatus.ERROR, "docker output exceeds the size limit")
-        return proc.stdout
+        return Output(proc.stdout, proc.stderr[:MAX_STDERR_BYTES])

@@ -18,6 +18,7 @@ from platformctl.collector.model import Container, HostState, Image
 
 PROTOCOL = "@@platformctl 1"
 MAX_OUTPUT_BYTES = 64 * 1024 * 1024
+MAX_STDERR_BYTES = 1024 * 1024
 
 # Labels are read one key at a time: Config.Labels merges the image's LABELs into the
 # container's, and both can hold secrets (SPEC §11).
@@ -50,29 +51,33 @@ def build_script(docker_command: str = "docker") -> str:
     if not words:
         raise ValueError("the docker command is empty")
     invocation = " ".join(shlex.quote(w) for w in words)
+    # Markers go to both streams, so stdout (JSON only) and stderr (messages) can each be
+    # split into the same sections: a warning or a vanished-container error on stderr never
+    # lands in the middle of the JSON.
     return f"""\
 d() {{ {invocation} "$@"; }}
+mark() {{ echo "@@$1"; echo "@@$1" >&2; }}
 echo '{PROTOCOL}'
-echo '@@info'
-d info --format '{INFO_TEMPLATE}' 2>&1
+mark info
+d info --format '{INFO_TEMPLATE}'
 echo "@@rc $?"
-ids=$(d container ls --all --quiet --no-trunc 2>&1)
+mark ls
+ids=$(d container ls --all --quiet --no-trunc)
 rc=$?
-echo '@@ls'
 printf '%s\\n' "$ids"
 echo "@@rc $rc"
 if [ "$rc" -eq 0 ] && [ -n "$ids" ]; then
-  echo '@@containers'
-  d container inspect --format '{CONTAINER_TEMPLATE}' $ids 2>&1
+  mark containers
+  d container inspect --format '{CONTAINER_TEMPLATE}' $ids
   echo "@@rc $?"
   imgs=$(d container inspect --format '{{{{.Image}}}}' $ids 2>/dev/null | sort -u)
   if [ -n "$imgs" ]; then
-    echo '@@images'
-    d image inspect --format '{IMAGE_TEMPLATE}' $imgs 2>&1
+    mark images
+    d image inspect --format '{IMAGE_TEMPLATE}' $imgs
     echo "@@rc $?"
   fi
 fi
-echo '@@end'
+mark end
 """
 
 
@@ -99,21 +104,11 @@ def one_line(text: str, limit: int = 240) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
-def parse_output(raw: bytes) -> Parsed:
-    """Parse the script's output; raise :class:`DockerOutputError` with a one-line reason."""
-    if len(raw) > MAX_OUTPUT_BYTES:
-        raise DockerOutputError(
-            f"docker output exceeds {MAX_OUTPUT_BYTES // (1024 * 1024)} MiB; refusing to parse"
-        )
-    text = raw.decode("utf-8", errors="replace")
-    lines = text.splitlines()
-    if PROTOCOL not in lines[:50]:
-        first = next((ln for ln in lines if ln.strip()), "no output")
-        raise DockerOutputError(f"the remote script did not run: {one_line(first)}")
+def _sections(text: str) -> tuple[dict[str, list[str]], dict[str, int]]:
     sections: dict[str, list[str]] = {}
     codes: dict[str, int] = {}
     current: str | None = None
-    for line in lines[lines.index(PROTOCOL) + 1 :]:
+    for line in text.splitlines():
         m = _SECTION_RE.match(line)
         if m:
             current = m.group(1)
@@ -127,26 +122,52 @@ def parse_output(raw: bytes) -> Parsed:
             continue
         if current is not None:
             sections[current].append(line)
+    return sections, codes
+
+
+def parse_output(stdout: bytes, stderr: bytes = b"") -> Parsed:
+    """Parse the script's output; raise :class:`DockerOutputError` with a one-line reason."""
+    if len(stdout) > MAX_OUTPUT_BYTES:
+        raise DockerOutputError(
+            f"docker output exceeds {MAX_OUTPUT_BYTES // (1024 * 1024)} MiB; refusing to parse"
+        )
+    text = stdout.decode("utf-8", errors="replace")
+    errors, _ = _sections(stderr[:MAX_STDERR_BYTES].decode("utf-8", errors="replace"))
+    lines = text.splitlines()
+    if PROTOCOL not in lines[:50]:
+        first = next(
+            (
+                ln
+                for ln in (*lines, *stderr[:4096].decode(errors="replace").splitlines())
+                if ln.strip()
+            ),
+            "no output",
+        )
+        raise DockerOutputError(f"the remote script did not run: {one_line(first)}")
+    sections, codes = _sections("\n".join(lines[lines.index(PROTOCOL) + 1 :]))
     if "end" not in sections:
         raise DockerOutputError("docker output was cut off before the end (truncated)")
 
-    version, driver = _parse_info(sections.get("info", []), codes.get("info", 1))
-    if codes.get("ls", 1) != 0:
-        raise DockerOutputError(_docker_failure(sections.get("ls", []), codes.get("ls", 1)))
+    def failure(section: str) -> str:
+        return _docker_failure(
+            errors.get(section, []) + sections.get(section, []), codes.get(section, 1)
+        )
 
-    containers = []
-    for obj in _json_lines(sections.get("containers", []), "container"):
-        container = _container(obj)
-        if container is not None:
-            containers.append(container)
+    if codes.get("info", 1) != 0:
+        raise DockerOutputError(failure("info"))
+    version, driver = _parse_info(sections.get("info", []))
+    if codes.get("ls", 1) != 0:
+        raise DockerOutputError(failure("ls"))
+
+    containers = [
+        _container(obj) for obj in _json_lines(sections.get("containers", []), "container")
+    ]
     images = [_image(obj) for obj in _json_lines(sections.get("images", []), "image")]
-    state = HostState(containers=tuple(sorted(containers)), images=tuple(sorted(images)))
+    state = HostState(containers=tuple(containers), images=tuple(images))
     return Parsed(version, driver, state)
 
 
-def _parse_info(lines: list[str], rc: int) -> tuple[str | None, str | None]:
-    if rc != 0:
-        raise DockerOutputError(_docker_failure(lines, rc))
+def _parse_info(lines: list[str]) -> tuple[str | None, str | None]:
     for line in lines:
         try:
             obj = json.loads(line)
@@ -184,7 +205,8 @@ def _json_lines(lines: list[str], what: str) -> list[dict[str, Any]]:
         if not line.strip():
             continue
         if not line.startswith("{"):
-            # A container or image removed between listing and inspecting: not a host error.
+            # Older engines print "No such container" on stdout for a container removed
+            # between listing and inspecting: not a host error.
             if _VANISHED.search(line):
                 continue
             raise DockerOutputError(f"unexpected {what} inspect output: {one_line(line, 120)}")
@@ -213,7 +235,7 @@ def _str(obj: dict[str, Any], key: str, required: bool = True) -> str | None:
     return value
 
 
-def _container(obj: dict[str, Any]) -> Container | None:
+def _container(obj: dict[str, Any]) -> Container:
     running = obj.get("running")
     if not isinstance(running, bool):
         raise DockerOutputError("docker output has no boolean 'running'")

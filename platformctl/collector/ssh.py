@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import socket
 import threading
 import time
@@ -14,10 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from platformctl.collector.interface import TransportFailure
+from platformctl.collector.interface import Output, TransportFailure
 from platformctl.collector.knownhosts import KeyCheck, KnownHosts
 from platformctl.collector.model import HostStatus
-from platformctl.collector.script import MAX_OUTPUT_BYTES, one_line
+from platformctl.collector.script import MAX_OUTPUT_BYTES, MAX_STDERR_BYTES, one_line
 from platformctl.collector.sshconfig import DEFAULT_IDENTITIES, SshConfigFile, SshTarget
 
 if TYPE_CHECKING:
@@ -59,7 +60,7 @@ class SshTransport:
         self.alias = alias
         self.settings = settings
 
-    def run(self, script: str) -> bytes:
+    def run(self, script: str) -> Output:
         """Connect, authenticate, run ``sh -s`` with ``script`` on stdin, return its output."""
         target = self.settings.config.lookup(self.alias)
         transports: list[paramiko.Transport] = []
@@ -241,47 +242,61 @@ class SshTransport:
             )
         raise TransportFailure(HostStatus.AUTH_FAILED, "; ".join(parts))
 
-    def _exec(self, transport: paramiko.Transport, target: SshTarget, script: str) -> bytes:
+    def _exec(self, transport: paramiko.Transport, target: SshTarget, script: str) -> Output:
         timeout = self.settings.command_timeout
         deadline = time.monotonic() + timeout
         try:
             chan = transport.open_session(timeout=min(timeout, self._timeout(target)))
-            # One stream: reading stdout to EOF while stderr fills its window deadlocks.
-            chan.set_combine_stderr(True)
-            chan.settimeout(0.5)
             chan.exec_command("sh -s")
             chan.sendall(script.encode())
             chan.shutdown_write()
-            chunks: list[bytes] = []
-            size = 0
-            while True:
-                if time.monotonic() > deadline:
-                    raise TransportFailure(
-                        HostStatus.ERROR,
-                        f"the remote docker command did not finish within {timeout:g}s",
-                    )
-                try:
-                    data = chan.recv(1 << 16)
-                except TimeoutError:
-                    continue
-                if not data:
-                    break
-                size += len(data)
-                if size > MAX_OUTPUT_BYTES:
-                    raise TransportFailure(
-                        HostStatus.ERROR,
-                        f"docker output exceeds {MAX_OUTPUT_BYTES // (1024 * 1024)} MiB",
-                    )
-                chunks.append(data)
-            # recv_exit_status() has no timeout; wait on the event instead (SPEC §11).
-            chan.status_event.wait(max(0.0, deadline - time.monotonic()))
-            return b"".join(chunks)
+            return _drain(chan, deadline, timeout)
         except TransportFailure:
             raise
         except Exception as exc:
             raise TransportFailure(
                 HostStatus.ERROR, f"SSH command failed: {one_line(str(exc)) or type(exc).__name__}"
             ) from None
+
+
+def _drain(chan: paramiko.Channel, deadline: float, timeout: float) -> Output:
+    """Read stdout and stderr together until EOF, bounded by ``deadline``.
+
+    Both streams are read as data arrives: reading stdout to EOF while the remote fills
+    stderr's window deadlocks (SPEC §11). stderr beyond its cap is read and dropped.
+    """
+    out: list[bytes] = []
+    err: list[bytes] = []
+    out_size = err_size = 0
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TransportFailure(
+                HostStatus.ERROR, f"the remote docker command did not finish within {timeout:g}s"
+            )
+        # The channel's fileno becomes readable on stdout data, stderr data or EOF.
+        select.select([chan], [], [], min(remaining, 1.0))
+        while chan.recv_stderr_ready():
+            data = chan.recv_stderr(1 << 16)
+            if err_size < MAX_STDERR_BYTES:
+                err.append(data)
+            err_size += len(data)
+        while chan.recv_ready():
+            data = chan.recv(1 << 16)
+            out_size += len(data)
+            if out_size > MAX_OUTPUT_BYTES:
+                raise TransportFailure(
+                    HostStatus.ERROR,
+                    f"docker output exceeds {MAX_OUTPUT_BYTES // (1024 * 1024)} MiB",
+                )
+            out.append(data)
+        if (chan.eof_received or chan.closed) and not (
+            chan.recv_ready() or chan.recv_stderr_ready()
+        ):
+            break
+    # recv_exit_status() has no timeout; wait on the event instead (SPEC §11).
+    chan.status_event.wait(max(0.0, min(1.0, deadline - time.monotonic())))
+    return Output(b"".join(out), b"".join(err)[:MAX_STDERR_BYTES])
 
 
 def _open_socket(target: SshTarget, timeout: float) -> socket.socket:
