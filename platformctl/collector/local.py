@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 
 from platformctl.collector.interface import Output, TransportFailure
@@ -18,19 +20,32 @@ class LocalTransport:
     def run(self, script: str) -> Output:
         """Run the script; its stdin is the script itself."""
         try:
-            proc = subprocess.run(
+            # A session of its own, so a timeout ends docker and anything it started: killing
+            # only `sh` would leave a child holding the pipes open until it finishes.
+            proc = subprocess.Popen(
                 ["sh", "-s"],
-                input=script.encode(),
-                capture_output=True,
-                timeout=self.command_timeout,
-                check=False,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
             )
-        except subprocess.TimeoutExpired:
-            raise TransportFailure(
-                HostStatus.ERROR, f"docker did not answer within {self.command_timeout:g}s"
-            ) from None
         except OSError as exc:
             raise TransportFailure(HostStatus.ERROR, f"cannot run sh: {exc}") from None
-        if len(proc.stdout) > MAX_OUTPUT_BYTES:
-            raise TransportFailure(HostStatus.ERROR, "docker output exceeds the size limit")
-        return Output(proc.stdout, proc.stderr[:MAX_STDERR_BYTES])
+        try:
+            stdout, stderr = proc.communicate(script.encode(), timeout=self.command_timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            raise TransportFailure(
+                HostStatus.ERROR,
+                f"the docker command did not finish within {self.command_timeout:g}s",
+            ) from None
+        except BaseException:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise
+        if len(stdout) > MAX_OUTPUT_BYTES:
+            raise TransportFailure(
+                HostStatus.ERROR, f"docker output exceeds {MAX_OUTPUT_BYTES // (1024 * 1024)} MiB"
+            )
+        return Output(stdout, stderr[:MAX_STDERR_BYTES])

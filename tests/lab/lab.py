@@ -14,6 +14,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tarfile
 import tempfile
 import threading
@@ -133,6 +134,7 @@ class Lab:
     hosts: dict[str, LabHost] = field(default_factory=dict)
     registry_port: int = 0
     images: dict[str, str] = field(default_factory=dict)
+    netns: list[str] = field(default_factory=list)
     _silent: list[socket.socket] = field(default_factory=list)
 
     # --- paths -------------------------------------------------------------------------
@@ -168,6 +170,8 @@ class Lab:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=5)
+        for name in self.netns:
+            subprocess.run(["ip", "netns", "delete", name], capture_output=True)
         for engine in self.engines.values():
             # vfs layers and container mounts: unmount leftovers before removing the folder.
             subprocess.run(["umount", "-R", str(engine.root / "exec")], capture_output=True)
@@ -178,10 +182,16 @@ class Lab:
         args: list[str],
         log: Path,
         env: dict[str, str] | None = None,
+        pass_fds: tuple[int, ...] = (),
     ) -> subprocess.Popen[bytes]:
         fh = open(log, "wb")  # noqa: SIM115 - the child owns it for its lifetime
         proc = subprocess.Popen(
-            args, stdout=fh, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            args,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+            pass_fds=pass_fds,
         )
         fh.close()
         self.procs.append(proc)
@@ -327,8 +337,11 @@ class Lab:
         address: str = "127.0.0.1",
         extra: str = "",
         known: bool = True,
+        netns: str | None = None,
+        port: int | None = None,
     ) -> LabHost:
-        """An sshd on ``address`` whose sessions reach ``engine`` through DOCKER_HOST."""
+        """An sshd on ``address`` whose sessions reach ``engine`` through DOCKER_HOST;
+        inside network namespace ``netns`` when given (unreachable from outside it)."""
         self._ensure_client_key()
         Path("/run/sshd").mkdir(parents=True, exist_ok=True)
         folder = self.root / "sshd" / alias
@@ -339,7 +352,7 @@ class Lab:
             check=True,
             capture_output=True,
         )
-        port = free_port(address)
+        port = port or free_port(address)
         setenv = f"SetEnv DOCKER_HOST={engine.socket}\n" if engine else ""
         (folder / "sshd_config").write_text(
             f"Port {port}\nListenAddress {address}\nHostKey {host_key}\n"
@@ -350,8 +363,17 @@ class Lab:
             f"{setenv}{extra}"
         )
         log = folder / "sshd.log"
-        proc = self._spawn([REQUIRED["sshd"], "-D", "-e", "-f", str(folder / "sshd_config")], log)
-        wait_for(lambda: proc.poll() is None and _port_open(address, port), 20, f"sshd {alias}")
+        prefix = ["ip", "netns", "exec", netns] if netns else []
+        proc = self._spawn(
+            [*prefix, REQUIRED["sshd"], "-D", "-e", "-f", str(folder / "sshd_config")], log
+        )
+
+        def listening() -> bool:
+            if proc.poll() is not None:
+                raise LabUnavailable(f"sshd {alias} exited: {log.read_text()[-400:]}")
+            return "Server listening on" in log.read_text(errors="replace")
+
+        wait_for(listening, 20, f"sshd {alias}")
         pub = (folder / "ssh_host_ed25519_key.pub").read_text().split()
         host = LabHost(alias, address, port, engine, proc, log, host_key_pub=" ".join(pub[:2]))
         self.hosts[alias] = host
@@ -359,6 +381,58 @@ class Lab:
         if known:
             self.trust(host)
         return host
+
+    def create_netns(self) -> str:
+        """A new network namespace with only its own loopback, removed in :meth:`stop`."""
+        name = f"pctl-{os.getpid()}-{len(self.netns)}-{int(time.time() * 1000) % 100000}"
+        for args in (
+            ["ip", "netns", "add", name],
+            ["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"],
+        ):
+            proc = subprocess.run(args, capture_output=True)
+            if proc.returncode != 0:
+                raise LabUnavailable(f"cannot create a network namespace: {proc.stderr!r}")
+        self.netns.append(name)
+        return name
+
+    def start_relay(
+        self,
+        maps: list[tuple[str, str]],
+        delay_ms: float = 0.0,
+        netns: str | None = None,
+        name: str = "relay",
+    ) -> subprocess.Popen[bytes]:
+        """A :mod:`tests.lab.relay` process. A listen address starting with ``127.`` in a relay
+        run inside ``netns`` is bound here first and handed over, so it accepts from outside."""
+        fds: list[int] = []
+        args = [sys.executable, "-m", "tests.lab.relay", "--delay-ms", str(delay_ms)]
+        for listen, target in maps:
+            if netns:
+                host, port = listen.rsplit(":", 1)
+                sock = socket.socket()
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.bind((host, int(port)))
+                sock.listen(256)
+                self._silent.append(sock)  # closed in stop()
+                fds.append(sock.fileno())
+                listen = f"fd:{sock.fileno()}"
+            args += ["--map", f"{listen}={target}"]
+        prefix = ["ip", "netns", "exec", netns] if netns else []
+        folder = self.root / "relays"
+        folder.mkdir(exist_ok=True)
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+        proc = self._spawn(
+            [*prefix, *args], folder / f"{name}-{len(self.procs)}.log", env=env, pass_fds=tuple(fds)
+        )
+        if not netns:
+            for listen, _ in maps:
+                host, port = listen.rsplit(":", 1)
+                wait_for(
+                    lambda h=host, p=int(port): proc.poll() is None and _port_open(h, p),
+                    20,
+                    "relay",
+                )
+        return proc
 
     def trust(self, host: LabHost) -> None:
         """Add ``host``'s key to the lab known_hosts."""
