@@ -353,7 +353,13 @@ class Lab:
             capture_output=True,
         )
         port = port or free_port(address)
-        setenv = f"SetEnv DOCKER_HOST={engine.socket}\n" if engine else ""
+        # The session's HOME is the lab's: this machine's root runs pyenv from ~/.bashrc, which
+        # bash sources for every ssh command and which costs ~200 ms a session. A real server's
+        # shell start-up is not what the tests or the benchmarks measure.
+        home = self.root / "home"
+        home.mkdir(exist_ok=True)
+        docker_host = f" DOCKER_HOST={engine.socket}" if engine else ""
+        setenv = f"SetEnv HOME={home}{docker_host}\n"
         (folder / "sshd_config").write_text(
             f"Port {port}\nListenAddress {address}\nHostKey {host_key}\n"
             f"AuthorizedKeysFile {self.client_key}.pub\nPidFile {folder / 'sshd.pid'}\n"
