@@ -397,6 +397,9 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except click.Abort:
         _fail("interrupted", EXIT_INTERRUPTED)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        click.echo(exc.format_message(), err=True)  # the help text, as is
+        sys.exit(EXIT_USAGE)
     except click.ClickException as exc:
         _fail(exc.format_message())
     except PlatformctlError as exc:

@@ -56,7 +56,7 @@ def collect(
     command_timeout: float = 60.0,
 ) -> tuple[int | None, Collection]:
     """Collect ``hosts`` in parallel and save one snapshot; returns its ID (None: no hosts)."""
-    from platformctl.collector import make_factory
+    from platformctl.collector import Connector
     from platformctl.collector.fanout import StderrProgress
     from platformctl.collector.fanout import collect as fan_out
     from platformctl.collector.script import build_script
@@ -65,13 +65,14 @@ def collect(
         script = build_script(docker_command)
     except ValueError as exc:
         raise UsageError(f"--docker-command: {exc}") from None
-    factory = make_factory(ssh_config, connect_timeout, command_timeout)
+    connector = Connector(ssh_config, connect_timeout, command_timeout)
     names = sorted(set(hosts))
     progress = StderrProgress()
     try:
-        collection = fan_out(names, factory, script, jobs=jobs, progress=progress)
+        collection = fan_out(names, connector, script, jobs=jobs, progress=progress)
     finally:
         progress.clear()
+        connector.close()
     snapshot_id = store.save(collection, __version__) if names else None
     return snapshot_id, collection
 

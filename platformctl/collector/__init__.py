@@ -22,28 +22,39 @@ __all__ = [
     "Transport",
     "TransportFactory",
     "TransportFailure",
-    "make_factory",
+    "Connector",
 ]
 
 
-def make_factory(
-    ssh_config: str | None, connect_timeout: float, command_timeout: float
-) -> TransportFactory:
-    """The real transport factory: local hosts run locally, every other alias over SSH."""
-    from platformctl.collector.local import LocalTransport
-    from platformctl.collector.ssh import SshSettings, SshTransport
-    from platformctl.collector.sshconfig import SshConfigFile
-    from platformctl.declared.model import LOCAL_HOSTS
+class Connector:
+    """The real transport factory: local hosts run locally, every other alias over SSH.
 
-    settings = SshSettings(
-        SshConfigFile.default(ssh_config),
-        connect_timeout=connect_timeout,
-        command_timeout=command_timeout,
-    )
+    Call it with a host alias for that host's transport; :meth:`close` ends what the run's
+    transports share (jump-host connections).
+    """
 
-    def factory(host: str) -> Transport:
+    def __init__(
+        self, ssh_config: str | None, connect_timeout: float, command_timeout: float
+    ) -> None:
+        from platformctl.collector.ssh import SshSettings
+        from platformctl.collector.sshconfig import SshConfigFile
+
+        self.command_timeout = command_timeout
+        self.settings = SshSettings(
+            SshConfigFile.default(ssh_config),
+            connect_timeout=connect_timeout,
+            command_timeout=command_timeout,
+        )
+
+    def __call__(self, host: str) -> Transport:
+        from platformctl.collector.local import LocalTransport
+        from platformctl.collector.ssh import SshTransport
+        from platformctl.declared.model import LOCAL_HOSTS
+
         if host in LOCAL_HOSTS:
-            return LocalTransport(command_timeout)
-        return SshTransport(host, settings)
+            return LocalTransport(self.command_timeout)
+        return SshTransport(host, self.settings)
 
-    return factory
+    def close(self) -> None:
+        """Close connections shared between hosts."""
+        self.settings.close()

@@ -36,12 +36,16 @@ _quiet.propagate = False
 
 @dataclass
 class SshSettings:
-    """What every SSH transport of one run shares: config, timeouts, known_hosts."""
+    """What every SSH transport of one run shares: config, timeouts, known_hosts, jump hosts."""
 
     config: SshConfigFile
     connect_timeout: float = 10.0
     command_timeout: float = 60.0
     _known: dict[tuple[str, ...], KnownHosts] = field(default_factory=dict)
+    _jumps: dict[tuple[str, ...], paramiko.Transport | TransportFailure] = field(
+        default_factory=dict
+    )
+    _jump_locks: dict[tuple[str, ...], threading.Lock] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def known_hosts(self, target: SshTarget) -> KnownHosts:
@@ -51,6 +55,37 @@ class SshSettings:
             if files not in self._known:
                 self._known[files] = KnownHosts(files)
             return self._known[files]
+
+    def jump(
+        self, chain: tuple[str, ...], opener: Callable[[tuple[str, ...]], paramiko.Transport]
+    ) -> paramiko.Transport:
+        """The one authenticated transport to the last hop of ``chain``, shared by every host
+        behind it (SPEC §11: one bastion login per run, not one per target). A failure is
+        remembered too, so fifty hosts behind a dead bastion do not each wait out its timeout.
+        """
+        with self._lock:
+            lock = self._jump_locks.setdefault(chain, threading.Lock())
+        with lock:
+            known = self._jumps.get(chain)
+            if isinstance(known, TransportFailure):
+                raise known
+            if known is not None and known.is_active():
+                return known
+            try:
+                transport = opener(chain)
+            except TransportFailure as exc:
+                self._jumps[chain] = exc
+                raise
+            self._jumps[chain] = transport
+            return transport
+
+    def close(self) -> None:
+        """Close the shared jump transports."""
+        with self._lock:
+            for value in self._jumps.values():
+                if not isinstance(value, TransportFailure):
+                    value.close()
+            self._jumps.clear()
 
 
 class SshTransport:
@@ -63,48 +98,39 @@ class SshTransport:
     def run(self, script: str) -> Output:
         """Connect, authenticate, run ``sh -s`` with ``script`` on stdin, return its output."""
         target = self.settings.config.lookup(self.alias)
-        transports: list[paramiko.Transport] = []
+        timeout = self._timeout(target)
+        deadline = time.monotonic() + timeout
+        sock = self._route(target, timeout)
+        transport = self._handshake(target, sock, deadline)
         try:
-            client = self._connect_chain(target, transports)
-            return self._exec(client, target, script)
+            self._authenticate(transport, target)
+            return self._exec(transport, target, script)
         finally:
-            for t in reversed(transports):
-                t.close()
+            transport.close()
 
     def _timeout(self, target: SshTarget) -> float:
         return target.connect_timeout or self.settings.connect_timeout
 
-    def _connect_chain(
-        self, target: SshTarget, transports: list[paramiko.Transport]
-    ) -> paramiko.Transport:
-        sock: socket.socket | paramiko.Channel | None = None
-        hop_names = list(target.proxy_jump)
-        hops = [self._jump_target(h) for h in hop_names] + [target]
-        for i, hop in enumerate(hops):
-            timeout = self._timeout(hop)
-            deadline = time.monotonic() + timeout
-            if sock is None:
-                sock = _open_socket(hop, timeout)
-            transport = self._handshake(hop, sock, deadline, via=hop_names[:i])
-            transports.append(transport)
-            self._authenticate(transport, hop)
-            if hop is target:
-                return transport
-            nxt = hops[i + 1]
-            try:
-                sock = transport.open_channel(
-                    "direct-tcpip",
-                    (nxt.hostname, nxt.port),
-                    ("127.0.0.1", 0),
-                    timeout=self._timeout(nxt),
-                )
-            except Exception as exc:
-                raise TransportFailure(
-                    HostStatus.UNREACHABLE,
-                    f"jump host {hop.alias} cannot reach {nxt.hostname}:{nxt.port}: "
-                    f"{one_line(str(exc)) or type(exc).__name__}",
-                ) from None
-        raise AssertionError("unreachable")  # pragma: no cover
+    def _route(self, target: SshTarget, timeout: float) -> socket.socket | paramiko.Channel:
+        """A direct TCP socket, or a channel through the (shared) ProxyJump chain."""
+        if not target.proxy_jump:
+            return _open_socket(target, timeout)
+        jump = self.settings.jump(target.proxy_jump, self._open_jump)
+        return _forward(jump, target, timeout, target.proxy_jump[-1])
+
+    def _open_jump(self, chain: tuple[str, ...]) -> paramiko.Transport:
+        """Connect and authenticate to the last hop of ``chain``, through the hops before it."""
+        hop = self._jump_target(chain[-1])
+        timeout = self._timeout(hop)
+        deadline = time.monotonic() + timeout
+        if len(chain) == 1:
+            sock: socket.socket | paramiko.Channel = _open_socket(hop, timeout)
+        else:
+            previous = self.settings.jump(chain[:-1], self._open_jump)
+            sock = _forward(previous, hop, timeout, chain[-2])
+        transport = self._handshake(hop, sock, deadline)
+        self._authenticate(transport, hop)
+        return transport
 
     def _jump_target(self, spec: str) -> SshTarget:
         """A ProxyJump hop: ``[user@]host[:port]``, where host may be an alias itself."""
@@ -126,7 +152,6 @@ class SshTransport:
         target: SshTarget,
         sock: socket.socket | paramiko.Channel,
         deadline: float,
-        via: list[str],
     ) -> paramiko.Transport:
         import paramiko
 
@@ -297,6 +322,22 @@ def _drain(chan: paramiko.Channel, deadline: float, timeout: float) -> Output:
     # recv_exit_status() has no timeout; wait on the event instead (SPEC §11).
     chan.status_event.wait(max(0.0, min(1.0, deadline - time.monotonic())))
     return Output(b"".join(out), b"".join(err)[:MAX_STDERR_BYTES])
+
+
+def _forward(
+    jump: paramiko.Transport, target: SshTarget, timeout: float, via: str
+) -> paramiko.Channel:
+    """A ``direct-tcpip`` channel from the jump host to ``target``."""
+    try:
+        return jump.open_channel(
+            "direct-tcpip", (target.hostname, target.port), ("127.0.0.1", 0), timeout=timeout
+        )
+    except Exception as exc:
+        raise TransportFailure(
+            HostStatus.UNREACHABLE,
+            f"jump host {via} cannot reach {target.hostname}:{target.port}: "
+            f"{one_line(str(exc)) or type(exc).__name__}",
+        ) from None
 
 
 def _open_socket(target: SshTarget, timeout: float) -> socket.socket:

@@ -153,22 +153,41 @@ def test_include_in_ssh_config_is_resolved(
     assert check(run_cli, tmp_path, main)["code"] == 0
 
 
-def test_proxyjump_through_a_bastion(std_lab: StandardLab, run_cli: Runner, tmp_path: Path) -> None:
+def test_proxyjump_shares_one_bastion_login_between_targets(
+    std_lab: StandardLab, run_cli: Runner, tmp_path: Path
+) -> None:
     lab = std_lab.lab
     bastion = lab.start_sshd(f"bastion-{uuid.uuid4().hex[:6]}", None)
-    target = lab.start_sshd(f"inner-{uuid.uuid4().hex[:6]}", lab.engines["alpha"])
-    single_module(tmp_path, std_lab, "inner")
+    targets = [
+        lab.start_sshd(f"inner-{uuid.uuid4().hex[:6]}", lab.engines["alpha"]) for _ in range(3)
+    ]
+    blocks = []
+    for i, target in enumerate(targets):
+        name = f"jump-{uuid.uuid4().hex[:8]}"
+        lab.run_container(lab.engines["alpha"], name, std_lab.images.web_10)
+        write_module(
+            tmp_path,
+            f"m{i}",
+            {
+                "host": f"inner{i}",
+                "orchestrator": "docker",
+                "container": name,
+                "image_observed": std_lab.ref(std_lab.images.web_10),
+            },
+        )
+        blocks.append(
+            f"Host inner{i}\n  HostName 127.0.0.1\n  Port {target.port}\n  ProxyJump jump\n"
+        )
     config = tmp_path / "config"
     config.write_text(
-        f"Host jump\n  HostName 127.0.0.1\n  Port {bastion.port}\n  User root\n"
-        f"Host inner\n  HostName 127.0.0.1\n  Port {target.port}\n  User root\n"
-        "  ProxyJump jump\n"
-        f"Host *\n  IdentityFile {lab.client_key}\n  IdentitiesOnly yes\n"
+        f"Host jump\n  HostName 127.0.0.1\n  Port {bastion.port}\n"
+        + "".join(blocks)
+        + f"Host *\n  User root\n  IdentityFile {lab.client_key}\n  IdentitiesOnly yes\n"
         f"  UserKnownHostsFile {lab.known_hosts}\n  GlobalKnownHostsFile none\n"
     )
-    before = (bastion.connections(), target.connections())
     assert check(run_cli, tmp_path, config)["code"] == 0
-    assert (bastion.connections() - before[0], target.connections() - before[1]) == (1, 1)
+    assert bastion.connections() == 1  # one bastion login for all three targets
+    assert [t.connections() for t in targets] == [1, 1, 1]
     assert bastion.commands() == 0  # the bastion only forwarded
 
 
