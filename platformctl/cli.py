@@ -7,16 +7,21 @@ exit 2 by default, but 2 means drift here, so every usage error exits 1 (SPEC §
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast
 
 import click
 
 from platformctl import __version__
 from platformctl.errors import PlatformctlError, UsageError
+
+if TYPE_CHECKING:
+    from platformctl.collector.options import CollectOptions
+    from platformctl.declared.model import Module
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -45,8 +50,24 @@ def db_option(f: F) -> F:
 
 
 def collect_options(f: F) -> F:
-    """The options that shape a live collection."""
-    options = [
+    """The options that shape a live collection, handed to the command as ``options``."""
+
+    @functools.wraps(f)
+    def wrapper(
+        *args: Any,
+        ssh_config: str | None,
+        docker_command: str,
+        jobs: int,
+        connect_timeout: float,
+        command_timeout: float,
+        **kwargs: Any,
+    ) -> Any:
+        from platformctl.collector.options import CollectOptions
+
+        options = CollectOptions(ssh_config, docker_command, jobs, connect_timeout, command_timeout)
+        return f(*args, options=options, **kwargs)
+
+    decorators = [
         click.option("--ssh-config", metavar="PATH", help="ssh config (default ~/.ssh/config)."),
         click.option(
             "--docker-command",
@@ -80,9 +101,10 @@ def collect_options(f: F) -> F:
             help="Seconds for the remote command.",
         ),
     ]
-    for option in reversed(options):
-        f = option(f)
-    return f
+    command: Any = wrapper
+    for decorator in reversed(decorators):
+        command = decorator(command)
+    return cast(F, command)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -110,11 +132,7 @@ def drift_check(
     no_color: bool,
     root: str | None,
     db: str | None,
-    ssh_config: str | None,
-    docker_command: str,
-    jobs: int,
-    connect_timeout: float,
-    command_timeout: float,
+    options: CollectOptions,
 ) -> None:
     """Collect live state from every host in scope and compare it with the declared state.
 
@@ -127,18 +145,8 @@ def drift_check(
     from platformctl.differ.render import render_json, render_table
     from platformctl.run import check
 
-    declared, scope = _load_scope(root, modules)
-    report = check(
-        declared,
-        scope,
-        store_path=_db_path(db),
-        snapshot=snapshot,
-        ssh_config=ssh_config,
-        docker_command=docker_command,
-        jobs=jobs,
-        connect_timeout=connect_timeout,
-        command_timeout=command_timeout,
-    )
+    scope = _load_scope(root, modules)
+    report = check(scope, _db_path(db), options, snapshot=snapshot)
     if as_json:
         click.echo(render_json(report))
     else:
@@ -164,11 +172,7 @@ def collect_command(
     as_json: bool,
     root: str | None,
     db: str | None,
-    ssh_config: str | None,
-    docker_command: str,
-    jobs: int,
-    connect_timeout: float,
-    command_timeout: float,
+    options: CollectOptions,
 ) -> None:
     """Collect live state and store a snapshot, without comparing; prints the snapshot ID.
 
@@ -182,20 +186,12 @@ def collect_command(
     from platformctl.run import collect, open_store
 
     if not hosts:
-        declared, scope = _load_scope(root, ())
+        scope = _load_scope(root, ())
         hosts = tuple(hosts_in_scope(scope))
         if not hosts:
             raise UsageError("no module needs a host; nothing to collect (or pass --host)")
     store = open_store(_db_path(db))
-    snapshot_id, collection = collect(
-        hosts,
-        store,
-        ssh_config=ssh_config,
-        docker_command=docker_command,
-        jobs=jobs,
-        connect_timeout=connect_timeout,
-        command_timeout=command_timeout,
-    )
+    snapshot_id, collection = collect(hosts, store, options)
     reached = [h for h in collection.hosts if h.reached]
     failed = [h for h in collection.hosts if h.status != "ok"]
     code = 5 if not reached else 8 if failed else 0
@@ -354,7 +350,7 @@ def drift_history_command(
     from platformctl.run import drift_history, open_store, parse_age
 
     window = parse_age(since, "--since")
-    _, scope = _load_scope(root, modules)
+    scope = _load_scope(root, modules)
     start, now, items = drift_history(scope, open_store(_db_path(db), must_exist=True), window)
     click.echo(
         history_json(start, now, items) if as_json else history_table(start, now, items), nl=as_json
@@ -367,7 +363,8 @@ def _db_path(db: str | None) -> Path:
     return Path(db).expanduser() if db else default_db_path()
 
 
-def _load_scope(root: str | None, names: tuple[str, ...]) -> tuple[Any, Any]:
+def _load_scope(root: str | None, names: tuple[str, ...]) -> tuple[Module, ...]:
+    """The modules named (or all), with a warning for invalid manifests left out."""
     from platformctl.declared.manifests import find_root, load_declared
 
     declared = load_declared(find_root(root))
@@ -381,7 +378,7 @@ def _load_scope(root: str | None, names: tuple[str, ...]) -> tuple[Any, Any]:
     for module in declared.modules:
         if module.problem and module not in scope:
             click.echo(f"warning: {module.name}: {module.problem}", err=True)
-    return declared, scope
+    return scope
 
 
 def _fail(message: str, code: int = EXIT_USAGE) -> NoReturn:

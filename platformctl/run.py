@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from platformctl import __version__
-from platformctl.declared.model import DeclaredState, Module
+from platformctl.collector.options import CollectOptions
+from platformctl.declared.model import Module
 from platformctl.differ import Report, diff, hosts_in_scope
 from platformctl.errors import StoreError, UsageError
 
@@ -46,14 +47,7 @@ def open_store(path: Path, must_exist: bool = False) -> Store:
 
 
 def collect(
-    hosts: Iterable[str],
-    store: Store,
-    *,
-    ssh_config: str | None = None,
-    docker_command: str = "docker",
-    jobs: int = 16,
-    connect_timeout: float = 10.0,
-    command_timeout: float = 60.0,
+    hosts: Iterable[str], store: Store, options: CollectOptions
 ) -> tuple[int | None, Collection]:
     """Collect ``hosts`` in parallel and save one snapshot; returns its ID (None: no hosts)."""
     from platformctl.collector import Connector
@@ -62,14 +56,14 @@ def collect(
     from platformctl.collector.script import build_script
 
     try:
-        script = build_script(docker_command)
+        script = build_script(options.docker_command)
     except ValueError as exc:
         raise UsageError(f"--docker-command: {exc}") from None
-    connector = Connector(ssh_config, connect_timeout, command_timeout)
+    connector = Connector(options.ssh_config, options.connect_timeout, options.command_timeout)
     names = sorted(set(hosts))
     progress = StderrProgress()
     try:
-        collection = fan_out(names, connector, script, jobs=jobs, progress=progress)
+        collection = fan_out(names, connector, script, jobs=options.jobs, progress=progress)
     finally:
         progress.clear()
         connector.close()
@@ -78,16 +72,10 @@ def collect(
 
 
 def check(
-    declared: DeclaredState,
     scope: tuple[Module, ...],
-    *,
     store_path: Path,
+    options: CollectOptions,
     snapshot: str | None = None,
-    ssh_config: str | None = None,
-    docker_command: str = "docker",
-    jobs: int = 16,
-    connect_timeout: float = 10.0,
-    command_timeout: float = 60.0,
 ) -> Report:
     """Replay ``snapshot`` or collect the hosts ``scope`` needs, save, judge, add drift ages."""
     from platformctl.snapshots.model import snapshot_status
@@ -104,15 +92,7 @@ def check(
             replay=True,
         )
     else:
-        snapshot_id, collection = collect(
-            hosts_in_scope(scope),
-            store,
-            ssh_config=ssh_config,
-            docker_command=docker_command,
-            jobs=jobs,
-            connect_timeout=connect_timeout,
-            command_timeout=command_timeout,
-        )
+        snapshot_id, collection = collect(hosts_in_scope(scope), store, options)
         report = diff(
             scope,
             collection.hosts,

@@ -49,7 +49,6 @@ def load_declared(root: Path) -> DeclaredState:
         )
     stacks = find_stacks(root)
     modules = [_link_compose(load_manifest(p), stacks) for p in paths]
-    warnings: list[str] = []
     by_name: dict[str, Module] = {}
     for module in modules:
         if module.name in by_name:
@@ -59,7 +58,7 @@ def load_declared(root: Path) -> DeclaredState:
             continue
         by_name[module.name] = module
     modules.sort(key=lambda m: (m.name, str(m.path)))
-    return DeclaredState(root=root, modules=tuple(modules), warnings=tuple(warnings))
+    return DeclaredState(root=root, modules=tuple(modules))
 
 
 def load_manifest(path: Path) -> Module:

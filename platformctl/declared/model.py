@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
@@ -72,11 +72,10 @@ class Module:
 
 @dataclass(frozen=True)
 class DeclaredState:
-    """Every module of a platform repository, in name order, with loader warnings."""
+    """Every module of a platform repository, in name order."""
 
     root: Path
     modules: tuple[Module, ...]
-    warnings: tuple[str, ...] = field(default=())
 
     def names(self) -> list[str]:
         """Module names, sorted."""

@@ -141,23 +141,27 @@ def _live_cell(v: ModuleVerdict) -> str:
     return ", ".join(cells)
 
 
-def age(since: str | None, now: datetime | None = None) -> str:
-    """``3d 4h`` / ``5h 12m`` / ``40m`` since an ISO timestamp; ``-`` for None."""
-    if not since:
-        return "-"
-    try:
-        start = datetime.fromisoformat(since.replace("Z", "+00:00"))
-    except ValueError:
-        return "-"
-    seconds = max(0, int(((now or datetime.now(UTC)) - start).total_seconds()))
-    days, rem = divmod(seconds, 86400)
+def duration(seconds: int) -> str:
+    """``3d 4h`` / ``5h 12m`` / ``40m``; under a minute, ``12s``."""
+    days, rem = divmod(max(0, seconds), 86400)
     hours, rem = divmod(rem, 3600)
     minutes = rem // 60
     if days:
         return f"{days}d {hours}h"
     if hours:
         return f"{hours}h {minutes}m"
-    return f"{minutes}m"
+    return f"{minutes}m" if minutes else f"{seconds}s"
+
+
+def age(since: str | None, now: datetime | None = None) -> str:
+    """The time elapsed since an ISO timestamp, as :func:`duration`; ``-`` for None."""
+    if not since:
+        return "-"
+    try:
+        start = datetime.fromisoformat(since.replace("Z", "+00:00"))
+    except ValueError:
+        return "-"
+    return duration(int(((now or datetime.now(UTC)) - start).total_seconds()))
 
 
 def render_table(report: Report, colour: bool = False) -> str:

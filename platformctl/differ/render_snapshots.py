@@ -9,7 +9,7 @@ from typing import Any
 
 from platformctl.collector.model import HostResult
 from platformctl.differ.history import ModuleHistory
-from platformctl.differ.render import age
+from platformctl.differ.render import age, duration
 from platformctl.differ.snapshot_diff import HostDiff
 from platformctl.snapshots.model import PruneResult, Snapshot, SnapshotSummary
 
@@ -247,7 +247,12 @@ def history_table(since: datetime, now: datetime, items: list[ModuleHistory]) ->
     for h in items:
         seconds = h.seconds_within(since, now)
         rows.append(
-            (h.module.name, str(h.status).upper(), _duration(seconds), str(len(h.within(since))))
+            (
+                h.module.name,
+                str(h.status).upper(),
+                duration(seconds) if seconds else "-",
+                str(len(h.within(since))),
+            )
         )
     header, *table = _table(("MODULE", "STATUS", "NOT_OK", "INTERVALS"), rows)
     lines = [f"since {iso(since)}", header]
@@ -257,16 +262,3 @@ def history_table(since: datetime, now: datetime, items: list[ModuleHistory]) ->
             end = i.end or f"now ({age(i.start, now)})"
             lines.append(f"    {i.status}: {i.start} → {end}")
     return "\n".join(lines) + "\n"
-
-
-def _duration(seconds: int) -> str:
-    if seconds == 0:
-        return "-"
-    days, rem = divmod(seconds, 86400)
-    hours, rem = divmod(rem, 3600)
-    minutes = rem // 60
-    if days:
-        return f"{days}d {hours}h"
-    if hours:
-        return f"{hours}h {minutes}m"
-    return f"{minutes}m" if minutes else f"{seconds}s"

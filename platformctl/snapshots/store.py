@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -137,9 +138,7 @@ class Store:
         version = self.schema_version()
         if version == SCHEMA_VERSION:
             return
-        conn = self.db.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with self._write("upgrade") as conn:
             # Re-read under the write lock: another run may have migrated meanwhile.
             version = self.schema_version()
             for target in range(version + 1, SCHEMA_VERSION + 1):
@@ -147,10 +146,23 @@ class Store:
                     if statement.strip():
                         conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {max(version, SCHEMA_VERSION)}")
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+
+    @contextmanager
+    def _write(self, action: str) -> Iterator[sqlite3.Connection]:
+        """One write transaction that takes the write lock up front (``BEGIN IMMEDIATE``), so
+        concurrent runs queue on the busy timeout rather than fail half-way; rolled back on any
+        error or interrupt, so the store never holds part of a write."""
+        conn = self.db.conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot {action} snapshot store {self.label}: {exc}") from None
 
     def schema_version(self) -> int:
         """The schema version recorded in the file (0 for a new, empty store)."""
@@ -161,23 +173,14 @@ class Store:
     ) -> int:
         """Store one collection atomically; return the new snapshot ID."""
         status = status or snapshot_status(collection.hosts)
-        conn = self.db.conn
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                cur = conn.execute(
-                    "INSERT INTO snapshots (taken_at, status, tool_version) VALUES (?, ?, ?)",
-                    (collection.taken_at, str(status), tool_version),
-                )
-                snapshot_id = int(cur.lastrowid or 0)
-                for result in collection.hosts:
-                    self._save_host(snapshot_id, result)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot write snapshot store {self.label}: {exc}") from None
+        with self._write("write") as conn:
+            cur = conn.execute(
+                "INSERT INTO snapshots (taken_at, status, tool_version) VALUES (?, ?, ?)",
+                (collection.taken_at, str(status), tool_version),
+            )
+            snapshot_id = int(cur.lastrowid or 0)
+            for result in collection.hosts:
+                self._save_host(snapshot_id, result)
         return snapshot_id
 
     def _save_host(self, snapshot_id: int, result: HostResult) -> None:
@@ -329,37 +332,25 @@ class Store:
         drift intervals and ``drift_since`` are computed from change points only, so removing
         the others changes no answer. Host states no kept snapshot refers to go too.
         """
-        conn = self.db.conn
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                needed = {cp.snapshot_id for cps in self.change_points().values() for cp in cps}
-                older = [
-                    r[0]
-                    for r in conn.execute("SELECT id FROM snapshots WHERE taken_at < ?", (cutoff,))
-                ]
-                doomed = [sid for sid in older if sid not in needed]
-                latest = self.latest()
-                if latest is not None and latest[0] in doomed:
-                    doomed.remove(latest[0])
-                for start in range(0, len(doomed), 500):
-                    chunk = doomed[start : start + 500]
-                    marks = ",".join("?" * len(chunk))
-                    conn.execute(
-                        f"DELETE FROM snapshot_hosts WHERE snapshot_id IN ({marks})", chunk
-                    )
-                    conn.execute(f"DELETE FROM snapshots WHERE id IN ({marks})", chunk)
-                cur = conn.execute(
-                    "DELETE FROM host_states WHERE id NOT IN"
-                    " (SELECT state_id FROM snapshot_hosts WHERE state_id IS NOT NULL)"
-                )
-                removed_states = cur.rowcount
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot prune snapshot store {self.label}: {exc}") from None
+        with self._write("prune") as conn:
+            needed = {cp.snapshot_id for cps in self.change_points().values() for cp in cps}
+            older = [
+                r[0] for r in conn.execute("SELECT id FROM snapshots WHERE taken_at < ?", (cutoff,))
+            ]
+            doomed = [sid for sid in older if sid not in needed]
+            latest = self.latest()
+            if latest is not None and latest[0] in doomed:
+                doomed.remove(latest[0])
+            for start in range(0, len(doomed), 500):
+                chunk = doomed[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                conn.execute(f"DELETE FROM snapshot_hosts WHERE snapshot_id IN ({marks})", chunk)
+                conn.execute(f"DELETE FROM snapshots WHERE id IN ({marks})", chunk)
+            cur = conn.execute(
+                "DELETE FROM host_states WHERE id NOT IN"
+                " (SELECT state_id FROM snapshot_hosts WHERE state_id IS NOT NULL)"
+            )
+            removed_states = cur.rowcount
         return PruneResult(len(doomed), len(older) - len(doomed), removed_states)
 
     def _read(self, sql: str, params: tuple[object, ...]) -> list[tuple[Any, ...]]:
