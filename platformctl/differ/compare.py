@@ -67,7 +67,7 @@ def judge(
         return ModuleVerdict(
             module,
             ModuleStatus.MISSING,
-            f"no container for {_what(module)} on {module.host}",
+            f"no {_what(module)} on {module.host}",
             checks=static,
         )
     running = [c for c in containers if c.is_running]
@@ -76,7 +76,7 @@ def judge(
         return ModuleVerdict(
             module,
             ModuleStatus.STOPPED,
-            f"{len(containers)} container(s) for {_what(module)}, none running ({states})",
+            f"{_what(module)} {_exists(len(containers))} but is not running ({states})",
             live=live,
             checks=static,
         )
@@ -98,9 +98,13 @@ def _is_compose(module: Module) -> bool:
 
 def _what(module: Module) -> str:
     if module.orchestrator is Orchestrator.DOCKER:
-        return f"container {module.container!r}"
-    project = f" in project {module.compose_project!r}" if module.compose_project else ""
-    return f"compose service {module.compose_service!r}{project}"
+        return f"container named {module.container!r}"
+    project = f" (project {module.compose_project!r})" if module.compose_project else ""
+    return f"container of compose service {module.compose_service!r}{project}"
+
+
+def _exists(count: int) -> str:
+    return "exists" if count == 1 else f"exists ({count} containers)"
 
 
 def _containers_for(module: Module, containers: Iterable[Container]) -> list[Container]:
@@ -136,7 +140,7 @@ def _overall(checks: list[Check]) -> tuple[ModuleStatus, str]:
         return ModuleStatus.UNVERIFIABLE, "; ".join(
             f"{c.check}{_on(c)}: {c.note}" for c in unverifiable[:2]
         )
-    notes = [c.note for c in checks if c.result is CheckResult.OK and c.note]
+    notes = [c.note for c in checks if c.check == MANIFEST_LIVE and c.note]
     return ModuleStatus.OK, notes[0] if notes else "matches"
 
 
@@ -182,7 +186,11 @@ def compare_image(
         return Check(
             check,
             CheckResult.OK,
-            note="unpinned: declared by tag only, no digest",
+            note=(
+                "unpinned: declared by tag only, no digest"
+                if check == MANIFEST_LIVE
+                else "the compose image pins no digest; compared by tag"
+            ),
             container=c.name,
         )
 

@@ -172,7 +172,8 @@ def diff_table(old: Snapshot, new: Snapshot, hosts: list[HostDiff]) -> str:
     for d in changed:
         lines.append(f"{d.host}:")
         if d.status:
-            lines.append(f"  status {d.status[0] or 'absent'} → {d.status[1] or 'absent'}")
+            before, after = (s or "not collected" for s in d.status)
+            lines.append(f"  status {before} → {after}")
         lines.extend(f"  + {name}" for name in d.added)
         lines.extend(f"  - {name}" for name in d.removed)
         for c in d.changed:
