@@ -202,3 +202,11 @@ _json = st.recursive(
 def test_parser_handles_unexpected_types(fields: dict[str, Any]) -> None:
     with contextlib.suppress(DockerOutputError):
         parse_output(output([container(**fields)]))
+
+
+def test_fifty_megabytes_of_valid_output_parse_completely() -> None:
+    many = [container(id=f"{i:064x}", name=f"/c{i}") for i in range(130_000)]
+    raw = output(many)
+    assert len(raw) > 50 * 1024 * 1024
+    parsed = parse_output(raw)
+    assert len(parsed.state.containers) == 130_000
