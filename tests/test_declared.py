@@ -84,6 +84,11 @@ def test_external_modules_need_no_image(tmp_path: Path) -> None:
             "container is required",
         ),
         (
+            "spec:\n  runtime:\n    host: 'a;b'\n    orchestrator: docker\n    container: c\n"
+            "    image_observed: x:1\n",
+            "is not an ssh alias",
+        ),
+        (
             "spec:\n  runtime:\n    host: a\n    orchestrator: docker\n    container: c\n",
             "image_observed is required",
         ),

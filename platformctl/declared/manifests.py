@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,9 @@ from platformctl.declared.yamlfile import YamlProblem, load_yaml
 from platformctl.errors import DeclaredStateError
 
 MANIFEST_NAMES = ("module.yaml", "module.yml")
+# An ssh alias, host name or address. Checked because a user's ssh config may hand %h to a
+# shell (`Match exec`), and nothing from a manifest may reach a shell.
+HOST_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]*$")
 
 
 def find_root(explicit: str | None = None, start: Path | None = None) -> Path:
@@ -112,6 +116,11 @@ def load_manifest(path: Path) -> Module:
         if orchestrator is Orchestrator.EXTERNAL:
             return Module(name=name, path=path, host=text("host", False), orchestrator=orchestrator)
         host = text("host", True)
+        if host is not None and not HOST_RE.match(host):
+            raise _Missing(
+                f"{path}: spec.runtime.host {host!r} is not an ssh alias or host name "
+                "(letters, digits, '.', '-', '_', ':' only)"
+            )
         service = text("compose_service", orchestrator is Orchestrator.DOCKER_COMPOSE)
         project = text("compose_project", False)
         container = text("container", orchestrator is Orchestrator.DOCKER)

@@ -397,7 +397,7 @@ def test_shell_metacharacters_in_manifests_run_nothing_anywhere(
     statuses = {m["module"]: m["status"] for m in result.json()["modules"]}
     assert all(statuses[f"svc{i}"] == "missing" for i in range(len(payloads)))
     assert all(statuses[f"img{i}"] == "invalid" for i in range(len(payloads)))
-    assert all(statuses[f"host{i}"] == "unreachable" for i in range(len(payloads)))
+    assert all(statuses[f"host{i}"] == "invalid" for i in range(len(payloads)))
     assert not marker.exists()
 
 
