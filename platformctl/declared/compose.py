@@ -112,52 +112,27 @@ def _project_from_doc(doc: dict[str, Any], env: dict[str, str]) -> str | None:
 def _service_image(
     path: Path, project: str, service: str, spec: dict[str, Any], env: dict[str, str]
 ) -> ComposeImage:
+    def without_image(reason: str, raw: str | None = None, built: bool = False) -> ComposeImage:
+        return ComposeImage(
+            path, project, service, raw, None, resolved=built, build_only=built, reason=reason
+        )
+
     raw = spec.get("image")
     if raw is None:
         if "build" in spec:
-            return ComposeImage(
-                path,
-                project,
-                service,
-                None,
-                None,
-                resolved=True,
-                build_only=True,
-                reason="built from source (build: without image:); no registry digest to compare",
+            return without_image(
+                "built from source (build: without image:); no registry digest to compare",
+                built=True,
             )
-        return ComposeImage(
-            path,
-            project,
-            service,
-            None,
-            None,
-            resolved=False,
-            reason="the service declares no image",
-        )
+        return without_image("the service declares no image")
     if not isinstance(raw, str):
-        return ComposeImage(
-            path,
-            project,
-            service,
-            None,
-            None,
-            resolved=False,
-            reason=f"image must be a string, got {type(raw).__name__}",
-        )
+        return without_image(f"image must be a string, got {type(raw).__name__}")
     try:
         value = interpolate(raw, env)
     except UnresolvedVariable as exc:
-        return ComposeImage(
-            path,
-            project,
-            service,
-            None,
-            None,
-            resolved=False,
-            reason=f"image {raw!r} unresolved: {exc}",
-        )
+        return without_image(f"image {raw!r} unresolved: {exc}")
     try:
         ref = parse_reference(value)
     except ReferenceError as exc:
-        return ComposeImage(path, project, service, value, None, resolved=False, reason=str(exc))
+        return without_image(str(exc), raw=value)
     return ComposeImage(path, project, service, value, ref, resolved=True)
