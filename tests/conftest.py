@@ -26,6 +26,10 @@ class StandardLab:
     lab: Lab
     images: Images
 
+    def args(self, root: Path, *extra: str) -> list[str]:
+        """``--root ROOT --ssh-config LAB_CONFIG`` plus ``extra``, for a CLI run on the lab."""
+        return ["--root", str(root), "--ssh-config", str(self.lab.ssh_config), *extra]
+
     def ref(self, tagged: str) -> str:
         """``repo:tag@digest`` for a pushed image reference."""
         return f"{tagged}@{self.images.digests[tagged]}"

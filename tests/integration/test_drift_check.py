@@ -385,10 +385,7 @@ def test_shell_metacharacters_in_manifests_run_nothing_anywhere(
     result = run_cli(
         "drift-check",
         "--json",
-        "--root",
-        str(root),
-        "--ssh-config",
-        str(std_lab.lab.ssh_config),
+        *std_lab.args(root),
         "--connect-timeout",
         "2",
         env={"DOCKER_HOST": std_lab.lab.engines["alpha"].socket},
@@ -445,10 +442,7 @@ def test_dead_hosts_cost_only_their_timeout_and_spare_the_others(
     result = run_cli(
         "drift-check",
         "--json",
-        "--root",
-        str(root),
-        "--ssh-config",
-        str(scenario.std.lab.ssh_config),
+        *scenario.std.args(root),
         "--connect-timeout",
         "2",
         timeout=30,

@@ -59,10 +59,7 @@ def test_ctrl_c_exits_130_promptly_and_leaves_the_store_intact(
     args = [
         *PLATFORMCTL,
         "drift-check",
-        "--root",
-        str(root),
-        "--ssh-config",
-        str(std_lab.lab.ssh_config),
+        *std_lab.args(root),
         "--db",
         str(db),
         "--connect-timeout",
@@ -92,10 +89,7 @@ def test_progress_line_only_on_a_terminal(std_lab: StandardLab, tmp_path: Path) 
     args = [
         *PLATFORMCTL,
         "drift-check",
-        "--root",
-        str(root),
-        "--ssh-config",
-        str(std_lab.lab.ssh_config),
+        *std_lab.args(root),
         "--db",
         str(tmp_path / "s.db"),
         "--connect-timeout",
@@ -131,10 +125,7 @@ def test_jobs_1_collects_every_host(std_lab: StandardLab, run_cli: Runner, tmp_p
         "--json",
         "--jobs",
         "1",
-        "--root",
-        str(tmp_path),
-        "--ssh-config",
-        str(std_lab.lab.ssh_config),
+        *std_lab.args(tmp_path),
         "--connect-timeout",
         "2",
     )
@@ -152,10 +143,7 @@ def test_a_hanging_docker_is_cut_off_at_the_command_timeout(
     result = run_cli(
         "drift-check",
         "--json",
-        "--root",
-        str(tmp_path),
-        "--ssh-config",
-        str(std_lab.lab.ssh_config),
+        *std_lab.args(tmp_path),
         "--docker-command",
         hang,
         "--command-timeout",
@@ -184,10 +172,7 @@ def test_a_container_vanishing_between_listing_and_inspecting(
     result = run_cli(
         "drift-check",
         "--json",
-        "--root",
-        str(tmp_path),
-        "--ssh-config",
-        str(std_lab.lab.ssh_config),
+        *std_lab.args(tmp_path),
         "--docker-command",
         race,
     )
@@ -207,10 +192,7 @@ def test_stderr_flood_is_drained_and_ignored(
     result = run_cli(
         "drift-check",
         "--json",
-        "--root",
-        str(tmp_path),
-        "--ssh-config",
-        str(std_lab.lab.ssh_config),
+        *std_lab.args(tmp_path),
         "--docker-command",
         flood,
     )
@@ -227,10 +209,7 @@ def test_oversized_output_is_a_host_error(
     result = run_cli(
         "drift-check",
         "--json",
-        "--root",
-        str(tmp_path),
-        "--ssh-config",
-        str(std_lab.lab.ssh_config),
+        *std_lab.args(tmp_path),
         "--docker-command",
         huge,
     )

@@ -197,10 +197,7 @@ def test_collect_only_prints_the_snapshot_id(
     every = run_cli(
         "collect",
         "--json",
-        "--root",
-        str(root),
-        "--ssh-config",
-        str(std_lab.lab.ssh_config),
+        *std_lab.args(root),
         "--connect-timeout",
         "2",
     )
@@ -219,10 +216,7 @@ def test_two_runs_on_one_store_at_once_both_finish(
         "platformctl",
         "drift-check",
         "--json",
-        "--root",
-        str(root),
-        "--ssh-config",
-        str(std_lab.lab.ssh_config),
+        *std_lab.args(root),
         "--db",
         str(db),
         "--connect-timeout",
