@@ -54,6 +54,11 @@ class Image:
     repo_digests: tuple[str, ...] = ()
 
 
+def content_hash(canonical_json: str) -> str:
+    """The key a host state is stored under: SHA-256 of its canonical JSON."""
+    return hashlib.sha256(canonical_json.encode()).hexdigest()
+
+
 @dataclass(frozen=True)
 class HostState:
     """Everything observed on one host, sorted so equal states serialize identically."""
@@ -90,7 +95,7 @@ class HostState:
 
     def digest(self) -> str:
         """Content hash of the canonical JSON."""
-        return hashlib.sha256(self.to_json().encode()).hexdigest()
+        return content_hash(self.to_json())
 
     @classmethod
     def from_json(cls, text: str) -> HostState:

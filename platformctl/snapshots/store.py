@@ -16,7 +16,13 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from platformctl.collector.model import Collection, HostResult, HostState, HostStatus
+from platformctl.collector.model import (
+    Collection,
+    HostResult,
+    HostState,
+    HostStatus,
+    content_hash,
+)
 from platformctl.errors import SnapshotNotFound, StoreError
 from platformctl.snapshots.model import (
     ChangePoint,
@@ -190,7 +196,7 @@ class Store:
         state_id = None
         if result.state is not None:
             body = result.state.to_json()
-            digest = result.state.digest()
+            digest = content_hash(body)  # not state.digest(): that serializes it again
             conn.execute(
                 "INSERT OR IGNORE INTO host_states (hash, body) VALUES (?, ?)", (digest, body)
             )
