@@ -317,8 +317,9 @@ def snapshots_prune(older_than: str, as_json: bool, root: str | None, db: str | 
     """
     from datetime import UTC, datetime
 
+    from platformctl.differ.history import iso
     from platformctl.differ.render_snapshots import prune_json, prune_text
-    from platformctl.run import iso, open_store, parse_age
+    from platformctl.run import open_store, parse_age
 
     cutoff = iso(datetime.now(UTC) - parse_age(older_than, "--older-than"))
     result = open_store(_db_path(db), must_exist=True).prune(cutoff)

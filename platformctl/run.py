@@ -32,11 +32,6 @@ def parse_age(text: str, option: str) -> timedelta:
     return timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
 
 
-def iso(moment: datetime) -> str:
-    """``2026-11-27T10:00:00Z``."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def open_store(path: Path, must_exist: bool = False) -> Store:
     """Open the store; with ``must_exist`` a missing file is an error, not a new store."""
     from platformctl.snapshots.store import Store

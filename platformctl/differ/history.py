@@ -58,6 +58,11 @@ class ModuleHistory:
         return tuple(i for i in self.intervals if i.end is None or parse_time(i.end) > since)
 
 
+def iso(moment: datetime) -> str:
+    """``2026-11-27T10:00:00Z``: the form every stored and printed timestamp takes."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def parse_time(text: str) -> datetime:
     """An ISO 8601 UTC timestamp (``Z`` or offset) as an aware datetime."""
     value = datetime.fromisoformat(text.replace("Z", "+00:00"))

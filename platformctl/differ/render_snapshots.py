@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from platformctl.collector.model import HostResult
-from platformctl.differ.history import ModuleHistory
+from platformctl.differ.history import ModuleHistory, iso
 from platformctl.differ.render import age, duration
 from platformctl.differ.snapshot_diff import HostDiff
 from platformctl.snapshots.model import PruneResult, Snapshot, SnapshotSummary
@@ -217,8 +217,6 @@ def prune_text(cutoff: str, result: PruneResult) -> str:
 
 def history_json(since: datetime, now: datetime, items: list[ModuleHistory]) -> str:
     """``platformctl.drift-history/v1`` (SPEC §6.1)."""
-    from platformctl.run import iso
-
     return json.dumps(
         {
             "schema": "platformctl.drift-history/v1",
@@ -242,8 +240,6 @@ def history_json(since: datetime, now: datetime, items: list[ModuleHistory]) -> 
 
 def history_table(since: datetime, now: datetime, items: list[ModuleHistory]) -> str:
     """A row per module with its not-ok time in the window, then its intervals."""
-    from platformctl.run import iso
-
     rows = []
     for h in items:
         seconds = h.seconds_within(since, now)
