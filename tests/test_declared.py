@@ -291,3 +291,11 @@ def test_compose_loader_never_raises(tmp_path: Path, data: bytes) -> None:
     (folder / "compose.yaml").write_bytes(data)
     stack = load_stack(folder / "compose.yaml")
     assert stack.problem is not None or isinstance(stack.services, dict)
+
+
+def test_two_manifests_with_one_name_make_the_second_invalid(tmp_path: Path) -> None:
+    write_module(tmp_path, "a", compose_runtime(), metadata={"name": "api"})
+    write_module(tmp_path, "b", compose_runtime(), metadata={"name": "api"})
+    first, second = load_declared(tmp_path).modules
+    assert not first.invalid and first.path.parent.name == "a"
+    assert second.invalid and "also used by" in (second.problem or "")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import os
@@ -52,8 +53,12 @@ class _Entry:
         return positive
 
 
+@functools.cache
 def _wildcard(pattern: str) -> re.Pattern[str]:
-    """OpenSSH patterns know only ``*`` and ``?``; ``[host]:port`` brackets are literal."""
+    """OpenSSH patterns know only ``*`` and ``?``; ``[host]:port`` brackets are literal.
+
+    Cached per pattern: a known_hosts file of thousands of lines is checked once per host, and
+    ``re``'s own cache holds only 512 patterns."""
     return re.compile(
         "".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in pattern)
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+from dataclasses import dataclass
 from typing import Any
 
 from platformctl.collector.model import Container, HostState, Image
@@ -85,13 +86,13 @@ class DockerOutputError(ValueError):
     """The host's output cannot be read as Docker state; the message is one line."""
 
 
+@dataclass(frozen=True)
 class Parsed:
     """The docker version, storage driver and state read from one host's output."""
 
-    def __init__(self, version: str | None, driver: str | None, state: HostState) -> None:
-        self.version = version
-        self.driver = driver
-        self.state = state
+    version: str | None
+    driver: str | None
+    state: HostState
 
 
 _VANISHED = re.compile(r"no such (container|object|image)", re.I)
@@ -205,8 +206,9 @@ def _json_lines(lines: list[str], what: str) -> list[dict[str, Any]]:
         if not line.strip():
             continue
         if not line.startswith("{"):
-            # Older engines print "No such container" on stdout for a container removed
-            # between listing and inspecting: not a host error.
+            # The script keeps docker's stderr apart, but a --docker-command wrapper may merge
+            # it into stdout: a container removed between listing and inspecting is still
+            # not a host error.
             if _VANISHED.search(line):
                 continue
             raise DockerOutputError(f"unexpected {what} inspect output: {one_line(line, 120)}")

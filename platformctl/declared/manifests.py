@@ -54,11 +54,10 @@ def load_declared(root: Path) -> DeclaredState:
     stacks = find_stacks(root)
     modules = [_link_compose(load_manifest(p), stacks) for p in paths]
     by_name: dict[str, Module] = {}
-    for module in modules:
+    for i, module in enumerate(modules):
         if module.name in by_name:
-            first = by_name[module.name]
-            problem = f"module name {module.name!r} is also used by {first.path}"
-            modules[modules.index(module)] = _invalid(module.path, module.name, problem)
+            problem = f"module name {module.name!r} is also used by {by_name[module.name].path}"
+            modules[i] = _invalid(module.path, module.name, problem)
             continue
         by_name[module.name] = module
     modules.sort(key=lambda m: (m.name, str(m.path)))
