@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast
 import click
 
 from platformctl import __version__
+from platformctl.collector.connector import CollectOptions
 from platformctl.errors import PlatformctlError, UsageError
 
 if TYPE_CHECKING:
-    from platformctl.collector.options import CollectOptions
     from platformctl.declared.model import Module
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -62,8 +62,6 @@ def collect_options(f: F) -> F:
         command_timeout: float,
         **kwargs: Any,
     ) -> Any:
-        from platformctl.collector.options import CollectOptions
-
         options = CollectOptions(ssh_config, docker_command, jobs, connect_timeout, command_timeout)
         return f(*args, options=options, **kwargs)
 
@@ -72,7 +70,7 @@ def collect_options(f: F) -> F:
         click.option(
             "--docker-command",
             envvar="PLATFORMCTL_DOCKER_COMMAND",
-            default="docker",
+            default=CollectOptions.docker_command,
             show_default=True,
             metavar="CMD",
             help="How to run docker on the hosts, e.g. 'sudo -n docker'.",
@@ -80,14 +78,14 @@ def collect_options(f: F) -> F:
         click.option(
             "--jobs",
             type=click.IntRange(1, 512),
-            default=16,
+            default=CollectOptions.jobs,
             show_default=True,
             help="Hosts collected in parallel.",
         ),
         click.option(
             "--connect-timeout",
             type=click.FloatRange(min=0.1),
-            default=10.0,
+            default=CollectOptions.connect_timeout,
             show_default=True,
             metavar="S",
             help="Seconds to connect and handshake.",
@@ -95,7 +93,7 @@ def collect_options(f: F) -> F:
         click.option(
             "--command-timeout",
             type=click.FloatRange(min=0.1),
-            default=60.0,
+            default=CollectOptions.command_timeout,
             show_default=True,
             metavar="S",
             help="Seconds for the remote command.",

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from platformctl import __version__
-from platformctl.collector.options import CollectOptions
+from platformctl.collector.connector import CollectOptions
 from platformctl.declared.model import Module
 from platformctl.differ import Report, diff, hosts_in_scope
 from platformctl.errors import StoreError, UsageError
@@ -45,7 +45,7 @@ def collect(
     hosts: Iterable[str], store: Store, options: CollectOptions
 ) -> tuple[int | None, Collection]:
     """Collect ``hosts`` in parallel and save one snapshot; returns its ID (None: no hosts)."""
-    from platformctl.collector import Connector
+    from platformctl.collector.connector import Connector
     from platformctl.collector.fanout import StderrProgress
     from platformctl.collector.fanout import collect as fan_out
     from platformctl.collector.script import build_script
@@ -54,7 +54,7 @@ def collect(
         script = build_script(options.docker_command)
     except ValueError as exc:
         raise UsageError(f"--docker-command: {exc}") from None
-    connector = Connector(options.ssh_config, options.connect_timeout, options.command_timeout)
+    connector = Connector(options)
     names = sorted(set(hosts))
     progress = StderrProgress()
     try:

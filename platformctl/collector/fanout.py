@@ -2,7 +2,7 @@
 
 Workers are daemon threads rather than a ThreadPoolExecutor: the executor's threads are joined
 at interpreter exit, so Ctrl-C during a run held up by a silent host would wait for that host's
-timeout instead of exiting within two seconds (SPEC §9).
+timeout instead of exiting within two seconds (docs/design.md, "Interrupts").
 """
 
 from __future__ import annotations

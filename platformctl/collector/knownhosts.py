@@ -1,9 +1,9 @@
 """known_hosts, parsed defensively and checked the way OpenSSH checks it.
 
 paramiko's ``HostKeys.load()`` gives up on the whole file at the first ``@cert-authority`` or
-``@revoked`` line and ignores wildcard patterns (SPEC §11). We parse the files once per run,
-share the result between worker threads, honour ``@revoked``, hashed names and wildcards, and
-append accepted keys ourselves under a lock (``accept-new``).
+``@revoked`` line (paramiko/paramiko#771) and ignores wildcard patterns. We parse the files once
+per run, share the result between worker threads, honour ``@revoked``, hashed names and
+wildcards, and append accepted keys ourselves under a lock (``accept-new``).
 """
 
 from __future__ import annotations

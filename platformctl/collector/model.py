@@ -1,7 +1,8 @@
 """What the collector observes: containers, images and one result per host.
 
-Only the fields SPEC §3 lists exist here. ``docker inspect`` output also carries environment
-variables, commands and labels that hold secrets; the remote script never even sends them.
+Only the fields docs/design.md lists under "What is recorded" exist here. ``docker inspect``
+output also carries environment variables, commands and labels that hold secrets; the remote
+script never even sends them.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ MAX_OUTPUT_BYTES = 64 * 1024 * 1024
 MAX_STDERR_BYTES = 1024 * 1024
 
 # Labels are read one key at a time: Config.Labels merges the image's LABELs into the
-# container's, and both can hold secrets (SPEC §11).
+# container's, and both can hold secrets (docs/design.md, "What is recorded").
 _LABEL = '(index .Config.Labels "com.docker.compose.{}")'
 CONTAINER_TEMPLATE = (
     '{"id":{{json .Id}},"name":{{json .Name}},"created":{{json .Created}},'
@@ -41,7 +41,7 @@ CONTAINER_TEMPLATE = (
     + "}"
 )
 # RepoDigests is a field of the image, not the container: `docker inspect --format
-# '{{index .RepoDigests 0}}' <container>` fails with "map has no entry for key" (SPEC §3).
+# '{{index .RepoDigests 0}}' <container>` fails with "map has no entry for key".
 IMAGE_TEMPLATE = '{"id":{{json .Id}},"tags":{{json .RepoTags}},"digests":{{json .RepoDigests}}}'
 INFO_TEMPLATE = '{"version":{{json .ServerVersion}},"driver":{{json .Driver}}}'
 

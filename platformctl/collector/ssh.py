@@ -60,8 +60,8 @@ class SshSettings:
         self, chain: tuple[str, ...], opener: Callable[[tuple[str, ...]], paramiko.Transport]
     ) -> paramiko.Transport:
         """The one authenticated transport to the last hop of ``chain``, shared by every host
-        behind it (SPEC §11: one bastion login per run, not one per target). A failure is
-        remembered too, so fifty hosts behind a dead bastion do not each wait out its timeout.
+        behind it: one bastion login per run, not one per target (docs/design.md, "SSH"). A
+        failure is remembered too, so fifty hosts behind a dead bastion do not each wait out its timeout.
         """
         with self._lock:
             lock = self._jump_locks.setdefault(chain, threading.Lock())
@@ -173,7 +173,7 @@ class SshTransport:
         done = threading.Event()
         transport.start_client(event=done)
         # start_client(timeout=...) returns silently on timeout; wait on our own event so a
-        # host that accepts TCP and never speaks costs exactly its connect timeout (SPEC §4).
+        # host that accepts TCP and never speaks costs exactly its connect timeout.
         done.wait(remaining)
         if not done.is_set() or not transport.is_active():
             exc = transport.get_exception()
@@ -288,7 +288,7 @@ def _drain(chan: paramiko.Channel, deadline: float, timeout: float) -> Output:
     """Read stdout and stderr together until EOF, bounded by ``deadline``.
 
     Both streams are read as data arrives: reading stdout to EOF while the remote fills
-    stderr's window deadlocks (SPEC §11). stderr beyond its cap is read and dropped.
+    stderr's window deadlocks. stderr beyond its cap is read and dropped.
     """
     out: list[bytes] = []
     err: list[bytes] = []
@@ -319,7 +319,7 @@ def _drain(chan: paramiko.Channel, deadline: float, timeout: float) -> Output:
             chan.recv_ready() or chan.recv_stderr_ready()
         ):
             break
-    # recv_exit_status() has no timeout; wait on the event instead (SPEC §11).
+    # recv_exit_status() has no timeout of its own; wait on the event instead.
     chan.status_event.wait(max(0.0, min(1.0, deadline - time.monotonic())))
     return Output(b"".join(out), b"".join(err)[:MAX_STDERR_BYTES])
 

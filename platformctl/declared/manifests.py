@@ -177,7 +177,8 @@ def _invalid(path: Path, name: str, problem: str) -> Module:
 
 
 def _link_compose(module: Module, stacks: list[Stack]) -> Module:
-    """Attach the compose stack's image for a docker-compose module (SPEC §2.2)."""
+    """Attach the compose stack's image for a docker-compose module (docs/design.md,
+    "Declared state")."""
     if module.problem is not None or module.orchestrator is not Orchestrator.DOCKER_COMPOSE:
         return module
     service = module.compose_service

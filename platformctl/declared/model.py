@@ -8,8 +8,6 @@ from pathlib import Path
 
 from platformctl.declared.reference import ImageRef
 
-LOCAL_HOSTS = frozenset({"localhost", "local"})
-
 
 class Orchestrator(StrEnum):
     """How a module's containers are run on its host."""
