@@ -61,7 +61,8 @@ class SshSettings:
     ) -> paramiko.Transport:
         """The one authenticated transport to the last hop of ``chain``, shared by every host
         behind it: one bastion login per run, not one per target (docs/design.md, "SSH"). A
-        failure is remembered too, so fifty hosts behind a dead bastion do not each wait out its timeout.
+        failure is remembered too, so fifty hosts behind a dead bastion do not each wait out
+        its timeout.
         """
         with self._lock:
             lock = self._jump_locks.setdefault(chain, threading.Lock())

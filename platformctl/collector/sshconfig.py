@@ -1,8 +1,9 @@
 """Resolve a host alias through ``~/.ssh/config`` into everything needed to connect.
 
 paramiko's ``SSHConfig`` parses the file but leaves a lot to its caller: it does not
-process ``Include`` (paramiko/paramiko#1609), returns values as strings, does not ``~``-expand ``UserKnownHostsFile``, and
-applies neither ``ConnectTimeout`` nor ``StrictHostKeyChecking``. This module does those parts.
+process ``Include`` (paramiko/paramiko#1609), returns values as strings, does not ``~``-expand
+``UserKnownHostsFile``, and applies neither ``ConnectTimeout`` nor ``StrictHostKeyChecking``.
+This module does those parts.
 """
 
 from __future__ import annotations
