@@ -499,3 +499,45 @@ def test_json_is_stable_v1(scenario: Scenario, run_cli: Runner) -> None:
     }
     assert module["compose_project"] == "scn-apps"
     assert module["live"][0]["container"] == "custom-web"
+
+
+# Every command's output on the scenario, byte for byte apart from what varies between runs.
+GOLDEN_COMMANDS = {
+    "drift-check.json": ("drift-check", "--json"),
+    "drift-check.txt": ("drift-check", "--no-color"),
+    "drift-check-subset.json": ("drift-check", "honcho-api", "web", "--json"),
+    "replay.json": ("drift-check", "--snapshot", "latest", "--json"),
+    "replay.txt": ("drift-check", "--snapshot", "latest"),
+    "collect.json": ("collect", "--json"),
+    "collect.txt": ("collect",),
+    "snapshots-list.json": ("snapshots", "list", "--json"),
+    "snapshots-list.txt": ("snapshots", "list"),
+    "snapshots-show.json": ("snapshots", "show", "latest", "--json"),
+    "snapshots-show.txt": ("snapshots", "show", "latest"),
+    "snapshots-diff.json": ("snapshots", "diff", "1", "latest", "--json"),
+    "snapshots-diff.txt": ("snapshots", "diff", "1", "latest"),
+    "drift-history.json": ("drift-history", "--json"),
+    "drift-history.txt": ("drift-history",),
+}
+
+
+def test_every_output_is_as_it_was(scenario: Scenario, run_cli: Runner) -> None:
+    from tests import golden
+
+    keep = ("scn-", "custom-web")
+    texts: dict[str, str] = {}
+    for name, command in GOLDEN_COMMANDS.items():
+        args = scenario.args()
+        if command[0] in ("snapshots", "drift-history"):
+            args = ["--root", str(scenario.root)]
+        result = run_cli(*command, *args)
+        out = result.out
+        if name.endswith(".json") and command[0] in ("collect", "snapshots", "drift-check"):
+            out = golden.stable_json(out, keep)
+        texts[name] = f"exit {result.code}\n--- stdout\n{out}--- stderr\n{result.err}"
+    shown = json.loads(run_cli("snapshots", "show", "latest", "--json").out)
+    names = {c["name"] for h in shown["hosts"] for c in h["containers"] or []}
+    for name, text in texts.items():
+        if name.endswith(".txt"):
+            text = golden.stable_table(text, keep, names if "snapshots" in name else set())
+        golden.check(f"scenario-{name}", golden.normalize(text, scenario.root))

@@ -12,8 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.lab.lab import free_port
-from tests.lab.topology import standard_lab
+from tests.lab.lab import Lab, free_port
+from tests.lab.topology import Images, standard_lab
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "demo-platform"
 
@@ -29,26 +29,25 @@ def render(target: Path, registry: str, digests: dict[str, str]) -> None:
             path.write_text(text)
 
 
+def deploy(lab: Lab, images: Images, platform: Path) -> None:
+    """Render the example platform into ``platform`` and deploy it, drift included."""
+    render(platform, lab.registry, images.digests)
+    lab.add_alias("nas", "127.0.0.1", free_port())
+    stack = platform / "compose" / "apps"
+    lab.compose(lab.engines["alpha"], stack, "apps", "up", "-d", "web")
+    # Someone deployed 3.0.3 by hand although the repository says 3.0.6.
+    lab.compose(
+        lab.engines["alpha"], stack, "apps", "up", "-d", "honcho-api", env={"HONCHO_TAG": "3.0.3"}
+    )
+    lab.run_container(lab.engines["beta"], "cache", images.web_11)
+
+
 def main() -> int:
     print("starting the demo lab (registry, two Docker engines, two sshd on loopback)...")
     lab, images = standard_lab()
     try:
         platform = lab.root / "platform"
-        render(platform, lab.registry, images.digests)
-        lab.add_alias("nas", "127.0.0.1", free_port())
-        stack = platform / "compose" / "apps"
-        lab.compose(lab.engines["alpha"], stack, "apps", "up", "-d", "web")
-        # Someone deployed 3.0.3 by hand although the repository says 3.0.6.
-        lab.compose(
-            lab.engines["alpha"],
-            stack,
-            "apps",
-            "up",
-            "-d",
-            "honcho-api",
-            env={"HONCHO_TAG": "3.0.3"},
-        )
-        lab.run_container(lab.engines["beta"], "cache", images.web_11)
+        deploy(lab, images, platform)
         args = [
             "drift-check",
             "--root",
