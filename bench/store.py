@@ -75,7 +75,7 @@ def host_state(host: str, version: str = "1.0") -> HostState:
     return HostState(tuple(containers), tuple(images))
 
 
-def collection(taken_at: str, states: dict[str, HostState]) -> Collection:
+def collection(taken_at: datetime, states: dict[str, HostState]) -> Collection:
     return Collection(
         taken_at,
         tuple(
@@ -154,10 +154,10 @@ def main() -> None:
     store = Store.open(db)
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=args.snapshots + 50)
     t0 = time.perf_counter()
-    store.save(collection(start.strftime("%Y-%m-%dT%H:%M:%SZ"), states), "bench")
+    store.save(collection(start, states), "bench")
     first = disk_size(db)
     for i in range(1, args.snapshots):
-        stamp = (start + timedelta(hours=i)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        stamp = start + timedelta(hours=i)
         store.save(collection(stamp, states), "bench")
     build = time.perf_counter() - t0
     size = disk_size(db)
@@ -169,23 +169,21 @@ def main() -> None:
 
     saves = []
     for i in range(30):
-        stamp = (start + timedelta(hours=args.snapshots + i)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        stamp = start + timedelta(hours=args.snapshots + i)
         c = collection(stamp, states)
         t = time.perf_counter()
         store.save(c, "bench")
         saves.append(time.perf_counter() - t)
     changed = []
     for i in range(10):
-        stamp = (start + timedelta(hours=args.snapshots + 30 + i)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        stamp = start + timedelta(hours=args.snapshots + 30 + i)
         c = collection(stamp, {n: host_state(n, f"2.{i}") for n in states})
         t = time.perf_counter()
         store.save(c, "bench")
         changed.append(time.perf_counter() - t)
     # Back to the year's state so the history and replay below see the same platform.
     store.save(
-        collection(
-            (start + timedelta(hours=args.snapshots + 41)).strftime("%Y-%m-%dT%H:%M:%SZ"), states
-        ),
+        collection((start + timedelta(hours=args.snapshots + 41)), states),
         "bench",
     )
     print(
@@ -193,8 +191,8 @@ def main() -> None:
         "(target <= 50 ms)"
     )
 
+    from platformctl.api import drift_history
     from platformctl.declared.manifests import load_declared
-    from platformctl.run import drift_history
 
     declared = load_declared(platform)
     fifty = declared.modules[:50]

@@ -1,7 +1,8 @@
 """The command line: parse options, build objects, call one library function, render, exit.
 
 Errors become one line on stderr and an exit code; never a traceback. Click's own usage errors
-exit 2 by default, but 2 means drift here, so every usage error exits 1 (SPEC §5.2).
+exit 2 by default, but 2 means drift here, so every usage error exits 1 (docs/design.md,
+"Exit codes").
 """
 
 from __future__ import annotations
@@ -9,8 +10,10 @@ from __future__ import annotations
 import difflib
 import functools
 import os
+import re
 import sys
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast
 
@@ -19,14 +22,33 @@ import click
 from platformctl import __version__
 from platformctl.collector.connector import CollectOptions
 from platformctl.errors import PlatformctlError, UsageError
+from platformctl.exitcodes import ExitCode
 
 if TYPE_CHECKING:
     from platformctl.declared.model import Module
+    from platformctl.snapshots.store import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-EXIT_USAGE = 1
-EXIT_INTERRUPTED = 130
+
+class Age(click.ParamType):
+    """A duration such as ``90d``, ``12h``, ``30m``, ``2w`` or ``45s``, as a ``timedelta``."""
+
+    name = "age"
+    _PATTERN = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+    _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> timedelta:
+        """Parse ``value``; a bad one is a usage error naming the option."""
+        if isinstance(value, timedelta):
+            return value
+        m = self._PATTERN.match(str(value))
+        if not m:
+            option = param.opts[0] if param and param.opts else "duration"
+            raise UsageError(f"{option}: expected a duration like 30d, 12h or 2w, got {value!r}")
+        return timedelta(seconds=int(m.group(1)) * self._UNITS[m.group(2)])
 
 
 def root_option(f: F) -> F:
@@ -37,6 +59,12 @@ def root_option(f: F) -> F:
         metavar="DIR",
         help="Platform repository root (default: nearest folder above with modules/).",
     )(f)
+
+
+def ignored_root_option(f: F) -> F:
+    """``--root`` where it has no use (the store alone answers): still accepted, so a script
+    can pass the same options to every subcommand, but hidden from the help."""
+    return click.option("--root", envvar="PLATFORMCTL_ROOT", metavar="DIR", hidden=True)(f)
 
 
 def db_option(f: F) -> F:
@@ -140,17 +168,18 @@ def drift_check(
 
         platformctl drift-check honcho-api --json
     """
-    from platformctl.differ.render import render_json, render_table
-    from platformctl.run import check
+    from platformctl import api, exitcodes
+    from platformctl.output.drift_check import render_json, render_table
 
     scope = _load_scope(root, modules)
-    report = check(scope, _db_path(db), options, snapshot=snapshot)
+    report = api.check(scope, _open_store(db, create=snapshot is None), options, snapshot)
+    code = exitcodes.for_report(report)
     if as_json:
-        click.echo(render_json(report))
+        click.echo(render_json(report, code))
     else:
         colour = sys.stdout.isatty() and not no_color and "NO_COLOR" not in os.environ
-        click.echo(render_table(report, colour=colour), nl=False)
-    sys.exit(report.exit_code)
+        click.echo(render_table(report, code, colour_on=colour), nl=False)
+    sys.exit(code)
 
 
 @cli.command("collect")
@@ -180,47 +209,31 @@ def collect_command(
 
         platformctl collect --host rs2000 --host rs3000
     """
+    from platformctl import api, exitcodes
+    from platformctl.declared.manifests import HOST_RE
     from platformctl.differ import hosts_in_scope
-    from platformctl.run import collect, open_store
+    from platformctl.output.collect import collect_json, collect_problems
+    from platformctl.output.text import clean
 
+    for host in hosts:
+        if not HOST_RE.match(host):
+            raise UsageError(
+                f"--host {clean(host)!r} is not an ssh alias or host name "
+                "(letters, digits, '.', '-', '_', ':' only)"
+            )
     if not hosts:
         scope = _load_scope(root, ())
         hosts = tuple(hosts_in_scope(scope))
         if not hosts:
             raise UsageError("no module needs a host; nothing to collect (or pass --host)")
-    store = open_store(_db_path(db))
-    snapshot_id, collection = collect(hosts, store, options)
-    reached = [h for h in collection.hosts if h.reached]
-    failed = [h for h in collection.hosts if h.status != "ok"]
-    code = 5 if not reached else 8 if failed else 0
+    snapshot_id, collection = api.collect(hosts, _open_store(db), options)
+    code = exitcodes.for_collection(collection.hosts)
     if as_json:
-        import json
-
-        click.echo(
-            json.dumps(
-                {
-                    "schema": "platformctl.collect/v1",
-                    "snapshot": snapshot_id,
-                    "taken_at": collection.taken_at,
-                    "exit_code": code,
-                    "hosts": [
-                        {
-                            "host": h.host,
-                            "status": str(h.status),
-                            "reason": h.reason,
-                            "containers": len(h.state.containers) if h.state else None,
-                            "duration_ms": h.duration_ms,
-                        }
-                        for h in collection.hosts
-                    ],
-                },
-                indent=2,
-            )
-        )
+        click.echo(collect_json(snapshot_id, collection, code))
     else:
         click.echo(snapshot_id)
-        for h in failed:
-            click.echo(f"{h.host}: {h.status}: {h.reason}", err=True)
+        for line in collect_problems(collection):
+            click.echo(line, err=True)
     sys.exit(code)
 
 
@@ -232,7 +245,7 @@ def snapshots_group() -> None:
 @snapshots_group.command("list")
 @click.option("--limit", type=click.IntRange(1), default=20, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@root_option
+@ignored_root_option
 @db_option
 def snapshots_list(limit: int, as_json: bool, root: str | None, db: str | None) -> None:
     """The newest snapshots, newest first.
@@ -241,17 +254,16 @@ def snapshots_list(limit: int, as_json: bool, root: str | None, db: str | None) 
 
         platformctl snapshots list --limit 5
     """
-    from platformctl.differ.render_snapshots import list_json, list_table
-    from platformctl.run import open_store
+    from platformctl.output.snapshots import list_json, list_table
 
-    items = open_store(_db_path(db), must_exist=True).summaries(limit)
+    items = _open_store(db, create=False).summaries(limit)
     click.echo(list_json(items) if as_json else list_table(items), nl=as_json)
 
 
 @snapshots_group.command("show")
 @click.argument("snapshot_id", metavar="ID|latest")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@root_option
+@ignored_root_option
 @db_option
 def snapshots_show(snapshot_id: str, as_json: bool, root: str | None, db: str | None) -> None:
     """Everything one snapshot recorded, host by host.
@@ -260,10 +272,9 @@ def snapshots_show(snapshot_id: str, as_json: bool, root: str | None, db: str | 
 
         platformctl snapshots show latest --json
     """
-    from platformctl.differ.render_snapshots import show_json, show_table
-    from platformctl.run import open_store
+    from platformctl.output.snapshots import show_json, show_table
 
-    snap = open_store(_db_path(db), must_exist=True).load(snapshot_id)
+    snap = _open_store(db, create=False).load(snapshot_id)
     click.echo(show_json(snap) if as_json else show_table(snap), nl=as_json)
 
 
@@ -271,7 +282,7 @@ def snapshots_show(snapshot_id: str, as_json: bool, root: str | None, db: str | 
 @click.argument("first", metavar="ID1")
 @click.argument("second", metavar="ID2")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@root_option
+@ignored_root_option
 @db_option
 def snapshots_diff(
     first: str, second: str, as_json: bool, root: str | None, db: str | None
@@ -282,11 +293,10 @@ def snapshots_diff(
 
         platformctl snapshots diff 41 latest
     """
-    from platformctl.differ.render_snapshots import diff_json, diff_table
     from platformctl.differ.snapshot_diff import diff_snapshots
-    from platformctl.run import open_store
+    from platformctl.output.snapshots import diff_json, diff_table
 
-    store = open_store(_db_path(db), must_exist=True)
+    store = _open_store(db, create=False)
     old, new = store.load(first), store.load(second)
     hosts = diff_snapshots(old, new)
     click.echo(diff_json(old, new, hosts) if as_json else diff_table(old, new, hosts), nl=as_json)
@@ -297,13 +307,14 @@ def snapshots_diff(
     "--older-than",
     "older_than",
     required=True,
+    type=Age(),
     metavar="AGE",
     help="Remove snapshots older than this (e.g. 90d, 12w).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@root_option
+@ignored_root_option
 @db_option
-def snapshots_prune(older_than: str, as_json: bool, root: str | None, db: str | None) -> None:
+def snapshots_prune(older_than: timedelta, as_json: bool, root: str | None, db: str | None) -> None:
     """Remove old snapshots, keeping what drift history still needs.
 
     Snapshots where a host's state changed are kept whatever their age: drift_since and
@@ -313,15 +324,11 @@ def snapshots_prune(older_than: str, as_json: bool, root: str | None, db: str | 
 
         platformctl snapshots prune --older-than 90d
     """
-    from datetime import UTC, datetime
+    from platformctl.clock import utc_now
+    from platformctl.output.snapshots import prune_json, prune_text
 
-    from platformctl.differ.history import iso
-    from platformctl.differ.render_snapshots import prune_json, prune_text
-    from platformctl.run import open_store, parse_age
-
-    cutoff = iso(datetime.now(UTC) - parse_age(older_than, "--older-than"))
-    result = open_store(_db_path(db), must_exist=True).prune(cutoff)
-    click.echo(prune_json(cutoff, result) if as_json else prune_text(cutoff, result), nl=as_json)
+    result = _open_store(db, create=False).prune(utc_now() - older_than)
+    click.echo(prune_json(result) if as_json else prune_text(result), nl=as_json)
 
 
 @cli.command("drift-history")
@@ -329,6 +336,7 @@ def snapshots_prune(older_than: str, as_json: bool, root: str | None, db: str | 
 @click.option(
     "--since",
     default="30d",
+    type=Age(),
     show_default=True,
     metavar="AGE",
     help="Window to report (e.g. 30d, 12h, 2w).",
@@ -337,7 +345,7 @@ def snapshots_prune(older_than: str, as_json: bool, root: str | None, db: str | 
 @root_option
 @db_option
 def drift_history_command(
-    modules: tuple[str, ...], since: str, as_json: bool, root: str | None, db: str | None
+    modules: tuple[str, ...], since: timedelta, as_json: bool, root: str | None, db: str | None
 ) -> None:
     """Since when, and for how long, each module was not ok (judged against today's manifests).
 
@@ -345,26 +353,29 @@ def drift_history_command(
 
         platformctl drift-history honcho-api --since 7d
     """
-    from platformctl.differ.render_snapshots import history_json, history_table
-    from platformctl.run import drift_history, open_store, parse_age
+    from platformctl import api
+    from platformctl.output.history import history_json, history_table
 
-    window = parse_age(since, "--since")
     scope = _load_scope(root, modules)
-    start, now, items = drift_history(scope, open_store(_db_path(db), must_exist=True), window)
+    start, now, items = api.drift_history(scope, _open_store(db, create=False), since)
     click.echo(
         history_json(start, now, items) if as_json else history_table(start, now, items), nl=as_json
     )
 
 
-def _db_path(db: str | None) -> Path:
-    from platformctl.snapshots.store import default_db_path
+def _open_store(db: str | None, create: bool = True) -> Store:
+    """The store at ``--db`` (or the default path); ``create=False`` for commands that only
+    read, so a mistyped path is an error rather than a new empty store."""
+    from platformctl.snapshots.store import Store, default_db_path
 
-    return Path(db).expanduser() if db else default_db_path()
+    return Store.open(Path(db).expanduser() if db else default_db_path(), create=create)
 
 
 def _load_scope(root: str | None, names: tuple[str, ...]) -> tuple[Module, ...]:
     """The modules named (or all), with a warning for invalid manifests left out."""
     from platformctl.declared.manifests import find_root, load_declared
+    from platformctl.declared.model import InvalidModule
+    from platformctl.output.text import clean
 
     declared = load_declared(find_root(root))
     try:
@@ -374,14 +385,17 @@ def _load_scope(root: str | None, names: tuple[str, ...]) -> tuple[Module, ...]:
         close = difflib.get_close_matches(unknown, declared.names(), n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else "; see modules/ for the names"
         raise UsageError(f"unknown module {unknown!r}{hint}") from None
+
     for module in declared.modules:
-        if module.problem and module not in scope:
-            click.echo(f"warning: {module.name}: {module.problem}", err=True)
+        if isinstance(module, InvalidModule) and module not in scope:
+            click.echo(f"warning: {clean(module.name)}: {clean(module.problem)}", err=True)
     return scope
 
 
-def _fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
-    click.echo(f"platformctl: {message}", err=True)
+def _fail(message: str, code: ExitCode = ExitCode.USAGE) -> NoReturn:
+    from platformctl.output.text import clean
+
+    click.echo(f"platformctl: {clean(message)}", err=True)
     sys.exit(code)
 
 
@@ -392,16 +406,16 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.Abort:
-        _fail("interrupted", EXIT_INTERRUPTED)
+        _fail("interrupted", ExitCode.INTERRUPTED)
     except click.exceptions.NoArgsIsHelpError as exc:
         click.echo(exc.format_message(), err=True)  # the help text, as is
-        sys.exit(EXIT_USAGE)
+        sys.exit(ExitCode.USAGE)
     except click.ClickException as exc:
         _fail(exc.format_message())
     except PlatformctlError as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
-        _fail("interrupted", EXIT_INTERRUPTED)
+        _fail("interrupted", ExitCode.INTERRUPTED)
     except BrokenPipeError:
-        sys.exit(EXIT_USAGE)
+        sys.exit(ExitCode.USAGE)
     sys.exit(0)

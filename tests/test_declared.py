@@ -10,11 +10,19 @@ from hypothesis import strategies as st
 
 from platformctl.declared.compose import load_stack, normalize_project_name
 from platformctl.declared.manifests import find_root, load_declared, load_manifest
-from platformctl.declared.model import Orchestrator
+from platformctl.declared.model import ExternalModule, InvalidModule, Module
 from platformctl.errors import DeclaredStateError
 from tests.conftest import write_compose, write_module
 
 DIGEST = "sha256:" + "12" * 32
+
+
+def invalid(module: Module) -> bool:
+    return isinstance(module, InvalidModule)
+
+
+def problem(module: Module) -> str | None:
+    return module.problem if isinstance(module, InvalidModule) else None
 
 
 def compose_runtime(**overrides: object) -> dict[str, object]:
@@ -56,13 +64,13 @@ def test_metadata_name_wins_over_folder_and_unknown_keys_are_ignored(tmp_path: P
         status={"x": 2},
     )
     (module,) = load_declared(tmp_path).modules
-    assert module.name == "honcho-api" and module.problem is None
+    assert module.name == "honcho-api" and problem(module) is None
 
 
 def test_external_modules_need_no_image(tmp_path: Path) -> None:
     write_module(tmp_path, "dns", {"host": "edge", "orchestrator": "external"})
     (module,) = load_declared(tmp_path).modules
-    assert module.skipped and module.orchestrator is Orchestrator.EXTERNAL
+    assert isinstance(module, ExternalModule)
 
 
 @pytest.mark.parametrize(
@@ -116,9 +124,9 @@ def test_bad_manifests_become_invalid_modules_naming_file_and_problem(
     path.parent.mkdir(parents=True)
     path.write_text(content)
     module = load_manifest(path)
-    assert module.invalid
-    assert fragment in (module.problem or "")
-    assert str(path) in (module.problem or "")
+    assert invalid(module)
+    assert fragment in (problem(module) or "")
+    assert str(path) in (problem(module) or "")
 
 
 def test_non_utf8_manifest_is_invalid_not_a_crash(tmp_path: Path) -> None:
@@ -126,7 +134,7 @@ def test_non_utf8_manifest_is_invalid_not_a_crash(tmp_path: Path) -> None:
     path.parent.mkdir(parents=True)
     path.write_bytes("spec:\n  runtime:\n    host: caf\xe9\n".encode("latin-1"))
     module = load_manifest(path)
-    assert module.invalid and "not UTF-8" in (module.problem or "")
+    assert invalid(module) and "not UTF-8" in (problem(module) or "")
 
 
 def test_one_bad_manifest_does_not_hide_the_others(tmp_path: Path) -> None:
@@ -135,7 +143,7 @@ def test_one_bad_manifest_does_not_hide_the_others(tmp_path: Path) -> None:
     bad.parent.mkdir(parents=True)
     bad.write_text(": : :\n")
     state = load_declared(tmp_path)
-    assert [(m.name, m.invalid) for m in state.modules] == [("bad", True), ("good", False)]
+    assert [(m.name, invalid(m)) for m in state.modules] == [("bad", True), ("good", False)]
 
 
 def test_root_is_found_above_the_current_folder(tmp_path: Path) -> None:
@@ -222,15 +230,15 @@ def test_ambiguous_service_without_project_is_invalid(tmp_path: Path) -> None:
     write_module(tmp_path, "ambiguous", compose_runtime())
     write_module(tmp_path, "pinned", compose_runtime(compose_project="two"))
     modules = {m.name: m for m in load_declared(tmp_path).modules}
-    assert modules["ambiguous"].invalid
-    assert "several stacks" in (modules["ambiguous"].problem or "")
+    assert invalid(modules["ambiguous"])
+    assert "several stacks" in (problem(modules["ambiguous"]) or "")
     assert modules["pinned"].compose is not None and modules["pinned"].compose.raw == "b"
 
 
 def test_service_in_no_stack_is_still_checked(tmp_path: Path) -> None:
     write_module(tmp_path, "loose", compose_runtime())
     (module,) = load_declared(tmp_path).modules
-    assert not module.invalid and module.compose is None and module.compose_project is None
+    assert not invalid(module) and module.compose is None and module.compose_project is None
 
 
 def test_broken_compose_file_makes_its_modules_invalid(tmp_path: Path) -> None:
@@ -239,7 +247,7 @@ def test_broken_compose_file_makes_its_modules_invalid(tmp_path: Path) -> None:
     (folder / "compose.yaml").write_text("services:\n  honcho-api: [\n")
     write_module(tmp_path, "honcho-api", compose_runtime(compose_project="apps"))
     (module,) = load_declared(tmp_path).modules
-    assert module.invalid and "compose.yaml:3" in (module.problem or "")
+    assert invalid(module) and "compose.yaml:3" in (problem(module) or "")
 
 
 @settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -249,7 +257,7 @@ def test_manifest_loader_never_raises(tmp_path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
     module = load_manifest(path)
-    assert module.invalid or module.orchestrator is not None
+    assert invalid(module) or module.orchestrator is not None
 
 
 _yaml_values = st.recursive(
@@ -280,7 +288,7 @@ _yaml_values = st.recursive(
 def test_manifest_loader_handles_any_runtime_shape(tmp_path: Path, runtime: dict) -> None:
     path = write_module(tmp_path, "shape", runtime)
     module = load_manifest(path)
-    assert module.invalid == (module.problem is not None)
+    assert invalid(module) == (problem(module) is not None)
 
 
 @settings(max_examples=100, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -297,5 +305,5 @@ def test_two_manifests_with_one_name_make_the_second_invalid(tmp_path: Path) -> 
     write_module(tmp_path, "a", compose_runtime(), metadata={"name": "api"})
     write_module(tmp_path, "b", compose_runtime(), metadata={"name": "api"})
     first, second = load_declared(tmp_path).modules
-    assert not first.invalid and first.path.parent.name == "a"
-    assert second.invalid and "also used by" in (second.problem or "")
+    assert not invalid(first) and first.path.parent.name == "a"
+    assert invalid(second) and "also used by" in (problem(second) or "")

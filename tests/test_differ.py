@@ -1,20 +1,30 @@
-"""The comparison rules of SPEC §5, on values: no SSH, no SQLite."""
+"""The comparison rules (docs/design.md, "Comparison"), on values: no SSH, no SQLite."""
 
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from platformctl.collector.model import Container, HostResult, HostState, HostStatus, Image
-from platformctl.declared.model import ComposeImage, Module, Orchestrator
+from platformctl.declared.model import (
+    CheckedModule,
+    ComposeImage,
+    ExternalModule,
+    InvalidModule,
+    Module,
+    Orchestrator,
+)
 from platformctl.declared.reference import parse_reference
 from platformctl.differ import diff
 from platformctl.differ.compare import judge
 from platformctl.differ.model import CheckResult, ModuleStatus
-from platformctl.differ.render import render_json, render_table
+from platformctl.exitcodes import for_report
+from platformctl.output.drift_check import render_json, render_table
+from platformctl.snapshots.model import SnapshotStatus
 
 D306 = "sha256:" + "06" * 32
 D303 = "sha256:" + "03" * 32
@@ -23,7 +33,7 @@ ID303 = "sha256:" + "a3" * 32
 REPO = "ghcr.io/plastic-labs/honcho"
 
 
-def make_module(**overrides: Any) -> Module:
+def make_module(**overrides: Any) -> CheckedModule:
     raw = overrides.pop("image", f"{REPO}:3.0.6@{D306}")
     fields: dict[str, Any] = {
         "name": "honcho-api",
@@ -36,7 +46,7 @@ def make_module(**overrides: Any) -> Module:
         "declared": parse_reference(raw, default_tag=False),
     }
     fields.update(overrides)
-    return Module(**fields)
+    return CheckedModule(**fields)
 
 
 def make_compose(image: str | None, **overrides: Any) -> ComposeImage:
@@ -255,8 +265,8 @@ def test_host_problems_give_no_verdict(result: HostResult | None, status: Module
 
 
 def test_invalid_and_external_modules() -> None:
-    invalid = Module(name="bad", path=Path("/p/modules/bad/module.yaml"), problem="broken")
-    external = Module(name="dns", path=Path("/p"), orchestrator=Orchestrator.EXTERNAL)
+    invalid = InvalidModule(name="bad", path=Path("/p/modules/bad/module.yaml"), problem="broken")
+    external = ExternalModule(name="dns", path=Path("/p"))
     assert judge(invalid, None).status is ModuleStatus.INVALID
     assert judge(external, None).status is ModuleStatus.SKIPPED
 
@@ -266,8 +276,8 @@ def _report(modules: list[Module], hosts: list[HostResult]) -> Any:
         tuple(modules),
         tuple(hosts),
         snapshot_id=1,
-        taken_at="2026-11-27T10:00:00Z",
-        snapshot_status="complete",
+        taken_at=datetime(2026, 11, 27, 10, tzinfo=UTC),
+        snapshot_status=SnapshotStatus.COMPLETE,
         replay=False,
     )
 
@@ -276,7 +286,7 @@ def test_exit_codes_follow_the_contract() -> None:
     ok = make_module()
     drifting = make_module(name="drift", compose_service="other")
     elsewhere = make_module(name="far", host="far")
-    external = Module(name="dns", path=Path("/p"), orchestrator=Orchestrator.EXTERNAL)
+    external = ExternalModule(name="dns", path=Path("/p"))
     good = host(make_container())
     drift_host = host(
         make_container(),
@@ -284,24 +294,24 @@ def test_exit_codes_follow_the_contract() -> None:
     )
     down = HostResult("far", HostStatus.UNREACHABLE, "refused")
 
-    assert _report([ok, external], [good]).exit_code == 0
-    assert _report([ok, drifting], [drift_host]).exit_code == 2
-    assert _report([ok, elsewhere], [good, down]).exit_code == 8
-    assert _report([elsewhere], [down]).exit_code == 5
-    assert _report([external], []).exit_code == 0
+    assert for_report(_report([ok, external], [good])) == 0
+    assert for_report(_report([ok, drifting], [drift_host])) == 2
+    assert for_report(_report([ok, elsewhere], [good, down])) == 8
+    assert for_report(_report([elsewhere], [down])) == 5
+    assert for_report(_report([external], [])) == 0
     missing = replace(ok, compose_service="nothing")
-    assert _report([missing], [good]).exit_code == 2
+    assert for_report(_report([missing], [good])) == 2
 
 
 def test_json_and_table_show_declared_and_live_for_drift() -> None:
     live = make_container(config_image=f"{REPO}:3.0.3", image_id=ID303)
     report = _report([make_module()], [host(live)])
-    doc = __import__("json").loads(render_json(report))
+    doc = __import__("json").loads(render_json(report, for_report(report)))
     assert doc["schema"] == "platformctl.drift-check/v1" and doc["exit_code"] == 2
     (module,) = doc["modules"]
     assert module["checks"][0]["changes"] == {"tag": ["3.0.6", "3.0.3"], "digest": [D306, D303]}
     assert module["live"][0]["digests"] == [f"{REPO}@{D303}"]
-    table = render_table(report)
+    table = render_table(report, for_report(report))
     assert "DRIFT" in table and "honcho:3.0.6@" + D306[7:19] in table
     assert "honcho:3.0.3@" + D303[7:19] in table
     assert "tag 3.0.6 → 3.0.3" in table

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
+from platformctl.clock import from_iso
 from platformctl.collector.model import HostResult, HostState, HostStatus, Image
 from platformctl.differ.compare import judge
 from platformctl.differ.history import drift_since, module_history
@@ -22,19 +23,23 @@ GONE = HostState((), IMAGES)
 STATES = {1: GOOD, 2: BAD, 3: GONE}
 
 
+def day(n: int) -> datetime:
+    return from_iso(f"2026-11-{n:02d}T00:00:00Z")
+
+
 def point(sid: int, state: int | None, status: HostStatus = HostStatus.OK) -> ChangePoint:
-    return ChangePoint(sid, f"2026-11-{sid:02d}T00:00:00Z", "rs2000", status, state)
+    return ChangePoint(sid, day(sid), "rs2000", status, state)
 
 
 def test_intervals_open_close_and_take_the_worst_status() -> None:
     points = [point(1, 1), point(2, 2), point(3, 3), point(4, 2), point(5, 1), point(7, 2)]
     history = module_history(make_module(), points, STATES)
     assert [(i.status, i.start, i.end) for i in history.intervals] == [
-        (ModuleStatus.MISSING, "2026-11-02T00:00:00Z", "2026-11-05T00:00:00Z"),
-        (ModuleStatus.DRIFT, "2026-11-07T00:00:00Z", None),
+        (ModuleStatus.MISSING, day(2), day(5)),
+        (ModuleStatus.DRIFT, day(7), None),
     ]
     assert history.status is ModuleStatus.DRIFT
-    assert drift_since(history, ModuleStatus.DRIFT) == "2026-11-07T00:00:00Z"
+    assert drift_since(history, ModuleStatus.DRIFT) == day(7)
 
 
 def test_uncollected_snapshots_neither_extend_nor_break_a_run() -> None:
@@ -46,9 +51,7 @@ def test_uncollected_snapshots_neither_extend_nor_break_a_run() -> None:
         point(6, 1),
     ]
     history = module_history(make_module(), points, STATES)
-    assert [(i.start, i.end) for i in history.intervals] == [
-        ("2026-11-01T00:00:00Z", "2026-11-06T00:00:00Z")
-    ]
+    assert [(i.start, i.end) for i in history.intervals] == [(day(1), day(6))]
     assert drift_since(history, ModuleStatus.OK) is None
 
 

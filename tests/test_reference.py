@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from platformctl.declared.reference import ReferenceError, parse_reference
+from platformctl.declared.reference import InvalidReference, parse_reference
 
 DIGEST = "sha256:" + "ab" * 32
 
@@ -36,7 +36,7 @@ def test_references_normalize_like_docker(
 
 def test_short_and_long_forms_are_the_same_reference() -> None:
     assert parse_reference("nginx:1.25") == parse_reference("docker.io/library/nginx:1.25")
-    assert parse_reference("nginx:1.25").familiar() == "nginx:1.25"
+    assert parse_reference("nginx:1.25").familiar_repository == "nginx"
 
 
 @pytest.mark.parametrize(
@@ -54,7 +54,7 @@ def test_short_and_long_forms_are_the_same_reference() -> None:
     ],
 )
 def test_invalid_references_are_rejected_with_a_reason(text: str, message: str) -> None:
-    with pytest.raises(ReferenceError, match=message):
+    with pytest.raises(InvalidReference, match=message):
         parse_reference(text)
 
 
@@ -62,7 +62,7 @@ def test_invalid_references_are_rejected_with_a_reason(text: str, message: str) 
 def test_parser_never_raises_anything_but_reference_error(text: str) -> None:
     try:
         ref = parse_reference(text)
-    except ReferenceError:
+    except InvalidReference:
         return
     # Whatever parses must parse again to the same value from its normalized form.
     assert parse_reference(str(ref)) == ref

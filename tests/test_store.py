@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from sqlite_utils import Database
 
+from platformctl.clock import to_iso
 from platformctl.collector.model import (
     Collection,
     Container,
@@ -18,6 +19,7 @@ from platformctl.collector.model import (
     HostState,
     HostStatus,
     Image,
+    content_hash,
 )
 from platformctl.errors import SnapshotNotFound, StoreError
 from platformctl.snapshots.store import _SCHEMA_V1, SCHEMA_VERSION, Store
@@ -60,7 +62,7 @@ def hashlike(seed: str) -> str:
 
 
 def collection(
-    taken_at: str, hosts: int = 10, version: str = "1.0", down: frozenset[str] = frozenset()
+    taken_at: datetime, hosts: int = 10, version: str = "1.0", down: frozenset[str] = frozenset()
 ) -> Collection:
     results = []
     for i in range(hosts):
@@ -76,9 +78,8 @@ def collection(
     return Collection(taken_at, tuple(results))
 
 
-def at(hours: int) -> str:
-    base = datetime(2026, 1, 1, tzinfo=UTC)
-    return (base + timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%SZ")
+def at(hours: int) -> datetime:
+    return datetime(2026, 1, 1, tzinfo=UTC) + timedelta(hours=hours)
 
 
 def file_size(path: Path) -> int:
@@ -172,7 +173,7 @@ def test_a_store_written_by_schema_v1_upgrades_in_place(tmp_path: Path) -> None:
     conn.executemany("INSERT INTO hosts (id, name) VALUES (?, ?)", [(1, "a"), (2, "b")])
     conn.executemany(
         "INSERT INTO host_states (id, hash, body) VALUES (?, ?, ?)",
-        [(i, st.digest(), st.to_json()) for i, st in ((1, OTHER), (2, HostState()))],
+        [(i, content_hash(st.to_json()), st.to_json()) for i, st in ((1, OTHER), (2, HostState()))],
     )
     rows = [
         (1, 1, "ok", 1),
@@ -185,7 +186,7 @@ def test_a_store_written_by_schema_v1_upgrades_in_place(tmp_path: Path) -> None:
     for sid in (1, 2, 3):
         conn.execute(
             "INSERT INTO snapshots (taken_at, status, tool_version) VALUES (?, ?, ?)",
-            (at(sid), "complete", "0.1.0"),
+            (to_iso(at(sid)), "complete", "0.1.0"),
         )
     conn.executemany(
         "INSERT INTO snapshot_hosts (snapshot_id, host_id, status, state_id) VALUES (?, ?, ?, ?)",
@@ -303,8 +304,10 @@ def test_snapshots_diff_sees_added_removed_and_host_status(tmp_path: Path, run_c
 def test_prune_command_reports_and_keeps_history(tmp_path: Path, run_cli: Runner) -> None:
     db = tmp_path / "p.db"
     store = Store.open(db)
-    old = datetime.now(UTC) - timedelta(days=200)
-    stamps = [(old + timedelta(days=d)).strftime("%Y-%m-%dT%H:%M:%SZ") for d in range(0, 200, 10)]
+    # Half a day off the 10-day grid, so no snapshot sits on the 90-day cutoff whatever second
+    # the command reads the clock in.
+    old = datetime.now(UTC) - timedelta(days=200) + timedelta(hours=12)
+    stamps = [old + timedelta(days=d) for d in range(0, 200, 10)]
     for i, stamp in enumerate(stamps):
         store.save(collection(stamp, hosts=1, version="2.0" if i >= 5 else "1.0"), "0.1.0")
     result = run_cli("snapshots", "prune", "--older-than", "90d", "--json", "--db", str(db))

@@ -12,18 +12,13 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
 
+from platformctl.clock import utc_now
 from platformctl.collector.interface import TransportFactory, TransportFailure
 from platformctl.collector.model import Collection, HostResult, HostStatus
 from platformctl.collector.script import DockerOutputError, one_line, parse_output
 
 Progress = Callable[[int, int], None]
-
-
-def utc_now() -> str:
-    """The current time as ISO 8601 UTC with a ``Z``, to the second."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def collect_host(host: str, factory: TransportFactory, script: str) -> HostResult:

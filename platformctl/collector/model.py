@@ -10,8 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
+
+RUNNING = "running"
+"""The one ``State.Status`` that counts as running. Docker's states are stored as docker spells
+them (``paused``, ``restarting``, ``exited``, ``created``, ``dead`` and any later one)."""
 
 
 class HostStatus(StrEnum):
@@ -43,7 +48,7 @@ class Container:
     @property
     def is_running(self) -> bool:
         """Running per ``State.Status``: ``State.Running`` is also true while paused."""
-        return self.status == "running"
+        return self.status == RUNNING
 
 
 @dataclass(frozen=True, order=True)
@@ -94,10 +99,6 @@ class HostState:
         }
         return json.dumps(body, sort_keys=True, separators=(",", ":"))
 
-    def digest(self) -> str:
-        """Content hash of the canonical JSON."""
-        return content_hash(self.to_json())
-
     @classmethod
     def from_json(cls, text: str) -> HostState:
         """Rebuild a state written by :meth:`to_json`."""
@@ -124,6 +125,11 @@ class HostResult:
     state: HostState | None = None
 
     @property
+    def ok(self) -> bool:
+        """True when the host's state was read."""
+        return self.status is HostStatus.OK
+
+    @property
     def reached(self) -> bool:
         """True when the host answered (even if its Docker state could not be read)."""
         return self.status in (HostStatus.OK, HostStatus.ERROR)
@@ -133,5 +139,5 @@ class HostResult:
 class Collection:
     """One collection run: when it started and what each host gave."""
 
-    taken_at: str
+    taken_at: datetime
     hosts: tuple[HostResult, ...] = field(default=())

@@ -9,7 +9,7 @@ from typing import Any
 
 from platformctl.declared.interpolate import UnresolvedVariable, interpolate, read_env_file
 from platformctl.declared.model import ComposeImage
-from platformctl.declared.reference import ReferenceError, parse_reference
+from platformctl.declared.reference import InvalidReference, parse_reference
 from platformctl.declared.yamlfile import YamlProblem, load_yaml
 
 COMPOSE_FILES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
@@ -133,6 +133,6 @@ def _service_image(
         return without_image(f"image {raw!r} unresolved: {exc}")
     try:
         ref = parse_reference(value)
-    except ReferenceError as exc:
+    except InvalidReference as exc:
         return without_image(str(exc), raw=value)
     return ComposeImage(path, project, service, value, ref, resolved=True)

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from platformctl.declared.compose import Stack, find_stacks
-from platformctl.declared.model import ComposeImage, DeclaredState, Module, Orchestrator
-from platformctl.declared.reference import ReferenceError, parse_reference
+from platformctl.declared.model import (
+    CheckedModule,
+    DeclaredState,
+    ExternalModule,
+    InvalidModule,
+    Module,
+    Orchestrator,
+)
+from platformctl.declared.reference import InvalidReference, parse_reference
 from platformctl.declared.yamlfile import YamlProblem, load_yaml
 from platformctl.errors import DeclaredStateError
 
@@ -113,9 +121,9 @@ def load_manifest(path: Path) -> Module:
                 f"{path}: unknown orchestrator {orchestrator_raw!r} (expected one of {choices})"
             ) from None
         if orchestrator is Orchestrator.EXTERNAL:
-            return Module(name=name, path=path, host=text("host", False), orchestrator=orchestrator)
-        host = text("host", True)
-        if host is not None and not HOST_RE.match(host):
+            return ExternalModule(name=name, path=path, host=text("host", False))
+        host = text("host", True) or ""
+        if not HOST_RE.match(host):
             raise _Missing(
                 f"{path}: spec.runtime.host {host!r} is not an ssh alias or host name "
                 "(letters, digits, '.', '-', '_', ':' only)"
@@ -128,18 +136,18 @@ def load_manifest(path: Path) -> Module:
         return _invalid(path, name, str(exc))
     try:
         declared = parse_reference(raw, default_tag=False)
-    except ReferenceError as exc:
+    except InvalidReference as exc:
         return _invalid(path, name, f"{path}: spec.runtime.image_observed: {exc}")
-    return Module(
+    return CheckedModule(
         name=name,
         path=path,
         host=host,
         orchestrator=orchestrator,
+        declared_raw=raw,
+        declared=declared,
         compose_service=service,
         compose_project=project,
         container=container,
-        declared_raw=raw,
-        declared=declared,
     )
 
 
@@ -172,17 +180,20 @@ def _image_observed(path: Path, value: Any) -> str:
     return f"{image}@{digest}"
 
 
-def _invalid(path: Path, name: str, problem: str) -> Module:
-    return Module(name=name, path=path, problem=problem)
+def _invalid(path: Path, name: str, problem: str) -> InvalidModule:
+    return InvalidModule(name=name, path=path, problem=problem)
 
 
 def _link_compose(module: Module, stacks: list[Stack]) -> Module:
     """Attach the compose stack's image for a docker-compose module (docs/design.md,
     "Declared state")."""
-    if module.problem is not None or module.orchestrator is not Orchestrator.DOCKER_COMPOSE:
+    if (
+        not isinstance(module, CheckedModule)
+        or module.orchestrator is not Orchestrator.DOCKER_COMPOSE
+        or module.compose_service is None
+    ):
         return module
     service = module.compose_service
-    assert service is not None
     candidates = [s for s in stacks if s.problem is None and service in s.services]
     if module.compose_project:
         candidates = [s for s in candidates if s.project == module.compose_project]
@@ -202,16 +213,8 @@ def _link_compose(module: Module, stacks: list[Stack]) -> Module:
     if not candidates:
         return module
     stack = candidates[0]
-    compose: ComposeImage = stack.services[service]
-    return Module(
-        name=module.name,
-        path=module.path,
-        host=module.host,
-        orchestrator=module.orchestrator,
-        compose_service=service,
+    return replace(
+        module,
         compose_project=module.compose_project or stack.project,
-        container=module.container,
-        declared_raw=module.declared_raw,
-        declared=module.declared,
-        compose=compose,
+        compose=stack.services[service],
     )

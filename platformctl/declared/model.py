@@ -34,38 +34,48 @@ class ComposeImage:
 
 
 @dataclass(frozen=True)
-class Module:
-    """One module manifest. ``problem`` is set when the manifest (or its stack) is unusable."""
+class CheckedModule:
+    """A usable manifest whose containers can be checked: docker or docker-compose."""
+
+    name: str
+    path: Path
+    host: str
+    orchestrator: Orchestrator
+    declared_raw: str
+    """``image_observed`` as the manifest spells it (the mapping form joined into one)."""
+    declared: ImageRef
+    compose_service: str | None = None
+    compose_project: str | None = None
+    container: str | None = None
+    compose: ComposeImage | None = None
+
+
+@dataclass(frozen=True)
+class InvalidModule:
+    """A manifest (or its compose stack) that cannot be used, and why."""
+
+    name: str
+    path: Path
+    problem: str
+    host: None = None
+
+
+@dataclass(frozen=True)
+class ExternalModule:
+    """``orchestrator: external``: run by someone else, nothing to check."""
 
     name: str
     path: Path
     host: str | None = None
-    orchestrator: Orchestrator | None = None
-    compose_service: str | None = None
-    compose_project: str | None = None
-    container: str | None = None
-    declared_raw: str | None = None
-    declared: ImageRef | None = None
-    compose: ComposeImage | None = None
-    problem: str | None = None
 
     @property
-    def invalid(self) -> bool:
-        """True when the manifest cannot be checked."""
-        return self.problem is not None
+    def orchestrator(self) -> Orchestrator:
+        """Always ``external``."""
+        return Orchestrator.EXTERNAL
 
-    @property
-    def skipped(self) -> bool:
-        """True for ``orchestrator: external``: nothing to check."""
-        return self.problem is None and self.orchestrator is Orchestrator.EXTERNAL
 
-    @property
-    def needs_host(self) -> bool:
-        """True when judging this module requires its host's live state."""
-        return self.problem is None and self.orchestrator in (
-            Orchestrator.DOCKER_COMPOSE,
-            Orchestrator.DOCKER,
-        )
+Module = CheckedModule | InvalidModule | ExternalModule
+"""Any module of a platform repository; ``match`` on the type to tell them apart."""
 
 
 @dataclass(frozen=True)

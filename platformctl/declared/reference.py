@@ -32,7 +32,7 @@ _DIGEST_RE = re.compile(rf"^{_DIGEST}$")
 SHA256_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
-class ReferenceError(ValueError):
+class InvalidReference(ValueError):
     """An image reference that the distribution grammar rejects."""
 
 
@@ -72,37 +72,41 @@ class ImageRef:
             text += f"@{self.digest}"
         return text
 
-    def familiar(self) -> str:
-        """The reference as ``docker`` prints it (``nginx:1.25``)."""
-        text = self.familiar_repository
-        if self.tag is not None:
-            text += f":{self.tag}"
-        if self.digest is not None:
-            text += f"@{self.digest}"
-        return text
+
+_DIGEST_IN_TEXT = re.compile(r"(sha256:[0-9a-f]{12})[0-9a-f]{8,}")
+
+
+def short_digest(digest: str) -> str:
+    """The 12 hex digits a table shows of ``sha256:<64 hex>`` (or of a bare hex ID)."""
+    return digest.rsplit(":", 1)[-1][:12]
+
+
+def elide_digests(text: str) -> str:
+    """``sha256:<64 hex>`` anywhere in ``text`` as ``sha256:<12 hex>…``, for one-line reasons."""
+    return _DIGEST_IN_TEXT.sub(r"\1…", text)
 
 
 def parse_reference(text: str, *, default_tag: bool = True) -> ImageRef:
-    """Parse and normalize ``text``; raise :class:`ReferenceError` saying what is wrong.
+    """Parse and normalize ``text``; raise :class:`InvalidReference` saying what is wrong.
 
     With ``default_tag`` a reference with neither tag nor digest gets ``latest``, as
     ``docker pull`` does.
     """
     if not isinstance(text, str):
-        raise ReferenceError(f"image reference must be a string, got {type(text).__name__}")
+        raise InvalidReference(f"image reference must be a string, got {type(text).__name__}")
     ref = text.strip()
     if not ref:
-        raise ReferenceError("image reference is empty")
+        raise InvalidReference("image reference is empty")
     if any(c.isspace() for c in ref):
-        raise ReferenceError(f"invalid image reference {text!r}: contains white space")
+        raise InvalidReference(f"invalid image reference {text!r}: contains white space")
 
     digest: str | None = None
     if "@" in ref:
         ref, digest = ref.split("@", 1)
         if not _DIGEST_RE.match(digest):
-            raise ReferenceError(f"invalid digest in image reference {text!r}")
+            raise InvalidReference(f"invalid digest in image reference {text!r}")
         if not digest.startswith("sha256:") or not SHA256_RE.match(digest):
-            raise ReferenceError(
+            raise InvalidReference(
                 f"invalid digest in image reference {text!r}: expected sha256: and 64 "
                 "lowercase hex digits"
             )
@@ -113,17 +117,19 @@ def parse_reference(text: str, *, default_tag: bool = True) -> ImageRef:
     if colon > slash:
         ref, tag = ref[:colon], ref[colon + 1 :]
         if not _TAG_RE.match(tag):
-            raise ReferenceError(f"invalid tag {tag!r} in image reference {text!r}")
+            raise InvalidReference(f"invalid tag {tag!r} in image reference {text!r}")
 
     domain, path = _split_domain(ref)
     if not _DOMAIN_RE.match(domain):
-        raise ReferenceError(f"invalid registry host {domain!r} in image reference {text!r}")
+        raise InvalidReference(f"invalid registry host {domain!r} in image reference {text!r}")
     if path.lower() == path and not _PATH_RE.match(path):
-        raise ReferenceError(f"invalid repository name {path!r} in image reference {text!r}")
+        raise InvalidReference(f"invalid repository name {path!r} in image reference {text!r}")
     if path.lower() != path:
-        raise ReferenceError(f"invalid image reference {text!r}: repository name must be lowercase")
+        raise InvalidReference(
+            f"invalid image reference {text!r}: repository name must be lowercase"
+        )
     if len(f"{domain}/{path}") > NAME_TOTAL_LENGTH_MAX:
-        raise ReferenceError(f"invalid image reference {text!r}: repository name too long")
+        raise InvalidReference(f"invalid image reference {text!r}: repository name too long")
     if tag is None and digest is None and default_tag:
         tag = "latest"
     return ImageRef(domain=domain, path=path, tag=tag, digest=digest)
@@ -135,7 +141,7 @@ def try_parse_reference(text: object) -> ImageRef | None:
         return None
     try:
         return parse_reference(text, default_tag=False)
-    except ReferenceError:
+    except InvalidReference:
         return None
 
 

@@ -1,18 +1,25 @@
-"""The differ: compares any snapshot with the declared state. Pure; no I/O."""
+"""The differ: compares any snapshot with the declared state. Pure values in, values out.
+
+``compare`` judges one module against one host result, ``history`` folds verdicts over time
+into intervals and ``drift_since``, ``snapshot_diff`` says what changed on the hosts between
+two snapshots, ``fields`` explains a difference field by field (deepdiff).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 
 from platformctl.collector.model import HostResult
-from platformctl.declared.model import Module
+from platformctl.declared.model import CheckedModule, Module
 from platformctl.differ.compare import judge_all
 from platformctl.differ.model import ModuleStatus, ModuleVerdict, Report
+from platformctl.snapshots.model import SnapshotStatus
 
 
 def hosts_in_scope(modules: Iterable[Module]) -> list[str]:
     """The hosts whose live state the given modules need, sorted."""
-    return sorted({m.host for m in modules if m.needs_host and m.host})
+    return sorted({m.host for m in modules if isinstance(m, CheckedModule)})
 
 
 def diff(
@@ -20,8 +27,8 @@ def diff(
     hosts: tuple[HostResult, ...],
     *,
     snapshot_id: int | None,
-    taken_at: str,
-    snapshot_status: str,
+    taken_at: datetime,
+    snapshot_status: SnapshotStatus,
     replay: bool,
 ) -> Report:
     """Judge ``modules`` against the host results of one snapshot."""

@@ -1,24 +1,36 @@
-"""Pure comparison: (declared modules, host results) → verdicts. No I/O (SPEC §5)."""
+"""Pure comparison: (declared modules, host results) → verdicts. No I/O.
+
+The rules and the status precedence are written down in docs/design.md, "Comparison".
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import assert_never
 
 from platformctl.collector.model import Container, HostResult, HostStatus, Image
-from platformctl.declared.model import ComposeImage, Module, Orchestrator
-from platformctl.declared.reference import ImageRef, try_parse_reference
+from platformctl.declared.model import (
+    CheckedModule,
+    ComposeImage,
+    ExternalModule,
+    InvalidModule,
+    Module,
+    Orchestrator,
+)
+from platformctl.declared.reference import ImageRef, elide_digests, try_parse_reference
 from platformctl.differ.fields import Changes, field_changes
 from platformctl.differ.model import (
     Check,
+    CheckKind,
     CheckResult,
     LiveContainer,
     ModuleStatus,
     ModuleVerdict,
 )
 
-MANIFEST_LIVE = "manifest-live"
-COMPOSE_LIVE = "compose-live"
-MANIFEST_COMPOSE = "manifest-compose"
+MANIFEST_LIVE = CheckKind.MANIFEST_LIVE
+COMPOSE_LIVE = CheckKind.COMPOSE_LIVE
+MANIFEST_COMPOSE = CheckKind.MANIFEST_COMPOSE
 
 
 def judge_all(
@@ -36,11 +48,20 @@ def judge(
     ``explain=False`` skips deepdiff's field-level explanation where only the status matters
     (history judges a module against every distinct past state).
     """
-    if module.problem is not None:
-        return ModuleVerdict(module, ModuleStatus.INVALID, module.problem)
-    if module.orchestrator is Orchestrator.EXTERNAL:
-        return ModuleVerdict(module, ModuleStatus.SKIPPED, "orchestrator: external")
-    assert module.declared is not None and module.host is not None
+    match module:
+        case InvalidModule():
+            return ModuleVerdict(module, ModuleStatus.INVALID, module.problem)
+        case ExternalModule():
+            return ModuleVerdict(module, ModuleStatus.SKIPPED, "orchestrator: external")
+        case CheckedModule():
+            return _judge_checked(module, host, snapshot_label, explain)
+        case _:
+            assert_never(module)
+
+
+def _judge_checked(
+    module: CheckedModule, host: HostResult | None, snapshot_label: str, explain: bool
+) -> ModuleVerdict:
     static = (
         (manifest_compose(module.declared, module.compose, explain),) if _is_compose(module) else ()
     )
@@ -52,11 +73,23 @@ def judge(
             f"{snapshot_label or 'the snapshot'} holds no data for host {module.host}",
             checks=static,
         )
-    if host.status in (HostStatus.UNREACHABLE, HostStatus.AUTH_FAILED):
-        return ModuleVerdict(
-            module, ModuleStatus.UNREACHABLE, f"host {module.host}: {host.reason}", checks=static
-        )
-    if host.status is HostStatus.ERROR or host.state is None:
+    match host.status:
+        case HostStatus.UNREACHABLE | HostStatus.AUTH_FAILED:
+            return ModuleVerdict(
+                module,
+                ModuleStatus.UNREACHABLE,
+                f"host {module.host}: {host.reason}",
+                checks=static,
+            )
+        case HostStatus.ERROR:
+            return ModuleVerdict(
+                module, ModuleStatus.ERROR, f"host {module.host}: {host.reason}", checks=static
+            )
+        case HostStatus.OK:
+            pass
+        case _:
+            assert_never(host.status)
+    if host.state is None:
         return ModuleVerdict(
             module, ModuleStatus.ERROR, f"host {module.host}: {host.reason}", checks=static
         )
@@ -92,11 +125,11 @@ def judge(
     return ModuleVerdict(module, status, reason, live=live, checks=tuple(checks))
 
 
-def _is_compose(module: Module) -> bool:
+def _is_compose(module: CheckedModule) -> bool:
     return module.orchestrator is Orchestrator.DOCKER_COMPOSE
 
 
-def _what(module: Module) -> str:
+def _what(module: CheckedModule) -> str:
     if module.orchestrator is Orchestrator.DOCKER:
         return f"container named {module.container!r}"
     project = f" (project {module.compose_project!r})" if module.compose_project else ""
@@ -107,7 +140,7 @@ def _exists(count: int) -> str:
     return "exists" if count == 1 else f"exists ({count} containers)"
 
 
-def _containers_for(module: Module, containers: Iterable[Container]) -> list[Container]:
+def _containers_for(module: CheckedModule, containers: Iterable[Container]) -> list[Container]:
     """Match by compose labels (never by name), skipping one-off ``compose run`` containers."""
     if module.orchestrator is Orchestrator.DOCKER:
         return [c for c in containers if c.name == module.container]
@@ -154,11 +187,7 @@ def _describe(check: Check) -> str:
 
 
 def _short(value: str | None) -> str:
-    if value is None:
-        return "none"
-    if value.startswith("sha256:") and len(value) > 19:
-        return value[:19] + "…"
-    return value
+    return "none" if value is None else elide_digests(value)
 
 
 def _live_ref(c: Container) -> ImageRef | None:
@@ -169,7 +198,7 @@ def _live_ref(c: Container) -> ImageRef | None:
 
 
 def compare_image(
-    check: str, expected: ImageRef, c: Container, image: Image | None, explain: bool = True
+    check: CheckKind, expected: ImageRef, c: Container, image: Image | None, explain: bool = True
 ) -> Check:
     """Compare one expected reference with one running container (manifest- or compose-live)."""
     live = _live_ref(c)

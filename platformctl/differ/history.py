@@ -2,14 +2,14 @@
 
 Pure: takes a host's change points and states (from the store) and judges the module against
 each distinct state, against the *current* declared state. Snapshots in which the host could
-not be collected neither extend nor break a run (SPEC §7).
+not be collected neither extend nor break a run (docs/design.md, "History").
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from platformctl.collector.model import HostResult, HostState, HostStatus
 from platformctl.declared.model import Module
@@ -32,8 +32,8 @@ class Interval:
     """A run of snapshots in which the module was not ``ok``; ``end`` None while open."""
 
     status: ModuleStatus
-    start: str
-    end: str | None
+    start: datetime
+    end: datetime | None
 
 
 @dataclass(frozen=True)
@@ -48,25 +48,14 @@ class ModuleHistory:
         """Total seconds of not-ok time inside ``[since, now]``."""
         total = 0.0
         for interval in self.intervals:
-            start = max(parse_time(interval.start), since)
-            end = min(parse_time(interval.end) if interval.end else now, now)
+            start = max(interval.start, since)
+            end = min(interval.end or now, now)
             total += max(0.0, (end - start).total_seconds())
         return int(total)
 
     def within(self, since: datetime) -> tuple[Interval, ...]:
         """The intervals that reach into the window starting at ``since``."""
-        return tuple(i for i in self.intervals if i.end is None or parse_time(i.end) > since)
-
-
-def iso(moment: datetime) -> str:
-    """``2026-11-27T10:00:00Z``: the form every stored and printed timestamp takes."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(text: str) -> datetime:
-    """An ISO 8601 UTC timestamp (``Z`` or offset) as an aware datetime."""
-    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+        return tuple(i for i in self.intervals if i.end is None or i.end > since)
 
 
 def module_history(
@@ -78,7 +67,7 @@ def module_history(
     verdict_by_state: dict[int, ModuleStatus] = {}
     intervals: list[Interval] = []
     open_status: ModuleStatus | None = None
-    open_start = ""
+    open_start = datetime.min
     current = judge(module, None).status
     for point in points:
         state_id = point.state_id
@@ -105,7 +94,7 @@ def module_history(
     return ModuleHistory(module, current, tuple(intervals))
 
 
-def drift_since(history: ModuleHistory, status: ModuleStatus) -> str | None:
+def drift_since(history: ModuleHistory, status: ModuleStatus) -> datetime | None:
     """Start of the open run for a module whose status is drift, missing or stopped."""
     if status not in NOT_OK or not history.intervals:
         return None

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 
 from platformctl.collector.model import HostResult
 from platformctl.declared.model import Module
+from platformctl.snapshots.model import SnapshotStatus
 
 
 class ModuleStatus(StrEnum):
-    """A module's verdict (SPEC §5.1)."""
+    """A module's verdict (docs/design.md, "Statuses")."""
 
     OK = "ok"
     DRIFT = "drift"
@@ -24,17 +26,16 @@ class ModuleStatus(StrEnum):
     SKIPPED = "skipped"
 
 
-# Statuses that are a verdict on the module; the rest mean "we could not tell" (SPEC §5.2).
-VERDICTS = frozenset(
-    {
-        ModuleStatus.OK,
-        ModuleStatus.SKIPPED,
-        ModuleStatus.DRIFT,
-        ModuleStatus.MISSING,
-        ModuleStatus.STOPPED,
-    }
-)
 NOT_OK = frozenset({ModuleStatus.DRIFT, ModuleStatus.MISSING, ModuleStatus.STOPPED})
+"""The statuses that are a verdict, and a bad one: these have a ``drift_since``."""
+
+
+class CheckKind(StrEnum):
+    """Which two of the three sources a check compares."""
+
+    MANIFEST_LIVE = "manifest-live"
+    COMPOSE_LIVE = "compose-live"
+    MANIFEST_COMPOSE = "manifest-compose"
 
 
 class CheckResult(StrEnum):
@@ -50,7 +51,7 @@ class CheckResult(StrEnum):
 class Check:
     """One comparison: manifest-live, compose-live or manifest-compose."""
 
-    check: str
+    check: CheckKind
     result: CheckResult
     changes: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
     note: str | None = None
@@ -78,7 +79,7 @@ class ModuleVerdict:
     reason: str
     live: tuple[LiveContainer, ...] = ()
     checks: tuple[Check, ...] = ()
-    drift_since: str | None = None
+    drift_since: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -86,28 +87,15 @@ class Report:
     """The outcome of diffing one snapshot against the declared state."""
 
     snapshot_id: int | None
-    taken_at: str
-    snapshot_status: str
+    taken_at: datetime
+    snapshot_status: SnapshotStatus
     replay: bool
     hosts: tuple[HostResult, ...]
     modules: tuple[ModuleVerdict, ...]
 
-    def summary(self) -> dict[str, int]:
-        """Count of modules per status, every status present."""
-        counts = {str(s): 0 for s in ModuleStatus}
+    def summary(self) -> dict[ModuleStatus, int]:
+        """Count of modules per status, every status present, in declaration order."""
+        counts = dict.fromkeys(ModuleStatus, 0)
         for verdict in self.modules:
-            counts[str(verdict.status)] += 1
+            counts[verdict.status] += 1
         return counts
-
-    @property
-    def exit_code(self) -> int:
-        """The exit code contract of SPEC §5.2 (usage errors, 1, are decided earlier)."""
-        in_scope_hosts = {h.host for h in self.hosts}
-        if in_scope_hosts and not any(h.reached for h in self.hosts):
-            return 5
-        statuses = {v.status for v in self.modules}
-        if statuses - VERDICTS:
-            return 8
-        if statuses & NOT_OK:
-            return 2
-        return 0

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 from platformctl.collector.model import HostResult, HostStatus
 
 
 class SnapshotStatus(StrEnum):
-    """How complete a snapshot is."""
+    """How complete a snapshot is. An interrupted run stores nothing, so there is no
+    "aborted" snapshot (docs/design.md, "Interrupts")."""
 
     COMPLETE = "complete"
     PARTIAL = "partial"
     UNREACHABLE = "unreachable"
-    ABORTED = "aborted"
 
 
 def snapshot_status(hosts: tuple[HostResult, ...]) -> SnapshotStatus:
@@ -31,7 +32,7 @@ class Snapshot:
     """One collection as stored: every host result, reconstructed exactly."""
 
     id: int
-    taken_at: str
+    taken_at: datetime
     status: SnapshotStatus
     tool_version: str
     hosts: tuple[HostResult, ...]
@@ -49,7 +50,7 @@ class SnapshotSummary:
     """A snapshot's row without its host states, for listings."""
 
     id: int
-    taken_at: str
+    taken_at: datetime
     status: SnapshotStatus
     tool_version: str
     hosts: int
@@ -65,7 +66,7 @@ class ChangePoint:
     """
 
     snapshot_id: int
-    taken_at: str
+    taken_at: datetime
     host: str
     status: HostStatus
     state_id: int | None
@@ -75,6 +76,7 @@ class ChangePoint:
 class PruneResult:
     """What ``snapshots prune`` removed and what older history it had to keep."""
 
+    cutoff: datetime
     removed_snapshots: int
     kept_older: int
     removed_states: int

@@ -11,11 +11,13 @@ import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from sqlite_utils import Database
 
+from platformctl.clock import from_iso, to_iso
 from platformctl.collector.model import (
     Collection,
     HostResult,
@@ -106,8 +108,11 @@ class Store:
             raise StoreError(f"cannot use snapshot store {label}: {exc}") from None
 
     @classmethod
-    def open(cls, path: Path) -> Store:
-        """Open (creating with mode 0600 if needed) the store at ``path``."""
+    def open(cls, path: Path, *, create: bool = True) -> Store:
+        """Open the store at ``path``, creating it (mode 0600) when ``create`` is true; else a
+        missing file is an error."""
+        if not create and not path.exists():
+            raise StoreError(f"no snapshot store at {path} (check --db)")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             if not path.exists():
@@ -179,92 +184,87 @@ class Store:
     ) -> int:
         """Store one collection atomically; return the new snapshot ID."""
         status = status or snapshot_status(collection.hosts)
-        with self._write("write") as conn:
-            cur = conn.execute(
-                "INSERT INTO snapshots (taken_at, status, tool_version) VALUES (?, ?, ?)",
-                (collection.taken_at, str(status), tool_version),
+        with self._write("write"):
+            snapshots = self.db.table("snapshots")
+            snapshots.insert(
+                {
+                    "taken_at": to_iso(collection.taken_at),
+                    "status": str(status),
+                    "tool_version": tool_version,
+                }
             )
-            snapshot_id = int(cur.lastrowid or 0)
+            snapshot_id = int(snapshots.last_pk or 0)
             for result in collection.hosts:
                 self._save_host(snapshot_id, result)
         return snapshot_id
 
     def _save_host(self, snapshot_id: int, result: HostResult) -> None:
-        conn = self.db.conn
-        conn.execute("INSERT OR IGNORE INTO hosts (name) VALUES (?)", (result.host,))
-        host_id = conn.execute("SELECT id FROM hosts WHERE name = ?", (result.host,)).fetchone()[0]
+        # lookup() finds the row by its UNIQUE column or inserts it; inside our transaction
+        # sqlite-utils nests its writes in a savepoint, so the save stays all-or-nothing.
+        host_id = self.db.table("hosts").lookup({"name": result.host})
         state_id = None
         if result.state is not None:
             body = result.state.to_json()
-            digest = content_hash(body)  # not state.digest(): that serializes it again
-            conn.execute(
-                "INSERT OR IGNORE INTO host_states (hash, body) VALUES (?, ?)", (digest, body)
+            state_id = self.db.table("host_states").lookup(
+                {"hash": content_hash(body)}, {"body": body}
             )
-            state_id = conn.execute(
-                "SELECT id FROM host_states WHERE hash = ?", (digest,)
-            ).fetchone()[0]
-        previous = conn.execute(
-            "SELECT status, state_id FROM snapshot_hosts WHERE host_id = ?"
-            " ORDER BY snapshot_id DESC LIMIT 1",
-            (host_id,),
-        ).fetchone()
-        changed = previous is None or tuple(previous) != (str(result.status), state_id)
-        conn.execute(
-            "INSERT INTO snapshot_hosts (snapshot_id, host_id, status, reason, docker_version,"
-            " storage_driver, duration_ms, state_id, changed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                snapshot_id,
-                host_id,
-                str(result.status),
-                result.reason,
-                result.docker_version,
-                result.storage_driver,
-                result.duration_ms,
-                state_id,
-                int(changed),
+        previous = next(
+            self.db.table("snapshot_hosts").rows_where(
+                "host_id = ?", [host_id], order_by="snapshot_id DESC", limit=1
             ),
+            None,
+        )
+        changed = previous is None or (previous["status"], previous["state_id"]) != (
+            str(result.status),
+            state_id,
+        )
+        self.db.table("snapshot_hosts").insert(
+            {
+                "snapshot_id": snapshot_id,
+                "host_id": host_id,
+                "status": str(result.status),
+                "reason": result.reason,
+                "docker_version": result.docker_version,
+                "storage_driver": result.storage_driver,
+                "duration_ms": result.duration_ms,
+                "state_id": state_id,
+                "changed": int(changed),
+            }
         )
 
     def resolve_id(self, ref: str | int) -> int:
         """A snapshot ID from ``ID`` or ``latest``; :class:`SnapshotNotFound` when absent."""
+        if str(ref) == "latest":
+            latest = self.latest()
+            if latest is None:
+                raise SnapshotNotFound(f"snapshot store {self.label} holds no snapshots yet")
+            return latest[0]
         try:
-            if str(ref) == "latest":
-                row = self.db.execute("SELECT max(id) FROM snapshots").fetchone()
-                if row[0] is None:
-                    raise SnapshotNotFound(f"snapshot store {self.label} holds no snapshots yet")
-                return int(row[0])
-            try:
-                wanted = int(ref)
-            except ValueError:
-                raise SnapshotNotFound(
-                    f"snapshot ID must be a number or 'latest', got {ref!r}"
-                ) from None
-            row = self.db.execute("SELECT id FROM snapshots WHERE id = ?", (wanted,)).fetchone()
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot read snapshot store {self.label}: {exc}") from None
-        if row is None:
+            wanted = int(ref)
+        except ValueError:
+            raise SnapshotNotFound(
+                f"snapshot ID must be a number or 'latest', got {ref!r}"
+            ) from None
+        if not self._read("SELECT id FROM snapshots WHERE id = ?", (wanted,)):
             raise SnapshotNotFound(
                 f"no snapshot {ref} in {self.label} (see 'platformctl snapshots list')"
             )
-        return int(row[0])
+        return wanted
 
     def load(self, ref: str | int) -> Snapshot:
         """Reconstruct a snapshot exactly, with every host's state."""
         snapshot_id = self.resolve_id(ref)
-        try:
-            row = self.db.execute(
-                "SELECT id, taken_at, status, tool_version FROM snapshots WHERE id = ?",
-                (snapshot_id,),
-            ).fetchone()
-            rows = self.db.execute(
-                "SELECT h.name, sh.status, sh.reason, sh.docker_version, sh.storage_driver,"
-                " sh.duration_ms, st.body FROM snapshot_hosts sh JOIN hosts h ON h.id = sh.host_id"
-                " LEFT JOIN host_states st ON st.id = sh.state_id WHERE sh.snapshot_id = ?"
-                " ORDER BY h.name",
-                (snapshot_id,),
-            ).fetchall()
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot read snapshot store {self.label}: {exc}") from None
+        (row,) = self._read(
+            "SELECT id, taken_at, status, tool_version FROM snapshots WHERE id = ?",
+            (snapshot_id,),
+        )
+        rows = self._read(
+            "SELECT h.name, sh.status, sh.reason, sh.docker_version, sh.storage_driver,"
+            " sh.duration_ms, st.body FROM snapshot_hosts sh JOIN hosts h ON h.id = sh.host_id"
+            " LEFT JOIN host_states st ON st.id = sh.state_id WHERE sh.snapshot_id = ?"
+            " ORDER BY h.name",
+            (snapshot_id,),
+        )
         hosts = tuple(
             HostResult(
                 host=name,
@@ -277,21 +277,19 @@ class Store:
             )
             for name, status, reason, version, driver, duration, body in rows
         )
-        return Snapshot(row[0], row[1], SnapshotStatus(row[2]), row[3], hosts)
+        return Snapshot(row[0], from_iso(row[1]), SnapshotStatus(row[2]), row[3], hosts)
 
     def summaries(self, limit: int = 20) -> list[SnapshotSummary]:
         """The newest ``limit`` snapshots, newest first."""
-        try:
-            rows = self.db.execute(
-                "SELECT s.id, s.taken_at, s.status, s.tool_version, count(sh.host_id),"
-                " sum(sh.status = 'ok') FROM snapshots s LEFT JOIN snapshot_hosts sh"
-                " ON sh.snapshot_id = s.id GROUP BY s.id ORDER BY s.id DESC LIMIT ?",
-                (limit,),
-            ).fetchall()
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot read snapshot store {self.label}: {exc}") from None
+        rows = self._read(
+            "SELECT s.id, s.taken_at, s.status, s.tool_version, count(sh.host_id),"
+            " sum(sh.status = 'ok') FROM snapshots s LEFT JOIN snapshot_hosts sh"
+            " ON sh.snapshot_id = s.id GROUP BY s.id ORDER BY s.id DESC LIMIT ?",
+            (limit,),
+        )
         return [
-            SnapshotSummary(r[0], r[1], SnapshotStatus(r[2]), r[3], r[4], r[5] or 0) for r in rows
+            SnapshotSummary(r[0], from_iso(r[1]), SnapshotStatus(r[2]), r[3], r[4], r[5] or 0)
+            for r in rows
         ]
 
     def change_points(self, until: int | None = None) -> dict[str, list[ChangePoint]]:
@@ -309,7 +307,7 @@ class Store:
             sql, () if until is None else (until,)
         ):
             out.setdefault(host, []).append(
-                ChangePoint(sid, taken_at, host, HostStatus(status), state_id)
+                ChangePoint(sid, from_iso(taken_at), host, HostStatus(status), state_id)
             )
         return out
 
@@ -326,12 +324,12 @@ class Store:
                 result[sid] = HostState.from_json(body)
         return result
 
-    def latest(self) -> tuple[int, str] | None:
+    def latest(self) -> tuple[int, datetime] | None:
         """The newest snapshot's ID and ``taken_at``, or None for an empty store."""
         rows = self._read("SELECT id, taken_at FROM snapshots ORDER BY id DESC LIMIT 1", ())
-        return (int(rows[0][0]), str(rows[0][1])) if rows else None
+        return (int(rows[0][0]), from_iso(rows[0][1])) if rows else None
 
-    def prune(self, cutoff: str) -> PruneResult:
+    def prune(self, cutoff: datetime) -> PruneResult:
         """Remove snapshots taken before ``cutoff`` that no history needs.
 
         A snapshot older than the cutoff is kept when it is a change point of any of its hosts:
@@ -341,7 +339,10 @@ class Store:
         with self._write("prune") as conn:
             needed = {cp.snapshot_id for cps in self.change_points().values() for cp in cps}
             older = [
-                r[0] for r in conn.execute("SELECT id FROM snapshots WHERE taken_at < ?", (cutoff,))
+                r[0]
+                for r in conn.execute(
+                    "SELECT id FROM snapshots WHERE taken_at < ?", (to_iso(cutoff),)
+                )
             ]
             doomed = [sid for sid in older if sid not in needed]
             latest = self.latest()
@@ -357,7 +358,7 @@ class Store:
                 " (SELECT state_id FROM snapshot_hosts WHERE state_id IS NOT NULL)"
             )
             removed_states = cur.rowcount
-        return PruneResult(len(doomed), len(older) - len(doomed), removed_states)
+        return PruneResult(cutoff, len(doomed), len(older) - len(doomed), removed_states)
 
     def _read(self, sql: str, params: tuple[object, ...]) -> list[tuple[Any, ...]]:
         try:

@@ -1,44 +1,40 @@
-"""The library calls behind the commands: collect, check, history, snapshot housekeeping."""
+"""The library API behind the commands: what a Python user would import.
+
+Each function takes values and resources (modules, an open :class:`Store`, collection
+options) and returns values; rendering and exit codes are the caller's (``platformctl.output``
+and ``platformctl.exitcodes``).
+
+Example::
+
+    from platformctl import api
+    from platformctl.collector.connector import CollectOptions
+    from platformctl.declared.manifests import find_root, load_declared
+    from platformctl.snapshots.store import Store
+
+    modules = load_declared(find_root()).modules
+    report = api.check(modules, Store.open(Path("snapshots.db")), CollectOptions())
+"""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from platformctl import __version__
+from platformctl.clock import utc_now
 from platformctl.collector.connector import CollectOptions
-from platformctl.declared.model import Module
+from platformctl.declared.model import CheckedModule, Module
 from platformctl.differ import Report, diff, hosts_in_scope
-from platformctl.errors import StoreError, UsageError
+from platformctl.differ.model import NOT_OK
+from platformctl.errors import UsageError
+from platformctl.snapshots.model import snapshot_status
 
 if TYPE_CHECKING:
     from platformctl.collector.model import Collection
     from platformctl.differ.history import ModuleHistory
     from platformctl.snapshots.store import Store
-
-_AGE = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_age(text: str, option: str) -> timedelta:
-    """``90d``, ``12h``, ``30m``, ``2w`` or ``45s`` as a duration; :class:`UsageError` else."""
-    m = _AGE.match(text)
-    if not m:
-        raise UsageError(f"{option}: expected a duration like 30d, 12h or 2w, got {text!r}")
-    return timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
-
-
-def open_store(path: Path, must_exist: bool = False) -> Store:
-    """Open the store; with ``must_exist`` a missing file is an error, not a new store."""
-    from platformctl.snapshots.store import Store
-
-    if must_exist and not path.exists():
-        raise StoreError(f"no snapshot store at {path} (check --db)")
-    return Store.open(path)
 
 
 def collect(
@@ -68,14 +64,11 @@ def collect(
 
 def check(
     scope: tuple[Module, ...],
-    store_path: Path,
+    store: Store,
     options: CollectOptions,
     snapshot: str | None = None,
 ) -> Report:
     """Replay ``snapshot`` or collect the hosts ``scope`` needs, save, judge, add drift ages."""
-    from platformctl.snapshots.model import snapshot_status
-
-    store = open_store(store_path, must_exist=snapshot is not None)
     if snapshot is not None:
         snap = store.load(snapshot)
         report = diff(
@@ -83,7 +76,7 @@ def check(
             snap.hosts,
             snapshot_id=snap.id,
             taken_at=snap.taken_at,
-            snapshot_status=str(snap.status),
+            snapshot_status=snap.status,
             replay=True,
         )
     else:
@@ -93,7 +86,7 @@ def check(
             collection.hosts,
             snapshot_id=snapshot_id,
             taken_at=collection.taken_at,
-            snapshot_status=str(snapshot_status(collection.hosts)),
+            snapshot_status=snapshot_status(collection.hosts),
             replay=False,
         )
     return with_drift_since(report, store)
@@ -107,12 +100,10 @@ def histories(
 
     modules = list(modules)
     points = store.change_points(until)
-    needed = {m.host for m in modules if m.needs_host}
-    states = store.states(
-        p.state_id for host in needed for p in points.get(host or "", []) if p.state_id
-    )
+    needed = {m.host for m in modules if isinstance(m, CheckedModule)}
+    states = store.states(p.state_id for host in needed for p in points.get(host, []) if p.state_id)
     return [
-        module_history(m, points.get(m.host or "", []) if m.needs_host else [], states)
+        module_history(m, points.get(m.host, []) if isinstance(m, CheckedModule) else [], states)
         for m in modules
     ]
 
@@ -120,7 +111,6 @@ def histories(
 def with_drift_since(report: Report, store: Store) -> Report:
     """Fill ``drift_since`` for every drifting, missing or stopped module of ``report``."""
     from platformctl.differ.history import drift_since
-    from platformctl.differ.model import NOT_OK
 
     if report.snapshot_id is None:
         return report
@@ -143,8 +133,8 @@ def with_drift_since(report: Report, store: Store) -> Report:
 
 
 def drift_history(
-    scope: tuple[Module, ...], store: Store, since: timedelta
+    scope: tuple[Module, ...], store: Store, window: timedelta, now: datetime | None = None
 ) -> tuple[datetime, datetime, list[ModuleHistory]]:
-    """Histories of ``scope`` for the window ``[now - since, now]``."""
-    now = datetime.now(UTC).replace(microsecond=0)
-    return now - since, now, histories(scope, store)
+    """Histories of ``scope`` for the window ``[now - window, now]``."""
+    now = now or utc_now()
+    return now - window, now, histories(scope, store)

@@ -1,0 +1,85 @@
+"""What every human-readable output shares: safe text, tables, short digests, durations."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+from platformctl.clock import utc_now
+from platformctl.declared.reference import ImageRef, short_digest
+
+# C0 controls, DEL and C1 controls, plus the Unicode line separators and bidi controls that
+# can reorder or break a terminal line. A host or a repository chooses these strings.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def clean(text: str) -> str:
+    """``text`` with every control character shown visibly (``\\x1b``, ``\\n``), never emitted.
+
+    Every string a host or a repository controls passes through here before it reaches a
+    terminal: a container name holding ESC sequences must not clear the screen, retitle the
+    terminal or forge table rows. JSON output escapes these by itself.
+    """
+    return _UNSAFE.sub(_escape, text)
+
+
+def _escape(m: re.Match[str]) -> str:
+    ch = m.group(0)
+    if ch in _NAMED:
+        return _NAMED[ch]
+    code = ord(ch)
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+def widths(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[int]:
+    """The width of each column: its longest cell."""
+    return [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+
+
+def row(cells: Sequence[str], sizes: Sequence[int], styles: Mapping[int, str] | None = None) -> str:
+    """One table line: cells padded to ``sizes``, two spaces apart; ``styles`` maps a column
+    to an SGR colour code applied after padding, so colour never shifts the columns."""
+    padded = [c.ljust(w) for c, w in zip(cells, sizes, strict=True)]
+    for column, code in (styles or {}).items():
+        padded[column] = f"\033[{code}m{padded[column]}\033[0m"
+    return "  ".join(padded).rstrip()
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """A header and rows as aligned lines."""
+    sizes = widths(header, rows)
+    return [row(r, sizes) for r in [header, *rows]]
+
+
+def short_ref(ref: ImageRef | None, digest: str | None = None) -> str:
+    """``name:tag@123456789abc``: last path component, tag, 12-character digest."""
+    if ref is None:
+        return "-"
+    text = ref.short_name
+    if ref.tag:
+        text += f":{ref.tag}"
+    digest = digest or ref.digest
+    if digest:
+        text += "@" + short_digest(digest)
+    return text
+
+
+def duration(seconds: int) -> str:
+    """``3d 4h`` / ``5h 12m`` / ``40m``; under a minute, ``12s``."""
+    days, rem = divmod(max(0, seconds), 86400)
+    hours, rem = divmod(rem, 3600)
+    minutes = rem // 60
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    return f"{minutes}m" if minutes else f"{seconds}s"
+
+
+def age(since: datetime | None, now: datetime | None = None) -> str:
+    """The time elapsed since ``since``, as :func:`duration`; ``-`` for None."""
+    if since is None:
+        return "-"
+    return duration(int(((now or utc_now()) - since).total_seconds()))
