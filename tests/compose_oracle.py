@@ -78,10 +78,7 @@ def main():
     compose_main = _compose_main() if mode == "stacks" else None
     for line in sys.stdin:
         request = json.loads(line)
-        if mode == "stacks":
-            answer = read_stack(compose_main, request)
-        else:
-            answer = read_env(request)
+        answer = read_stack(compose_main, request) if mode == "stacks" else read_env(request)
         sys.__stdout__.write(json.dumps(answer) + "\n")
         sys.__stdout__.flush()
 

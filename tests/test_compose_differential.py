@@ -122,11 +122,7 @@ def test_platformctl_reads_the_stack_as_compose_does(
     if expected is None:
         return
     assert stack.project == expected["project"], case
-    ours = {
-        name: image.raw
-        for name, image in stack.services.items()
-        if name not in unresolved
-    }
+    ours = {name: image.raw for name, image in stack.services.items() if name not in unresolved}
     theirs = {name: raw for name, raw in expected["images"].items() if name not in unresolved}
     assert ours == theirs, case
     for name, raw in theirs.items():
