@@ -237,3 +237,20 @@ def test_generated_env_files_read_as_compose_reads_them(env_oracle: EnvOracle, d
     assert dict(ours.known) == {k: v for k, v in theirs.items() if k in ours.known}
     # Nothing in the generated files refers to a variable left without a default.
     assert not ours.unresolved
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['PASSWORD="hunter2-secret\n', "PASSWORD hunter2-secret\n", "PASS\x00WORD=hunter2-secret\n"],
+)
+def test_env_errors_never_quote_a_value(text: str) -> None:
+    with pytest.raises(EnvFileError) as info:
+        parse_env(text)
+    assert "hunter2" not in str(info.value) and "line 1" in str(info.value)
+
+
+def test_an_unresolved_env_value_is_not_quoted_in_the_reason() -> None:
+    env = parse_env("TOKEN=hunter2-$1-secret\n")
+    with pytest.raises(UnresolvedVariable) as info:
+        interpolate("img:${TOKEN}", env)
+    assert "TOKEN" in str(info.value) and "hunter2" not in str(info.value)

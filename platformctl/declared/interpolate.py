@@ -1,13 +1,14 @@
 """Compose variable interpolation and ``.env`` files, as docker compose v2 reads them.
 
-Only the stack's ``.env`` file is a source of values: the shell that will run ``docker compose``
-on the host is not the shell running platformctl, so reading our own environment would give
-verdicts that depend on who runs the check. Where compose would fall back to that environment
-(a variable the ``.env`` file does not set and that has no default), the value is *unresolved*:
-the verdict is withheld rather than guessed (docs/compose.md, "Decisions").
+Only the stack's ``.env`` file is a source of values: the shell that will run ``docker
+compose`` on the host is not the shell running platformctl, so reading our own environment
+would give verdicts that depend on who runs the check. Where compose would fall back to that
+environment (a variable the ``.env`` file does not set and that has no default), the value is
+*unresolved*: the verdict is withheld rather than guessed (docs/compose.md, "Decisions").
 
-Where compose v1 and v2 read an input differently, v2 (compose-go) is followed; each such
-difference is listed in docs/compose.md.
+Messages never quote a ``.env`` value (those files hold passwords): they name the key and
+the line. Where compose v1 and v2 read an input differently, v2 (compose-go) is followed;
+each such difference is listed in docs/compose.md.
 """
 
 from __future__ import annotations
@@ -84,14 +85,14 @@ def interpolate(text: str, env: Mapping[str, str]) -> str:
         elif nxt == "{":
             end = _closing_brace(text, j)
             if end < 0:
-                raise UnresolvedVariable(f"invalid interpolation {text[j:]!r} (no closing brace)")
+                raise UnresolvedVariable("invalid interpolation: '${' without its closing '}'")
             out.append(_expand_braced(text[j + 2 : end], env))
             i = end + 1
         else:
             m = _NAME_RE.match(text, j + 1)
             if not m:
                 raise UnresolvedVariable(
-                    f"invalid interpolation in {text!r}: '$' must be followed by a name, "
+                    "invalid interpolation: '$' must be followed by a name, "
                     "'{' or '$' (write '$$' for a literal '$')"
                 )
             out.append(_lookup(m.group(0), env))
@@ -126,7 +127,7 @@ def _closing_brace(text: str, start: int) -> int:
 def _expand_braced(body: str, env: Mapping[str, str]) -> str:
     m = _BRACED.fullmatch(body)
     if not m:
-        raise UnresolvedVariable(f"invalid interpolation ${{{body}}}")
+        raise UnresolvedVariable("invalid interpolation: '${' must start with a variable name")
     name, op, arg = m.group("name"), m.group("op"), m.group("arg")
     if op is None:
         return _lookup(name, env)
@@ -252,10 +253,7 @@ def _key(text: str, pos: int) -> tuple[str, int, bool]:
         if ch in _SPACE or ch in "_.-[]" or ch.isalnum():
             i += 1
             continue
-        raise EnvFileError(
-            f"line {_line(text, i)}: unexpected character {ch!r} in variable name "
-            f"{text[start:].splitlines()[0]!r}"
-        )
+        raise EnvFileError(f"line {_line(text, i)}: unexpected character {ch!r} in variable name")
     # A last line without '=' nor a line end: a bare key, like `KEY\n`.
     return text[start:].rstrip(), len(text), True
 
@@ -287,8 +285,7 @@ def _value(text: str, pos: int) -> tuple[str, int, str]:
         else:
             chars.append(ch)
         i += 1
-    first = text[pos:].split("\n", 1)[0]
-    raise EnvFileError(f"line {_line(text, pos)}: unterminated quoted value {first}")
+    raise EnvFileError(f"line {_line(text, pos)}: unterminated quoted value")
 
 
 def _expand_escapes(value: str) -> str:
