@@ -149,12 +149,11 @@ def _compose_files(folder: Path, env: DotEnv) -> list[Path]:
         except UnresolvedVariable as exc:
             raise _Problem(f"{folder / ENV_FILE}: {exc}") from None
         if listed:
+            entries = listed.split(separator)
+            if "" in entries:
+                raise _Problem(f"{folder / ENV_FILE}: COMPOSE_FILE={listed!r} has an empty entry")
             files = []
-            for entry in listed.split(separator):
-                if not entry:
-                    raise _Problem(
-                        f"{folder / ENV_FILE}: COMPOSE_FILE={listed!r} has an empty entry"
-                    )
+            for entry in entries:
                 path = folder / entry
                 if not present(path):
                     raise _Problem(
