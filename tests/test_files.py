@@ -158,13 +158,16 @@ def test_an_oversized_manifest_is_refused_without_being_read(tmp_path: Path) -> 
     with huge.open("wb") as f:
         f.truncate(1536 * 1024 * 1024)  # sparse: 1.5 GB that takes no disk
     # In a fresh process, so its peak memory says whether the file was read.
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec from the forking parent
+    # (here pytest, hundreds of MB), while VmHWM belongs to the new process's memory.
     code = (
-        "import resource, sys\n"
+        "import sys\n"
         "from pathlib import Path\n"
         "from platformctl.declared.manifests import load_declared\n"
         "ms = {m.name: m for m in load_declared(Path(sys.argv[1])).modules}\n"
         "print(ms['huge'].problem)\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+        "status = Path('/proc/self/status').read_text().splitlines()\n"
+        "print(next(line.split()[1] for line in status if line.startswith('VmHWM:')))\n"
     )
     run = subprocess.run(
         [sys.executable, "-c", code, str(root)], capture_output=True, text=True, timeout=120
