@@ -123,7 +123,7 @@ def test_unknown_snapshot_id_exits_1(platform: Path, run_cli: Runner, tmp_path: 
 
 
 def test_version_and_help_import_no_heavy_library() -> None:
-    """paramiko, deepdiff and sqlite-utils load lazily, keeping --version fast (SPEC §8)."""
+    """paramiko, deepdiff and sqlite-utils load lazily, keeping --version fast (bench/README.md)."""
     import subprocess
     import sys
 

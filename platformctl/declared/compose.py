@@ -1,4 +1,11 @@
-"""Compose stacks under ``compose/*/``: project names and the image each service declares."""
+"""Compose stacks under ``compose/*/``: project names and the image each service declares.
+
+A stack folder is read the way ``docker compose`` run inside it reads it (compose v2 where v1
+differs; docs/compose.md lists each difference): its ``.env``, the files ``COMPOSE_FILE``
+names or else the first compose file and the first override present, ``extends:`` in the same
+file or another one, and the project name. Every file comes through
+:mod:`platformctl.declared.files`, so nothing outside the platform root is ever read.
+"""
 
 from __future__ import annotations
 
@@ -7,32 +14,52 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from platformctl.declared.interpolate import UnresolvedVariable, interpolate, read_env_file
+from platformctl.declared.files import MiB, RepoFileError, present, read_repo_file
+from platformctl.declared.interpolate import (
+    DotEnv,
+    EnvFileError,
+    UnresolvedVariable,
+    interpolate,
+    parse_env,
+)
 from platformctl.declared.model import ComposeImage
 from platformctl.declared.reference import InvalidReference, parse_reference
 from platformctl.declared.yamlfile import YamlProblem, load_yaml
 
-COMPOSE_FILES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
-OVERRIDE_FILES = {
-    "compose.yaml": ("compose.override.yaml", "compose.override.yml"),
-    "compose.yml": ("compose.override.yml", "compose.override.yaml"),
-    "docker-compose.yaml": ("docker-compose.override.yaml", "docker-compose.override.yml"),
-    "docker-compose.yml": ("docker-compose.override.yml", "docker-compose.override.yaml"),
-}
+# compose v2's search order (compose-go cli.DefaultFileNames / DefaultOverrideFileNames).
+COMPOSE_FILES = ("compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml")
+OVERRIDE_FILES = (
+    "compose.override.yml",
+    "compose.override.yaml",
+    "docker-compose.override.yml",
+    "docker-compose.override.yaml",
+)
+ENV_FILE = ".env"
+MAX_ENV_BYTES = 1 * MiB
+# A chain of `extends:` deeper than this is a loop compose would also refuse.
+_MAX_EXTENDS_DEPTH = 64
 
 
 @dataclass(frozen=True)
 class Stack:
-    """One compose stack: its file, project name and services (or why it is unusable)."""
+    """One compose stack: its (first) file, project name and services, or why it is
+    unusable."""
 
     path: Path
     project: str
     services: dict[str, ComposeImage] = field(default_factory=dict)
     problem: str | None = None
+    files: tuple[Path, ...] = ()
+    """Every compose file read, in merge order (the first is ``path``)."""
+
+
+class _Problem(ValueError):
+    """The stack cannot be read as compose would read it; the message says why."""
 
 
 def normalize_project_name(name: str) -> str:
-    """Normalize a folder name as compose does: lowercase, keep ``[a-z0-9_-]``, strip ``_-``."""
+    """Normalize a project name as compose does: lowercase, keep ``[a-z0-9_-]``, then drop
+    leading ``_`` and ``-`` (so the name starts with a letter or digit)."""
     return re.sub(r"[^a-z0-9_-]", "", name.lower()).lstrip("_-")
 
 
@@ -43,74 +70,213 @@ def find_stacks(root: Path) -> list[Stack]:
         return []
     stacks = []
     for folder in sorted(p for p in compose_dir.iterdir() if p.is_dir()):
-        for fname in COMPOSE_FILES:
-            if (folder / fname).is_file():
-                stacks.append(load_stack(folder / fname))
-                break
+        stack = load_stack_dir(folder, root)
+        if stack is not None:
+            stacks.append(stack)
     return stacks
 
 
-def load_stack(path: Path) -> Stack:
-    """Read one compose file, its override and ``.env``; never raises for bad content."""
-    folder = path.parent
-    env: dict[str, str] = {}
-    env_file = folder / ".env"
-    if env_file.is_file():
-        try:
-            env = read_env_file(env_file)
-        except OSError as exc:
-            return Stack(path, normalize_project_name(folder.name), problem=f"{env_file}: {exc}")
-    default_project = normalize_project_name(folder.name)
-    try:
-        doc = load_yaml(path)
-    except YamlProblem as exc:
-        return Stack(path, env.get("COMPOSE_PROJECT_NAME") or default_project, problem=str(exc))
-    if not isinstance(doc, dict):
-        return Stack(path, default_project, problem=f"{path}: a compose file must be a mapping")
+def load_stack(path: Path, root: Path | None = None) -> Stack:
+    """Load the stack in ``path``'s folder (``path`` is one of its compose files).
 
-    project = env.get("COMPOSE_PROJECT_NAME") or _project_from_doc(doc, env) or default_project
+    ``root`` defaults to the folder two levels above the stack (``ROOT/compose/NAME/``).
+    """
+    folder = path.parent
+    stack = load_stack_dir(folder, root if root is not None else folder.parent.parent)
+    if stack is None:
+        return Stack(path, normalize_project_name(folder.name), problem=f"{path}: no such file")
+    return stack
+
+
+def load_stack_dir(folder: Path, root: Path) -> Stack | None:
+    """Read one stack folder; None when it holds no compose file. Never raises for bad
+    content: a stack compose would refuse is returned with ``problem`` set."""
+    default_project = normalize_project_name(folder.name)
+    first = folder / COMPOSE_FILES[0]
+    try:
+        env = _read_env(folder, root)
+        files = _compose_files(folder, env)
+        if not files:
+            return None
+        first = files[0]
+        docs = [_load_mapping(f, root) for f in files]
+        project = _project_name(folder, files, docs, env)
+    except _Problem as exc:
+        return Stack(first, default_project, problem=str(exc))
+    # compose v2 lets compose files refer to the project name it settled on.
+    env = DotEnv(
+        {**env.known, "COMPOSE_PROJECT_NAME": project},
+        {k: v for k, v in env.unresolved.items() if k != "COMPOSE_PROJECT_NAME"},
+    )
+    try:
+        merged: dict[str, dict[str, Any]] = {}
+        for path, doc in zip(files, docs, strict=True):
+            services = _services_of(path, doc)
+            for name in services:
+                spec = _with_extends(name, services, path, root, env, ())
+                merged[name] = {**merged.get(name, {}), **spec}
+    except _Problem as exc:
+        return Stack(first, project, problem=str(exc), files=tuple(files))
+    result = {
+        name: _service_image(first, project, name, spec, env) for name, spec in merged.items()
+    }
+    return Stack(first, project, result, files=tuple(files))
+
+
+def _read_env(folder: Path, root: Path) -> DotEnv:
+    path = folder / ENV_FILE
+    if not present(path):
+        return DotEnv()
+    try:
+        data = read_repo_file(root, path, MAX_ENV_BYTES)
+    except RepoFileError as exc:
+        raise _Problem(str(exc)) from None
+    except OSError as exc:
+        raise _Problem(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        return parse_env(data.decode("utf-8", errors="replace"))
+    except EnvFileError as exc:
+        raise _Problem(f"{path}: {exc} (docker compose refuses this file)") from None
+
+
+def _compose_files(folder: Path, env: DotEnv) -> list[Path]:
+    """``COMPOSE_FILE`` from ``.env`` (split on ``COMPOSE_PATH_SEPARATOR``, default ``:``),
+    else the first compose file present and the first override present."""
+    if "COMPOSE_FILE" in env:
+        try:
+            listed = env["COMPOSE_FILE"]
+            separator = env.get("COMPOSE_PATH_SEPARATOR") or ":"
+        except UnresolvedVariable as exc:
+            raise _Problem(f"{folder / ENV_FILE}: {exc}") from None
+        if listed:
+            entries = listed.split(separator)
+            if "" in entries:
+                raise _Problem(f"{folder / ENV_FILE}: COMPOSE_FILE={listed!r} has an empty entry")
+            files = []
+            for entry in entries:
+                path = folder / entry
+                if not present(path):
+                    raise _Problem(
+                        f"{folder / ENV_FILE}: COMPOSE_FILE names {entry}, which does not exist"
+                    )
+                files.append(path)
+            return files
+    main = next((folder / n for n in COMPOSE_FILES if present(folder / n)), None)
+    if main is None:
+        return []
+    override = next((folder / n for n in OVERRIDE_FILES if present(folder / n)), None)
+    return [main] if override is None else [main, override]
+
+
+def _load_mapping(path: Path, root: Path) -> dict[str, Any]:
+    try:
+        doc = load_yaml(path, root)
+    except YamlProblem as exc:
+        raise _Problem(str(exc)) from None
+    if not isinstance(doc, dict):
+        raise _Problem(f"{path}: a compose file must be a mapping")
+    return doc
+
+
+def _project_name(folder: Path, files: list[Path], docs: list[dict[str, Any]], env: DotEnv) -> str:
+    """``COMPOSE_PROJECT_NAME`` from ``.env``, else the last top-level ``name:``, else the
+    folder name; each normalized as compose does."""
+    try:
+        from_env = env.get("COMPOSE_PROJECT_NAME")
+    except UnresolvedVariable as exc:
+        raise _Problem(f"{folder / ENV_FILE}: {exc}") from None
+    if from_env:
+        project = normalize_project_name(from_env)
+        if not project:
+            raise _Problem(
+                f"{folder / ENV_FILE}: COMPOSE_PROJECT_NAME={from_env!r} has no character a "
+                "compose project name may hold (a-z 0-9 _ -)"
+            )
+        return project
+    named = None
+    for path, doc in zip(files, docs, strict=True):
+        name = doc.get("name")
+        if name is None or name == "":
+            continue
+        if not isinstance(name, str):
+            raise _Problem(f"{path}: name must be a string")
+        try:
+            named = normalize_project_name(interpolate(name, env))
+        except UnresolvedVariable as exc:
+            raise _Problem(f"{path}: name {name!r} unresolved: {exc}") from None
+    if named:
+        return named
+    project = normalize_project_name(folder.name)
+    if not project:
+        raise _Problem(
+            f"{folder}: the folder name gives an empty compose project name; "
+            "set name: or COMPOSE_PROJECT_NAME"
+        )
+    return project
+
+
+def _services_of(path: Path, doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
     services = doc.get("services")
     if services is None:
-        services = {}
+        return {}
     if not isinstance(services, dict):
-        return Stack(path, project, problem=f"{path}: 'services' must be a mapping")
-    images: dict[str, Any] = {
-        str(name): (spec if isinstance(spec, dict) else {}) for name, spec in services.items()
-    }
-
-    for override_name in OVERRIDE_FILES[path.name]:
-        override = folder / override_name
-        if not override.is_file():
-            continue
-        try:
-            odoc = load_yaml(override)
-        except YamlProblem as exc:
-            return Stack(path, project, problem=str(exc))
-        osvcs = odoc.get("services") if isinstance(odoc, dict) else None
-        if isinstance(osvcs, dict):
-            for name, spec in osvcs.items():
-                merged = dict(images.get(str(name), {}))
-                if isinstance(spec, dict):
-                    merged.update(spec)
-                images[str(name)] = merged
-        break
-
-    result = {name: _service_image(path, project, name, spec, env) for name, spec in images.items()}
-    return Stack(path, project, result)
+        raise _Problem(f"{path}: 'services' must be a mapping")
+    return {str(name): (spec if isinstance(spec, dict) else {}) for name, spec in services.items()}
 
 
-def _project_from_doc(doc: dict[str, Any], env: dict[str, str]) -> str | None:
-    name = doc.get("name")
-    if not isinstance(name, str):
-        return None
+def _with_extends(
+    name: str,
+    services: dict[str, dict[str, Any]],
+    path: Path,
+    root: Path,
+    env: DotEnv,
+    chain: tuple[tuple[Path, str], ...],
+) -> dict[str, Any]:
+    """Service ``name`` of the file ``path`` with its ``extends:`` chain merged in: keys of
+    the extending service win over the base's, as compose merges ``image`` and ``build``."""
+    if (path, name) in chain or len(chain) > _MAX_EXTENDS_DEPTH:
+        loop = " -> ".join(f"{p.name}:{s}" for p, s in (*chain, (path, name)))
+        raise _Problem(f"{path}: extends loop ({loop})")
+    spec = services[name]
+    extends = spec.get("extends")
+    if extends is None:
+        return spec
+    base_file: str | None = None
+    if isinstance(extends, str):
+        base_name = extends
+    elif isinstance(extends, dict) and isinstance(extends.get("service"), str):
+        base_name = extends["service"]
+        if extends.get("file") is not None:
+            if not isinstance(extends["file"], str):
+                raise _Problem(f"{path}: services.{name}.extends.file must be a string")
+            base_file = extends["file"]
+    else:
+        raise _Problem(f"{path}: services.{name}.extends needs a service name")
     try:
-        return interpolate(name, env) or None
-    except UnresolvedVariable:
-        return None
+        base_name = interpolate(base_name, env)
+        base_file = interpolate(base_file, env) if base_file is not None else None
+    except UnresolvedVariable as exc:
+        raise _Problem(f"{path}: services.{name}.extends unresolved: {exc}") from None
+    chain = (*chain, (path, name))
+    if base_file is None:
+        base_path, base_services = path, services
+    else:
+        base_path = path.parent / base_file
+        if not present(base_path):
+            raise _Problem(f"{path}: services.{name}.extends.file {base_file} does not exist")
+        base_services = _services_of(base_path, _load_mapping(base_path, root))
+    if base_name not in base_services:
+        raise _Problem(
+            f"{path}: services.{name} extends service {base_name!r}, "
+            f"which {base_path.name} does not define"
+        )
+    base = _with_extends(base_name, base_services, base_path, root, env, chain)
+    own = {k: v for k, v in spec.items() if k != "extends"}
+    return {**{k: v for k, v in base.items() if k != "extends"}, **own}
 
 
 def _service_image(
-    path: Path, project: str, service: str, spec: dict[str, Any], env: dict[str, str]
+    path: Path, project: str, service: str, spec: dict[str, Any], env: DotEnv
 ) -> ComposeImage:
     def without_image(reason: str, raw: str | None = None, built: bool = False) -> ComposeImage:
         return ComposeImage(

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from platformctl.declared.compose import Stack, find_stacks
+from platformctl.declared.files import present
 from platformctl.declared.model import (
     CheckedModule,
     DeclaredState,
@@ -29,18 +30,33 @@ HOST_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]*$")
 
 def find_root(explicit: str | None = None, start: Path | None = None) -> Path:
     """The platform root: ``explicit`` (``--root``/``PLATFORMCTL_ROOT``) or the nearest folder
-    at or above ``start`` that holds ``modules/``."""
+    at or above ``start`` that holds a ``modules/`` folder owned by the current user.
+
+    A ``modules/`` folder owned by someone else (say in a shared ``/tmp``) is passed over: the
+    repository decides which files are read and which hosts are contacted, so one found by
+    walking up must be the user's own. ``--root`` is the user's explicit choice and is taken
+    as given.
+    """
     if explicit:
         root = Path(explicit).expanduser()
         if not root.is_dir():
             raise DeclaredStateError(f"platform root {root} is not a folder (check --root)")
         return root.resolve()
     here = (start or Path.cwd()).resolve()
+    passed_over: list[str] = []
     for folder in (here, *here.parents):
-        if (folder / "modules").is_dir():
-            return folder
+        modules = folder / "modules"
+        if not modules.is_dir():
+            continue
+        owner = modules.stat().st_uid
+        if owner != os.getuid():
+            passed_over.append(f"{modules} (owned by uid {owner})")
+            continue
+        return folder
+    hint = f"; passed over {', '.join(passed_over)}, not yours" if passed_over else ""
     raise DeclaredStateError(
-        f"no modules/ folder at or above {here}; run inside a platform repository or pass --root"
+        f"no modules/ folder of yours at or above {here}{hint}; "
+        "run inside a platform repository or pass --root"
     )
 
 
@@ -52,7 +68,9 @@ def load_declared(root: Path) -> DeclaredState:
     paths: list[Path] = []
     for folder in sorted(p for p in modules_dir.iterdir() if p.is_dir()):
         for name in MANIFEST_NAMES:
-            if (folder / name).is_file():
+            # present(), not is_file(): a manifest that is a FIFO or a dangling symlink is
+            # reported invalid with the reason, not silently skipped.
+            if present(folder / name):
                 paths.append(folder / name)
                 break
     if not paths:
@@ -60,7 +78,7 @@ def load_declared(root: Path) -> DeclaredState:
             f"no module manifests under {modules_dir} (expected modules/<name>/module.yaml)"
         )
     stacks = find_stacks(root)
-    modules = [_link_compose(load_manifest(p), stacks) for p in paths]
+    modules = [_link_compose(load_manifest(p, root), stacks) for p in paths]
     by_name: dict[str, Module] = {}
     for i, module in enumerate(modules):
         if module.name in by_name:
@@ -72,11 +90,14 @@ def load_declared(root: Path) -> DeclaredState:
     return DeclaredState(root=root, modules=tuple(modules))
 
 
-def load_manifest(path: Path) -> Module:
-    """Parse one manifest into a :class:`Module`; a bad manifest gives one with a problem."""
+def load_manifest(path: Path, root: Path | None = None) -> Module:
+    """Parse one manifest into a :class:`Module`; a bad manifest gives one with a problem.
+
+    ``root`` (default: the folder holding ``modules/``) bounds what the file may resolve to.
+    """
     folder_name = path.parent.name
     try:
-        doc = load_yaml(path)
+        doc = load_yaml(path, root if root is not None else path.parent.parent.parent)
     except YamlProblem as exc:
         return _invalid(path, folder_name, str(exc))
     if not isinstance(doc, dict):

@@ -7,21 +7,24 @@ from typing import Any
 
 import yaml
 
-MAX_FILE_BYTES = 4 * 1024 * 1024
+from platformctl.declared.files import MiB, RepoFileError, read_repo_file
+
+MAX_FILE_BYTES = 4 * MiB
 
 
 class YamlProblem(ValueError):
     """A file that is not readable YAML; the message names the file and line."""
 
 
-def load_yaml(path: Path) -> Any:
-    """Parse ``path`` with the safe loader; raise :class:`YamlProblem` saying where and what."""
+def load_yaml(path: Path, root: Path) -> Any:
+    """Parse ``path`` (a file inside ``root``) with the safe loader; raise
+    :class:`YamlProblem` saying where and what."""
     try:
-        data = path.read_bytes()
+        data = read_repo_file(root, path, MAX_FILE_BYTES)
+    except RepoFileError as exc:
+        raise YamlProblem(str(exc)) from None
     except OSError as exc:
         raise YamlProblem(f"{path}: cannot read: {exc.strerror or exc}") from None
-    if len(data) > MAX_FILE_BYTES:
-        raise YamlProblem(f"{path}: file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -1,0 +1,110 @@
+"""Compose stacks compose itself would refuse, and the rules the differential corpus cannot
+ask compose v1 about: one clear problem per stack, never a guess."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from platformctl.declared.compose import load_stack_dir, normalize_project_name
+from platformctl.declared.manifests import load_declared
+from tests.conftest import write_module
+
+
+def stack_with(tmp_path: Path, files: dict[str, str], folder: str = "apps") -> Path:
+    path = tmp_path / "compose" / folder
+    path.mkdir(parents=True)
+    for name, content in files.items():
+        (path / name).parent.mkdir(parents=True, exist_ok=True)
+        (path / name).write_text(content)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("files", "fragment"),
+    [
+        (
+            {"compose.yaml": "services:\n  a:\n    extends: b\n  b:\n    extends: {service: a}\n"},
+            "extends loop",
+        ),
+        (
+            {"compose.yaml": "services:\n  a:\n    extends: {service: nope}\n"},
+            "extends service 'nope', which compose.yaml does not define",
+        ),
+        (
+            {"compose.yaml": "services:\n  a:\n    extends: {file: gone.yaml, service: b}\n"},
+            "extends.file gone.yaml does not exist",
+        ),
+        (
+            {".env": "COMPOSE_FILE=base.yaml:gone.yaml\n", "base.yaml": "services: {}\n"},
+            "COMPOSE_FILE names gone.yaml, which does not exist",
+        ),
+        ({".env": "COMPOSE_FILE=base.yaml::x.yaml\n"}, "has an empty entry"),
+        ({".env": "COMPOSE_FILE=${WHERE}/compose.yaml\n"}, "WHERE is not set"),
+        (
+            {".env": "COMPOSE_PROJECT_NAME=${TEAM}-apps\n", "compose.yaml": "services: {}\n"},
+            "TEAM is not set",
+        ),
+        (
+            {".env": "COMPOSE_PROJECT_NAME=__\n", "compose.yaml": "services: {}\n"},
+            "has no character a compose project name may hold",
+        ),
+        ({"compose.yaml": "name: ${STACK}\nservices: {}\n"}, "STACK is not set"),
+        ({"compose.yaml": "services: {}\n", ".env": 'A="open\n'}, "line 1: unterminated"),
+        ({"compose.yaml": "- a list\n"}, "a compose file must be a mapping"),
+        ({"compose.yaml": "services: [a]\n"}, "'services' must be a mapping"),
+    ],
+)
+def test_stacks_compose_would_refuse_carry_one_problem(
+    tmp_path: Path, files: dict[str, str], fragment: str
+) -> None:
+    stack = load_stack_dir(stack_with(tmp_path, files), tmp_path)
+    assert stack is not None
+    assert fragment in (stack.problem or ""), stack.problem
+
+
+def test_a_folder_name_without_usable_characters_needs_a_name(tmp_path: Path) -> None:
+    stack = load_stack_dir(stack_with(tmp_path, {"compose.yaml": "services: {}\n"}, "__"), tmp_path)
+    assert stack is not None and "empty compose project name" in (stack.problem or "")
+    named = stack_with(tmp_path, {"compose.yaml": "name: Edge\nservices: {}\n"}, "-_")
+    loaded = load_stack_dir(named, tmp_path)
+    assert loaded is not None and loaded.problem is None and loaded.project == "edge"
+
+
+def test_a_folder_with_no_compose_file_is_not_a_stack(tmp_path: Path) -> None:
+    assert load_stack_dir(stack_with(tmp_path, {".env": "TAG=1\n"}), tmp_path) is None
+    assert load_stack_dir(stack_with(tmp_path, {"notes.md": "x"}, "docs"), tmp_path) is None
+
+
+def test_the_override_beside_compose_yaml_reaches_the_module(tmp_path: Path) -> None:
+    # Issue: compose.yaml beside docker-compose.override.yml used to ignore the override.
+    stack_with(
+        tmp_path,
+        {
+            "compose.yaml": "services:\n  web:\n    image: nginx:1.24\n",
+            "docker-compose.override.yml": "services:\n  web:\n    image: nginx:1.25\n",
+            ".env": 'COMPOSE_PROJECT_NAME="SB-Store"  # shared\n',
+        },
+    )
+    write_module(
+        tmp_path,
+        "web",
+        {
+            "host": "edge",
+            "orchestrator": "docker-compose",
+            "compose_service": "web",
+            "image_observed": "nginx:1.25",
+        },
+    )
+    (module,) = load_declared(tmp_path).modules
+    assert module.compose is not None and module.compose.raw == "nginx:1.25"
+    assert module.compose_project == "sb-store"
+
+
+@pytest.mark.parametrize(
+    ("name", "project"),
+    [("SB-Store", "sb-store"), ("My App.v2", "myappv2"), ("_-x_y", "x_y"), ("web-1", "web-1")],
+)
+def test_one_normalization_for_folders_env_and_name(name: str, project: str) -> None:
+    assert normalize_project_name(name) == project

@@ -1,0 +1,215 @@
+"""Files of the platform repository: only regular files inside the root, size-capped before
+they are read, and a root found by walking up only when the user owns its modules/ folder."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from platformctl.declared.compose import load_stack_dir
+from platformctl.declared.files import RepoFileError, read_repo_file
+from platformctl.declared.manifests import find_root, load_declared
+from platformctl.declared.model import InvalidModule
+from platformctl.errors import DeclaredStateError
+from tests.conftest import Runner, write_compose, write_module
+
+SECRET = "tok-3f9a1c-do-not-leak"
+
+
+def compose_module(root: Path, name: str = "web", project: str = "apps") -> Path:
+    return write_module(
+        root,
+        name,
+        {
+            "host": "localhost",
+            "orchestrator": "docker-compose",
+            "compose_service": "web",
+            "compose_project": project,
+            "image_observed": "nginx:1.25",
+        },
+    )
+
+
+def test_env_symlinked_to_proc_environ_leaks_nothing_into_the_json(
+    tmp_path: Path, run_cli: Runner
+) -> None:
+    root = tmp_path / "platform"
+    stack = write_compose(root, "apps", {"web": {"image": "nginx:${TOKEN}"}})
+    (stack.parent / ".env").symlink_to("/proc/self/environ")
+    compose_module(root)
+    result = run_cli(
+        "drift-check",
+        "--json",
+        "--root",
+        str(root),
+        "--docker-command",
+        "/bin/false",
+        env={"TOKEN": SECRET, "PLATFORMCTL_TEST_TOKEN": SECRET},
+    )
+    assert SECRET not in result.out and SECRET not in result.err
+    (module,) = result.json()["modules"]
+    assert module["status"] == "invalid"
+    assert "outside the platform root" in module["reason"]
+
+
+def test_a_manifest_symlinked_outside_the_root_is_invalid(tmp_path: Path) -> None:
+    root = tmp_path / "platform"
+    write_module(root, "good", {"host": "edge", "orchestrator": "external"})
+    outside = write_module(tmp_path / "elsewhere", "x", {"host": "e", "orchestrator": "external"})
+    (root / "modules" / "sneaky").mkdir()
+    (root / "modules" / "sneaky" / "module.yaml").symlink_to(outside)
+    modules = {m.name: m for m in load_declared(root).modules}
+    assert not isinstance(modules["good"], InvalidModule)
+    assert isinstance(modules["sneaky"], InvalidModule)
+    assert "outside the platform root" in modules["sneaky"].problem
+
+
+def test_symlinks_that_stay_inside_the_root_are_followed(tmp_path: Path) -> None:
+    root = tmp_path / "platform"
+    stack = write_compose(root, "apps", {"web": {"image": "nginx:${TAG}"}})
+    (root / "shared.env").write_text("TAG=1.25\n")
+    (stack.parent / ".env").symlink_to("../../shared.env")
+    loaded = load_stack_dir(stack.parent, root)
+    assert loaded is not None and loaded.problem is None
+    assert loaded.services["web"].raw == "nginx:1.25"
+
+
+@pytest.mark.parametrize(
+    ("files", "fragment"),
+    [
+        # extends.file climbing out of the repository
+        (
+            {
+                "compose.yaml": "services:\n  web:\n    extends: {file: ../../../out.yaml, "
+                "service: base}\n"
+            },
+            "outside the platform root",
+        ),
+        # a COMPOSE_FILE entry naming a file outside, by a relative and an absolute path
+        ({".env": "COMPOSE_FILE=../../../out.yaml\n"}, "outside the platform root"),
+        ({".env": "COMPOSE_FILE={out}\n"}, "outside the platform root"),
+        # the override itself a symlink to the outside file
+        (
+            {
+                "compose.yaml": "services:\n  web:\n    image: nginx:1.24\n",
+                "compose.override.yaml": "->{out}",
+            },
+            "outside the platform root",
+        ),
+    ],
+)
+def test_compose_files_reaching_outside_the_root_make_the_stack_invalid(
+    tmp_path: Path, files: dict[str, str], fragment: str
+) -> None:
+    out = tmp_path / "out.yaml"
+    out.write_text("services:\n  base:\n    image: evil:1\n  web:\n    image: evil:1\n")
+    root = tmp_path / "platform"
+    folder = root / "compose" / "apps"
+    folder.mkdir(parents=True)
+    for name, content in files.items():
+        content = content.replace("{out}", str(out))
+        if content.startswith("->"):
+            (folder / name).symlink_to(content[2:])
+        else:
+            (folder / name).write_text(content)
+    compose_module(root)
+    stack = load_stack_dir(folder, root)
+    assert stack is not None and fragment in (stack.problem or "")
+    (module,) = load_declared(root).modules
+    assert isinstance(module, InvalidModule) and fragment in module.problem
+    assert "evil" not in repr(module)
+
+
+def test_a_fifo_is_refused_and_does_not_hang(tmp_path: Path, run_cli: Runner) -> None:
+    root = tmp_path / "platform"
+    stack = write_compose(root, "apps", {"web": {"image": "nginx:1.25"}})
+    os.mkfifo(stack.parent / ".env")
+    write_module(root, "other", {"host": "edge", "orchestrator": "external"})
+    (root / "modules" / "piped").mkdir()
+    os.mkfifo(root / "modules" / "piped" / "module.yaml")
+    compose_module(root)
+    # A hang would blow the timeout and fail the test.
+    result = run_cli("drift-check", "--json", "--root", str(root), "web", "piped", timeout=60)
+    modules = {m["module"]: m for m in result.json()["modules"]}
+    assert modules["piped"]["status"] == "invalid"
+    assert "not a regular file (a FIFO)" in modules["piped"]["reason"]
+    assert modules["web"]["status"] == "invalid"
+    assert "not a regular file (a FIFO)" in modules["web"]["reason"]
+
+
+def test_a_device_inside_the_root_is_refused(tmp_path: Path) -> None:
+    if os.getuid() != 0:
+        pytest.skip("making a device node needs root")
+    path = tmp_path / "zero"
+    os.mknod(path, stat.S_IFCHR | 0o600, os.makedev(1, 5))  # /dev/zero
+    with pytest.raises(RepoFileError, match="a device"):
+        read_repo_file(tmp_path, path, 1024)
+
+
+def test_an_oversized_manifest_is_refused_without_being_read(tmp_path: Path) -> None:
+    root = tmp_path / "platform"
+    write_module(root, "fine", {"host": "edge", "orchestrator": "external"})
+    huge = root / "modules" / "huge" / "module.yaml"
+    huge.parent.mkdir(parents=True)
+    with huge.open("wb") as f:
+        f.truncate(1536 * 1024 * 1024)  # sparse: 1.5 GB that takes no disk
+    # In a fresh process, so its peak memory says whether the file was read.
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec from the forking parent
+    # (here pytest, hundreds of MB), while VmHWM belongs to the new process's memory.
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from platformctl.declared.manifests import load_declared\n"
+        "ms = {m.name: m for m in load_declared(Path(sys.argv[1])).modules}\n"
+        "print(ms['huge'].problem)\n"
+        "status = Path('/proc/self/status').read_text().splitlines()\n"
+        "print(next(line.split()[1] for line in status if line.startswith('VmHWM:')))\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code, str(root)], capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 0, run.stderr
+    problem, peak_kib = run.stdout.splitlines()
+    assert "larger than 4 MiB" in problem
+    assert int(peak_kib) < 200 * 1024
+
+
+def test_an_oversized_env_file_makes_the_stack_invalid(tmp_path: Path) -> None:
+    root = tmp_path / "platform"
+    stack = write_compose(root, "apps", {"web": {"image": "nginx:1.25"}})
+    (stack.parent / ".env").write_bytes(b"# padding\n" * 200_000)  # 2 MB
+    loaded = load_stack_dir(stack.parent, root)
+    assert loaded is not None and "larger than 1 MiB" in (loaded.problem or "")
+
+
+def test_a_file_at_the_cap_is_read_and_one_byte_more_is_not(tmp_path: Path) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(b"x" * 100)
+    assert read_repo_file(tmp_path, path, 100) == b"x" * 100
+    with pytest.raises(RepoFileError, match="larger than 99 bytes"):
+        read_repo_file(tmp_path, path, 99)
+
+
+def test_walking_up_passes_over_a_modules_folder_owned_by_someone_else(tmp_path: Path) -> None:
+    if os.getuid() != 0:
+        pytest.skip("giving a folder to another user needs root")
+    mine = tmp_path / "mine"
+    write_module(mine, "a", {"host": "edge", "orchestrator": "external"})
+    theirs = mine / "shared"
+    write_module(theirs, "planted", {"host": "edge", "orchestrator": "external"})
+    os.chown(theirs / "modules", 65534, 65534)
+    deep = theirs / "x" / "y"
+    deep.mkdir(parents=True)
+    # The foreign modules/ is nearer, but the user's own repository is the one found.
+    assert find_root(None, start=deep) == mine.resolve()
+    # With no repository of the user's own above, it says what it passed over.
+    os.chown(mine / "modules", 65534, 65534)
+    with pytest.raises(DeclaredStateError, match="passed over .*owned by uid 65534"):
+        find_root(None, start=deep)
+    # --root is the user's explicit choice.
+    assert find_root(str(theirs), start=deep) == theirs.resolve()
