@@ -22,7 +22,7 @@ from platformctl.declared.reference import parse_reference
 from platformctl.differ import diff
 from platformctl.differ.compare import judge
 from platformctl.differ.model import CheckResult, ModuleStatus
-from platformctl.exitcodes import for_report
+from platformctl.exitcodes import ExitCode, for_report
 from platformctl.output.drift_check import render_json, render_table
 from platformctl.snapshots.model import SnapshotStatus
 
@@ -212,6 +212,8 @@ def test_index_versus_platform_digest_is_flagged_as_possible_false_drift() -> No
     assert set(check.changes) == {"digest"} and "multi-arch index" in (check.note or "")
     assert verdict.live[0].digests == (f"{REPO}@{D306}",)
     assert verdict.live[0].image_id == ID306
+    table = render_table(_report([module], [host(make_container())]), ExitCode.DRIFT)
+    assert "multi-arch index digest, this can be false drift" in table
 
 
 def test_tag_only_declaration_compares_repository_and_tag_and_is_unpinned() -> None:

@@ -183,7 +183,10 @@ def _on(check: Check) -> str:
 
 def _describe(check: Check) -> str:
     parts = [f"{key} {_short(old)} → {_short(new)}" for key, (old, new) in check.changes.items()]
-    return f"{check.check}{_on(check)}: {', '.join(parts) or check.note or 'differs'}"
+    text = f"{check.check}{_on(check)}: {', '.join(parts) or check.note or 'differs'}"
+    # A note that explains the drift (the multi-arch hint) belongs where people read: the
+    # table's reason line, not only the JSON.
+    return f"{text} ({check.note})" if parts and check.note else text
 
 
 def _short(value: str | None) -> str:
