@@ -1,0 +1,217 @@
+"""Strings a host or a repository controls never reach the terminal raw.
+
+A fake ``docker`` (through ``--docker-command``, on ``localhost``: no SSH needed) answers with
+container names, images, states, versions and error messages full of ESC/OSC/CSI sequences, BEL,
+C1 controls and newlines; a manifest carries the same in its name; a hostile sshd lists them as
+its authentication methods. Every human-readable output must show them visibly escaped, and the
+JSON and the store must keep the raw value.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import paramiko
+import pytest
+
+from tests.conftest import Runner, write_module
+
+HOSTILE = "evil\x1b]0;owned\x07\x1b[2J\x9b31m\nFORGED ROW OK"
+RAW_CONTROLS = ("\x1b", "\x07", "\x9b", "\r")
+IMAGE_ID = "sha256:" + "ab" * 32
+
+FAKE_DOCKER = r'''#!/usr/bin/env python3
+"""Answers the remote script's docker calls with hostile strings."""
+import json, os, sys
+
+hostile = os.environ["HOSTILE_NAME"]
+args = sys.argv[1:]
+if os.environ.get("HOSTILE_FAIL") and args[0] == "info":
+    sys.stderr.write("Cannot connect: " + hostile + "\n")
+    sys.exit(1)
+if args[0] == "info":
+    print(json.dumps({"version": "24.0" + hostile, "driver": "vfs\x07"}))
+elif args[:2] == ["container", "ls"]:
+    print("c" * 64)
+elif args[:2] == ["container", "inspect"] and args[3] == "{{.Image}}":
+    print("IMAGE_ID")
+elif args[:2] == ["container", "inspect"]:
+    print(json.dumps({
+        "id": "c" * 64, "name": "/" + hostile, "created": None, "started": None,
+        "status": "running\x1b[5m", "running": True,
+        "image": "registry.test/org/web:1.1\x1b[31m", "image_id": "IMAGE_ID",
+        "project": None, "service": None, "oneoff": None, "number": None,
+    }))
+elif args[:2] == ["image", "inspect"]:
+    print(json.dumps({"id": "IMAGE_ID", "tags": None, "digests": None}))
+'''.replace("IMAGE_ID", IMAGE_ID)
+
+
+def assert_clean(text: str) -> None:
+    """No control character but the line breaks we print ourselves; no forged line."""
+    for ch in RAW_CONTROLS:
+        assert ch not in text, f"raw {ch!r} in output:\n{text!r}"
+    for line in text.splitlines():
+        assert not line.lstrip().startswith("FORGED"), f"a host forged a line: {line!r}"
+
+
+@pytest.fixture
+def fake_docker(tmp_path: Path) -> str:
+    path = tmp_path / "fake-docker"
+    path.write_text(FAKE_DOCKER)
+    path.chmod(0o755)
+    return str(path)
+
+
+def platform(root: Path) -> Path:
+    write_module(
+        root,
+        "web",
+        {
+            "host": "localhost",
+            "orchestrator": "docker",
+            "container": HOSTILE,
+            "image_observed": "registry.test/org/web:1.0",
+        },
+        metadata={"name": "web" + HOSTILE},
+    )
+    return root
+
+
+def test_drift_check_table_shows_host_strings_escaped(
+    tmp_path: Path, run_cli: Runner, fake_docker: str
+) -> None:
+    root = platform(tmp_path / "p")
+    env = {"HOSTILE_NAME": HOSTILE}
+    args = ["--root", str(root), "--docker-command", fake_docker]
+    table = run_cli("drift-check", *args, env=env)
+    assert table.code == 2, table.err
+    assert_clean(table.out + table.err)
+    assert "\\x1b]0;owned\\x07" in table.out and "\\nFORGED ROW" in table.out
+    assert "web:1.1\\x1b[31m" in table.out  # the LIVE cell
+    # JSON escapes by itself and keeps the raw value.
+    doc = json.loads(run_cli("drift-check", "--json", *args, env=env).out)
+    assert doc["modules"][0]["live"][0]["container"] == HOSTILE
+    assert doc["modules"][0]["module"] == "web" + HOSTILE
+    # The store keeps the raw value too: sanitizing is the output's job.
+    body = sqlite3.connect(tmp_path / "store.db").execute("SELECT body FROM host_states").fetchone()
+    assert json.loads(body[0])["containers"][0]["name"] == HOSTILE
+
+
+def test_snapshots_history_and_collect_show_host_strings_escaped(
+    tmp_path: Path, run_cli: Runner, fake_docker: str
+) -> None:
+    root = platform(tmp_path / "p")
+    env = {"HOSTILE_NAME": HOSTILE}
+    args = ["--root", str(root), "--docker-command", fake_docker]
+    run_cli("drift-check", *args, env=env)
+    run_cli("drift-check", *args, env={"HOSTILE_NAME": HOSTILE + "2"})
+    outputs = {
+        "show": run_cli("snapshots", "show", "latest"),
+        "diff": run_cli("snapshots", "diff", "1", "2"),
+        "list": run_cli("snapshots", "list"),
+        "history": run_cli("drift-history", "--root", str(root)),
+    }
+    for name, result in outputs.items():
+        assert result.code == 0, (name, result.err)
+        assert_clean(result.out + result.err)
+    assert "\\x1b]0;owned" in outputs["show"].out and "24.0evil\\x1b" in outputs["show"].out
+    assert "\\x1b]0;owned" in outputs["diff"].out
+    assert "web" + "evil\\x1b" in outputs["history"].out
+    failed = run_cli("collect", *args, env={**env, "HOSTILE_FAIL": "1"})
+    assert failed.code == 8
+    assert_clean(failed.err)
+    assert "Cannot connect: evil" in failed.err  # the collector already flattens it
+
+
+def test_warnings_and_errors_show_repository_strings_escaped(
+    tmp_path: Path, run_cli: Runner
+) -> None:
+    root = tmp_path / "p"
+    write_module(root, "good", {"host": "edge", "orchestrator": "external"})
+    bad = root / "modules" / "bad" / "module.yaml"
+    bad.parent.mkdir(parents=True)
+    bad.write_text(
+        'metadata:\n  name: "bad\\e[2J\\a"\nspec:\n  runtime:\n    orchestrator: nomad\n'
+    )
+    result = run_cli("drift-check", "good", "--root", str(root))
+    assert result.code == 0
+    assert "warning: bad\\x1b[2J\\x07" in result.err
+    assert_clean(result.err)
+    unknown = run_cli("drift-check", "nope\x1b[2J", "--root", str(root))
+    assert unknown.code == 1 and "\x1b" not in unknown.err
+
+
+class _HostileServer(paramiko.ServerInterface):
+    def get_allowed_auths(self, username: str) -> str:
+        return "password,keyboard-interactive" + HOSTILE.replace(",", "")
+
+    def check_auth_password(self, username: str, password: str) -> int:
+        return paramiko.AUTH_FAILED
+
+
+@pytest.fixture
+def hostile_sshd() -> Iterator[int]:
+    """An SSH server on loopback that lists hostile authentication methods."""
+    key = paramiko.RSAKey.generate(1024)
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    stop = threading.Event()
+
+    def serve() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            transport = paramiko.Transport(conn)
+            transport.add_server_key(key)
+            try:
+                transport.start_server(server=_HostileServer())
+                transport.accept(5)
+            except Exception:
+                pass
+            finally:
+                transport.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield port
+    finally:
+        stop.set()
+        thread.join(5)
+        listener.close()
+
+
+def test_a_hostile_sshd_reply_is_shown_escaped(
+    tmp_path: Path, run_cli: Runner, hostile_sshd: int
+) -> None:
+    client_key = paramiko.RSAKey.generate(1024)
+    key_path = tmp_path / "id_rsa"
+    client_key.write_private_key_file(str(key_path))
+    config = tmp_path / "ssh_config"
+    config.write_text(
+        f"Host evil\n  HostName 127.0.0.1\n  Port {hostile_sshd}\n  User root\n"
+        f"  IdentityFile {key_path}\n  IdentitiesOnly yes\n  StrictHostKeyChecking no\n"
+        f"  UserKnownHostsFile {tmp_path / 'known_hosts'}\n  GlobalKnownHostsFile none\n"
+    )
+    result = run_cli(
+        "collect",
+        "--host",
+        "evil",
+        "--ssh-config",
+        str(config),
+        "--connect-timeout",
+        "5",
+        env={"SSH_AUTH_SOCK": ""},
+    )
+    assert result.code == 5, result.err
+    assert "auth-failed" in result.err and "\\x1b]0;owned" in result.err
+    assert_clean(result.err)
