@@ -1,6 +1,7 @@
 """The SSH transport: one paramiko connection and one command per host, bounded everywhere.
 
-Only this module imports paramiko, lazily, so ``platformctl --version`` stays fast.
+paramiko is imported only by the collector's SSH modules, and lazily, so ``platformctl
+--version`` stays fast.
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""Field-level explanations of a difference, computed with deepdiff (the only user of it)."""
+"""Field-level explanations of a difference, computed with deepdiff.
+
+deepdiff is imported lazily, only when there is a difference to explain.
+"""
 
 from __future__ import annotations
 
