@@ -30,6 +30,29 @@ class KeyCheck(StrEnum):
     REVOKED = "revoked"
 
 
+class KeyDecision(StrEnum):
+    """What to do with a server's host key."""
+
+    ACCEPT = "accept"
+    RECORD = "record"
+    """Accept and append to the first UserKnownHostsFile."""
+    REFUSE = "refuse"
+
+
+def host_key_decision(verdict: KeyCheck, strict: str) -> KeyDecision:
+    """OpenSSH's ``StrictHostKeyChecking`` (``yes``, ``accept-new``, ``no``) applied to a
+    verdict, in batch mode: ``ask`` counts as ``yes``. A revoked key is refused whatever the
+    setting; ``no`` connects despite a changed key (OpenSSH then disables only password and
+    keyboard-interactive authentication, which platformctl never uses)."""
+    if verdict is KeyCheck.KNOWN:
+        return KeyDecision.ACCEPT
+    if verdict is KeyCheck.UNKNOWN and strict in ("accept-new", "no"):
+        return KeyDecision.RECORD
+    if verdict is KeyCheck.CHANGED and strict == "no":
+        return KeyDecision.ACCEPT
+    return KeyDecision.REFUSE
+
+
 @dataclass(frozen=True)
 class _Entry:
     patterns: tuple[str, ...]

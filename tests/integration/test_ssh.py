@@ -149,7 +149,8 @@ def test_include_in_ssh_config_is_resolved(
     inner = ssh_config(conf_d, std_lab, alpha, "included", std_lab.lab.known_hosts)
     inner.rename(conf_d / "lab.conf")
     main = tmp_path / "config"
-    main.write_text("Include conf.d/*.conf\n\nHost *\n  ServerAliveInterval 30\n")
+    # Relative Include paths are taken from ~/.ssh, as OpenSSH does, so this one is absolute.
+    main.write_text(f"Include {conf_d}/*.conf\n\nHost *\n  ServerAliveInterval 30\n")
     assert check(run_cli, tmp_path, main)["code"] == 0
 
 
