@@ -41,14 +41,14 @@ class KeyDecision(StrEnum):
 
 def host_key_decision(verdict: KeyCheck, strict: str) -> KeyDecision:
     """OpenSSH's ``StrictHostKeyChecking`` (``yes``, ``accept-new``, ``no``) applied to a
-    verdict, in batch mode: ``ask`` counts as ``yes``. A revoked key is refused whatever the
-    setting; ``no`` connects despite a changed key (OpenSSH then disables only password and
+    verdict, in batch mode: ``ask`` counts as ``yes``. ``no`` connects despite a changed or
+    even a ``@revoked`` key, as OpenSSH does (it then disables only password and
     keyboard-interactive authentication, which platformctl never uses)."""
     if verdict is KeyCheck.KNOWN:
         return KeyDecision.ACCEPT
     if verdict is KeyCheck.UNKNOWN and strict in ("accept-new", "no"):
         return KeyDecision.RECORD
-    if verdict is KeyCheck.CHANGED and strict == "no":
+    if verdict in (KeyCheck.CHANGED, KeyCheck.REVOKED) and strict == "no":
         return KeyDecision.ACCEPT
     return KeyDecision.REFUSE
 

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import logging
 import os
 import select
 import shlex
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -35,7 +37,7 @@ from platformctl.errors import UsageError
 if TYPE_CHECKING:
     import paramiko
 
-    Socket: TypeAlias = socket.socket | paramiko.Channel | paramiko.ProxyCommand
+    Socket: TypeAlias = "socket.socket | paramiko.Channel | _ProxySocket"
 
 RSA_SHA2 = ("rsa-sha2-512", "rsa-sha2-256")
 MAX_HOPS = 8
@@ -178,7 +180,8 @@ class SshTransport:
 
         name = target.known_hosts_name
         known = self.settings.known_hosts(target)
-        transport = paramiko.Transport(sock)
+        # _ProxySocket is socket-like (send, recv, settimeout, close), all paramiko uses.
+        transport = paramiko.Transport(sock)  # type: ignore[arg-type]
         preferred = known.known_types(name)
         if preferred:
             options = transport.get_security_options()
@@ -198,8 +201,8 @@ class SshTransport:
         done.wait(remaining)
         if not done.is_set() or not transport.is_active():
             exc = transport.get_exception()
-            if isinstance(sock, paramiko.ProxyCommand):
-                reason = _proxy_failure(sock)
+            if isinstance(sock, _ProxySocket):
+                reason = sock.failure()
                 transport.close()
                 raise TransportFailure(HostStatus.UNREACHABLE, reason)
             transport.close()
@@ -441,7 +444,7 @@ def _constant(key: paramiko.PKey) -> Callable[[], paramiko.PKey | None]:
     return lambda: key
 
 
-def _start_proxy(target: SshTarget) -> paramiko.ProxyCommand:
+def _start_proxy(target: SshTarget) -> _ProxySocket:
     """Run the host's ``ProxyCommand`` as ssh does (``$SHELL -c 'exec COMMAND'``), its tokens
     expanded from resolved values only: the alias was checked to be alias-shaped, the rest
     comes from the user's own config."""
@@ -461,48 +464,76 @@ def _start_proxy(target: SshTarget) -> paramiko.ProxyCommand:
         raise TransportFailure(
             HostStatus.UNREACHABLE, f"ProxyCommand for {target.alias} did not start: {exc}"
         ) from None
-    errors: list[bytes] = []
-    # Drain stderr as it comes (a chatty proxy must not block on a full pipe) and keep its
-    # beginning for the reason if the connection fails.
-    threading.Thread(
-        target=_drain_proxy_stderr, args=(proxy, errors), daemon=True, name="proxy-stderr"
-    ).start()
-    _PROXY_ERRORS[id(proxy)] = errors
-    return proxy
+    return _ProxySocket(proxy)
 
 
-_PROXY_ERRORS: dict[int, list[bytes]] = {}
+class _ProxySocket:
+    """paramiko's ``ProxyCommand`` as the transport's socket, plus its stderr: drained as it
+    comes (a chatty proxy must not block on a full pipe), its beginning kept for the reason.
+    ``close`` tolerates a proxy that has already exited (paramiko's raises
+    ProcessLookupError from its transport thread then)."""
 
+    def __init__(self, proxy: paramiko.ProxyCommand) -> None:
+        self.proxy = proxy
+        self.errors: list[bytes] = []
+        self._drainer = threading.Thread(target=self._drain, daemon=True, name="proxy-stderr")
+        self._drainer.start()
 
-def _drain_proxy_stderr(proxy: paramiko.ProxyCommand, errors: list[bytes]) -> None:
-    stream = proxy.process.stderr
-    size = 0
-    while stream is not None:
+    def _drain(self) -> None:
+        stream = self.proxy.process.stderr
+        size = 0
+        while stream is not None:
+            try:
+                data = os.read(stream.fileno(), 4096)
+            except (OSError, ValueError):
+                return
+            if not data:
+                return
+            if size < 4096:
+                self.errors.append(data)
+            size += len(data)
+
+    def send(self, content: bytes) -> int:
+        """Write to the proxy's stdin."""
+        return int(self.proxy.send(content))
+
+    def recv(self, size: int) -> bytes:
+        """Read from the proxy's stdout."""
+        return bytes(self.proxy.recv(size))
+
+    def settimeout(self, timeout: float) -> None:
+        """Timeout of :meth:`recv`."""
+        self.proxy.settimeout(timeout)
+
+    @property
+    def closed(self) -> bool:
+        """Whether the proxy is closed."""
+        return bool(self.proxy.closed)
+
+    @property
+    def _closed(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        """End the proxy command."""
+        with contextlib.suppress(ProcessLookupError):
+            self.proxy.close()
+
+    def failure(self) -> str:
+        """Why the connection through the proxy failed: its stderr's first line, else its
+        exit status."""
         try:
-            data = os.read(stream.fileno(), 4096)
-        except (OSError, ValueError):
-            return
-        if not data:
-            return
-        if size < 4096:
-            errors.append(data)
-        size += len(data)
-
-
-def _proxy_failure(proxy: paramiko.ProxyCommand) -> str:
-    """Why a ProxyCommand connection failed: the first line of its stderr, else its status."""
-    try:
-        status = proxy.process.wait(timeout=1.0)
-    except Exception:
-        status = None
-    time.sleep(0.05)  # let the drain thread take the last of stderr
-    text = b"".join(_PROXY_ERRORS.pop(id(proxy), [])).decode("utf-8", "replace")
-    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
-    if first:
-        return f"ProxyCommand failed: {one_line(first)}"
-    if status is not None:
-        return f"ProxyCommand exited with status {status} before the SSH handshake"
-    return "ProxyCommand did not complete the SSH handshake"
+            status: int | None = self.proxy.process.wait(timeout=1.0)
+        except subprocess.TimeoutExpired:
+            status = None
+        self._drainer.join(0.5)
+        text = b"".join(self.errors).decode("utf-8", "replace")
+        first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+        if first:
+            return f"ProxyCommand failed: {one_line(first)}"
+        if status is not None:
+            return f"ProxyCommand exited with status {status} before the SSH handshake"
+        return "ProxyCommand did not complete the SSH handshake"
 
 
 def _agent_for(target: SshTarget) -> _SocketAgent | None:
@@ -562,7 +593,9 @@ def _candidate_keys(
 
     agent_keys = list(agent.get_keys()) if agent is not None else []
     files = target.identity_files or tuple(os.path.expanduser(p) for p in DEFAULT_IDENTITIES)
-    files = tuple(f for f in files if os.path.isfile(f))
+    # A file given only as its public half (PATH.pub, the private key in an agent or a
+    # password manager) still counts, as in OpenSSH.
+    files = tuple(f for f in files if os.path.isfile(f) or os.path.isfile(f"{f}.pub"))
 
     def loader(path: str) -> Callable[[], paramiko.PKey | None]:
         def load() -> paramiko.PKey | None:
@@ -586,7 +619,7 @@ def _candidate_keys(
     for kind, i in order_identities(agent_blobs, blobs, target.identities_only):
         if kind == "agent":
             candidates.append((f"agent key {i + 1}", _constant(agent_keys[i])))
-        else:
+        elif os.path.isfile(files[i]):
             candidates.append((files[i], loader(files[i])))
     return candidates
 
