@@ -180,9 +180,12 @@ def collect_command(
 
         platformctl collect --host rs2000 --host rs3000
     """
+    from platformctl.collector.openssh import check_alias
     from platformctl.differ import hosts_in_scope
     from platformctl.run import collect, open_store
 
+    for host in hosts:
+        check_alias(host, "--host")
     if not hosts:
         scope = _load_scope(root, ())
         hosts = tuple(hosts_in_scope(scope))

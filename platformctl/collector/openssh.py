@@ -28,6 +28,16 @@ _NOISE = ("Pseudo-terminal will not be allocated",)
 _PATH_SPLIT = re.compile(r" (?=[/~])")
 
 
+def check_alias(host: str, what: str = "host") -> None:
+    """Raise :class:`UsageError` unless ``host`` looks like an ssh alias or host name: the
+    user's ``Match exec`` may hand it to a shell."""
+    if not ALIAS_RE.match(host):
+        raise UsageError(
+            f"{what} {host!r} is not an ssh alias or host name "
+            "(letters, digits, '.', '-', '_', ':' only)"
+        )
+
+
 class SshConfigError(UsageError):
     """``ssh -G`` refused the config for an alias; the message names file, line and option."""
 
