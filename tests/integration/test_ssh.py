@@ -89,6 +89,7 @@ def test_changed_host_key_is_refused_naming_the_risk(
     (host,) = doc["hosts"]
     assert host["status"] == "auth-failed"
     assert "HOST KEY CHANGED" in host["reason"] and "intercepting" in host["reason"]
+    assert f"ssh-keygen -R '[127.0.0.1]:{fresh_host.port}'" in host["reason"]
     # StrictHostKeyChecking no lets it through, as OpenSSH does.
     config = ssh_config(
         tmp_path, std_lab, fresh_host, "fresh", known, "  StrictHostKeyChecking no\n"
