@@ -8,6 +8,9 @@ then resolves every host the way a run does: one lookup per host, ``--jobs`` at 
 threads. It reports the wall time of the whole resolution, its CPU (ours and the children's),
 and the per-host cost, for ``ssh -G`` and for platformctl's own resolver (the fallback).
 No connection is made: this is the price of resolution alone, paid before each connection.
+
+``--connect N`` adds the price in context: N full connections (handshake, login, ``true``) to
+one lab sshd on loopback, serially, with each resolver (needs root and sshd, as the lab).
 """
 
 from __future__ import annotations
@@ -62,11 +65,44 @@ def measure(resolver: Resolver, hosts: int, jobs: int) -> tuple[float, float]:
     return wall, cpu
 
 
+def connect(count: int) -> None:
+    """Wall and CPU per full connection to a lab sshd, with each resolver."""
+    from platformctl.collector.openssh import find_ssh
+    from platformctl.collector.ssh import SshSettings, SshTransport
+    from tests.lab.lab import Lab
+
+    ssh = find_ssh()
+    assert ssh is not None
+    lab = Lab()
+    try:
+        lab.start_sshd("bench", None)
+        print("\n| resolver | wall per connection | CPU per connection (with children) |")
+        print("|---|---|---|")
+        resolvers: list[tuple[str, Resolver]] = [
+            ("ssh -G", OpenSshResolver(ssh, lab.ssh_config)),
+            ("own (fallback)", SshConfigFile(lab.ssh_config)),
+        ]
+        for label, resolver in resolvers:
+            settings = SshSettings(resolver, 10, 10)
+            SshTransport("bench", settings).run("true")  # warm
+            before = os.times()
+            start = time.perf_counter()
+            for _ in range(count):
+                SshTransport("bench", settings).run("true")
+            wall = (time.perf_counter() - start) / count
+            after = os.times()
+            cpu = sum(after[i] - before[i] for i in range(4)) / count
+            print(f"| {label} | {wall * 1000:.0f} ms | {cpu * 1000:.0f} ms |")
+    finally:
+        lab.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--hosts", default="1,50,500")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--jobs", type=int, default=16)
+    parser.add_argument("--connect", type=int, default=0, help="also time N full connections")
     args = parser.parse_args()
     ssh = shutil.which("ssh")
     if ssh is None:
@@ -91,6 +127,8 @@ def main() -> None:
                     f"| {count} | {label} | {wall * 1000:.0f} ms | {cpu * 1000:.0f} ms "
                     f"| {wall / count * 1000:.2f} ms | {cpu / count * 1000:.2f} ms |"
                 )
+    if args.connect:
+        connect(args.connect)
 
 
 if __name__ == "__main__":
