@@ -186,6 +186,19 @@ def test_a_bad_alias_never_reaches_match_exec(tmp_path: Path) -> None:
 
 
 @needs_ssh
+def test_default_key_files_come_from_ssh_in_its_order(tmp_path: Path) -> None:
+    config = tmp_path / "config"
+    config.write_text("Host web\n  HostName 10.0.0.5\n")
+    files = OpenSshResolver(str(SSH), config).lookup("web").identity_files
+    home = home_dir()
+    assert files[:2] == (f"{home}/.ssh/id_rsa", f"{home}/.ssh/id_ecdsa")
+    assert files.index(f"{home}/.ssh/id_ed25519") > files.index(f"{home}/.ssh/id_ecdsa")
+    # An IdentityFile replaces the defaults.
+    config.write_text("Host web\n  IdentityFile /keys/deploy\n")
+    assert OpenSshResolver(str(SSH), config).lookup("web").identity_files == ("/keys/deploy",)
+
+
+@needs_ssh
 def test_a_config_error_names_the_file_and_the_option(tmp_path: Path) -> None:
     config = tmp_path / "config"
     config.write_text("Host web\n  Port 2222\n  Bogus yes\n")

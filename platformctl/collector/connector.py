@@ -61,17 +61,17 @@ def make_resolver(ssh_config: str | None, timeout: float, warn: Callable[[str], 
     """OpenSSH's own resolution (``ssh -G``) where an ``ssh`` client is installed; else
     platformctl's resolver, saying so through ``warn`` (docs/ssh.md)."""
     from platformctl.collector.openssh import OpenSshResolver, find_ssh
-    from platformctl.collector.sshconfig import SshConfigFile
+    from platformctl.collector.sshconfig import SshConfigFile, explicit_config
 
-    fallback = SshConfigFile.default(ssh_config)  # also checks that --ssh-config exists
     ssh = find_ssh()
     if ssh is None:
         warn(
             "no ssh client on PATH: resolving the ssh config with platformctl's own resolver "
             "(README, SSH: differences from OpenSSH)"
         )
-        return fallback
-    return OpenSshResolver(ssh, fallback.path if ssh_config else None, max(10.0, timeout))
+        return SshConfigFile.default(ssh_config)
+    # Not parsed here: a config that only OpenSSH understands must not fail the run.
+    return OpenSshResolver(ssh, explicit_config(ssh_config), max(10.0, timeout))
 
 
 def _stderr(message: str) -> None:

@@ -50,8 +50,6 @@ def find_ssh() -> str | None:
 class OpenSshResolver:
     """Looks aliases up with ``ssh -G [-F CONFIG]``; one short subprocess per lookup."""
 
-    source = "OpenSSH (ssh -G)"
-
     def __init__(self, ssh: str, config: Path | None, timeout: float = 10.0) -> None:
         self.ssh = ssh
         self.config = config

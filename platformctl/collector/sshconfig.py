@@ -23,7 +23,17 @@ from platformctl.errors import UsageError
 MAX_INCLUDE_DEPTH = 16
 DEFAULT_KNOWN_HOSTS = ("~/.ssh/known_hosts", "~/.ssh/known_hosts2")
 GLOBAL_KNOWN_HOSTS = ("/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2")
-DEFAULT_IDENTITIES = ("~/.ssh/id_ed25519", "~/.ssh/id_ecdsa", "~/.ssh/id_rsa")
+# OpenSSH 9's default identities, in its order (ssh_config(5), IdentityFile); the -sk and xmss
+# ones are listed for fidelity, paramiko cannot load them and skips them.
+DEFAULT_IDENTITIES = (
+    "~/.ssh/id_rsa",
+    "~/.ssh/id_ecdsa",
+    "~/.ssh/id_ecdsa_sk",
+    "~/.ssh/id_ed25519",
+    "~/.ssh/id_ed25519_sk",
+    "~/.ssh/id_xmss",
+    "~/.ssh/id_dsa",
+)
 _INCLUDE_RE = re.compile(r"^\s*include(?:\s*=\s*|\s+)(.+)$", re.I)
 
 
@@ -61,9 +71,6 @@ class SshTarget:
 class Resolver(Protocol):
     """Turns a host alias into its :class:`SshTarget`."""
 
-    source: str
-    """Said in the output when it matters: which resolver a run used."""
-
     def lookup(
         self,
         alias: str,
@@ -94,15 +101,11 @@ class SshConfigFile:
     @classmethod
     def default(cls, explicit: str | None) -> SshConfigFile:
         """``--ssh-config PATH`` when given (must exist), else ``~/.ssh/config`` if present."""
-        if explicit:
-            path = Path(explicit).expanduser()
-            if not path.is_file():
-                raise UsageError(f"ssh config {path} does not exist (check --ssh-config)")
+        path = explicit_config(explicit)
+        if path is not None:
             return cls(path)
         default = Path("~/.ssh/config").expanduser()
         return cls(default if default.is_file() else None)
-
-    source = "platformctl's own ssh config resolver"
 
     def lookup(
         self,
@@ -176,6 +179,16 @@ class SshConfigFile:
             identity_agent=agent,
             host_key_alias=found.get("hostkeyalias"),
         )
+
+
+def explicit_config(explicit: str | None) -> Path | None:
+    """The ``--ssh-config PATH`` file, which must exist; ``None`` when not given."""
+    if not explicit:
+        return None
+    path = Path(explicit).expanduser()
+    if not path.is_file():
+        raise UsageError(f"ssh config {path} does not exist (check --ssh-config)")
+    return path
 
 
 def _expand(path: str) -> str:
