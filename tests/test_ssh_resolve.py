@@ -17,7 +17,12 @@ from platformctl.collector.openssh import (
     check_alias,
     parse_ssh_g,
 )
-from platformctl.collector.ssh import effective_timeout, order_identities, parse_jump
+from platformctl.collector.ssh import (
+    effective_timeout,
+    keyscan_hint,
+    order_identities,
+    parse_jump,
+)
 from platformctl.collector.sshconfig import SshConfigFile, SshTarget
 from platformctl.collector.sshtokens import (
     PROXY_COMMAND_TOKENS,
@@ -245,3 +250,14 @@ def test_fallback_resolver_overrides_for_a_jump_hop(tmp_path: Path) -> None:
     assert own.identity_agent is None
     later = resolver.lookup("hop", user="root", port=2200, jump="first")
     assert (later.user, later.port, later.proxy_jump) == ("root", 2200, ("first",))
+
+
+def test_the_keyscan_hint_writes_where_ssh_reads_first() -> None:
+    target = parse_ssh_g(
+        f"hostname db\nport 2222\nuser u\nuserknownhostsfile {home_dir()}/.ssh/known_hosts "
+        f"{home_dir()}/.ssh/known_hosts2\n",
+        "db",
+    )
+    assert keyscan_hint(target) == "ssh-keyscan -p 2222 db >> ~/.ssh/known_hosts"
+    custom = parse_ssh_g("hostname db\nport 22\nuser u\nuserknownhostsfile /etc/x y\n", "db")
+    assert keyscan_hint(custom) == "ssh-keyscan db >> '/etc/x y'"

@@ -31,6 +31,7 @@ from platformctl.collector.sshtokens import (
     TokenError,
     TokenValues,
     expand_tokens,
+    home_dir,
 )
 from platformctl.errors import UsageError
 
@@ -239,11 +240,15 @@ class SshTransport:
                 known.add(name, key.get_name(), key.get_base64(), target.known_hosts_files[0])
             return
         transport.close()
-        port_flag = f"-p {target.port} " if target.port != 22 else ""
         if verdict is KeyCheck.UNKNOWN:
+            alias = (
+                f", then put {name} (the HostKeyAlias) in place of the host name in that line"
+                if target.host_key_alias
+                else ""
+            )
             reason = (
                 f"unknown host key for {name} ({fingerprint}); verify it, then add it with "
-                f"'ssh-keyscan {port_flag}{target.hostname} >> ~/.ssh/known_hosts' "
+                f"'{keyscan_hint(target)}'{alias} "
                 "(or set StrictHostKeyChecking accept-new for this host)"
             )
         elif verdict is KeyCheck.CHANGED:
@@ -375,6 +380,16 @@ def _drain(chan: paramiko.Channel, deadline: float, timeout: float) -> Output:
     # recv_exit_status() has no timeout of its own; wait on the event instead.
     chan.status_event.wait(max(0.0, min(1.0, deadline - time.monotonic())))
     return Output(b"".join(out), b"".join(err)[:MAX_STDERR_BYTES])
+
+
+def keyscan_hint(target: SshTarget) -> str:
+    """The command that records ``target``'s host key in the file ssh reads (and records new
+    keys in) first: its first ``UserKnownHostsFile``."""
+    file = target.known_hosts_files[0] if target.known_hosts_files else "~/.ssh/known_hosts"
+    home = home_dir().rstrip("/") + "/"
+    shown = "~/" + shlex.quote(file[len(home) :]) if file.startswith(home) else shlex.quote(file)
+    port_flag = f"-p {target.port} " if target.port != 22 else ""
+    return f"ssh-keyscan {port_flag}{target.hostname} >> {shown}"
 
 
 def effective_timeout(target: SshTarget, default: float) -> float:
