@@ -103,6 +103,15 @@ def test_add_records_the_key_once(tmp_path: Path) -> None:
     assert check(KnownHosts([path]), "[h]:2222") is KeyCheck.KNOWN
 
 
+def test_add_hashed_hides_the_name_and_still_matches(tmp_path: Path) -> None:
+    path = str(tmp_path / "known_hosts")
+    KnownHosts([]).add("[db.example.com]:2222", "ssh-ed25519", KEY, path, hashed=True)
+    text = Path(path).read_text()
+    assert text.startswith("|1|") and "db.example.com" not in text
+    assert check(KnownHosts([path]), "[db.example.com]:2222") is KeyCheck.KNOWN
+    assert check(KnownHosts([path]), "[db.example.com]:2223") is KeyCheck.UNKNOWN
+
+
 @pytest.mark.parametrize(
     ("verdict", "strict", "decision"),
     [

@@ -261,3 +261,15 @@ def test_the_keyscan_hint_writes_where_ssh_reads_first() -> None:
     assert keyscan_hint(target) == "ssh-keyscan -p 2222 db >> ~/.ssh/known_hosts"
     custom = parse_ssh_g("hostname db\nport 22\nuser u\nuserknownhostsfile /etc/x y\n", "db")
     assert keyscan_hint(custom) == "ssh-keyscan db >> '/etc/x y'"
+
+
+@given(st.text(alphabet="%hnpr a/-_.", max_size=40))
+def test_token_expansion_is_total_on_allowed_tokens(text: str) -> None:
+    values = TokenValues("h.example", 22, "u", "alias")
+    try:
+        out = expand_tokens(text, values, PROXY_COMMAND_TOKENS)
+    except TokenError:
+        # Only a '%' followed by something that is not an allowed token is refused.
+        assert "%" in text
+    else:
+        assert "%" not in out or "%%" in text

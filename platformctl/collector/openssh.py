@@ -173,4 +173,5 @@ def parse_ssh_g(text: str, alias: str) -> SshTarget:
         proxy_command=proxy,
         identity_agent=None if agent.lower() == "none" else agent,
         host_key_alias=host_key_alias,
+        hash_known_hosts=(_one(options, "hashknownhosts") or "no").lower() in ("yes", "true"),
     )

@@ -237,7 +237,13 @@ class SshTransport:
             return
         if decision is KeyDecision.RECORD:
             if target.known_hosts_files:
-                known.add(name, key.get_name(), key.get_base64(), target.known_hosts_files[0])
+                known.add(
+                    name,
+                    key.get_name(),
+                    key.get_base64(),
+                    target.known_hosts_files[0],
+                    hashed=target.hash_known_hosts,
+                )
             return
         transport.close()
         if verdict is KeyCheck.UNKNOWN:

@@ -58,6 +58,8 @@ class SshTarget:
     identity_agent: str | None = "SSH_AUTH_SOCK"
     """The agent socket: a path, ``SSH_AUTH_SOCK`` (the environment's) or ``None`` (no agent)."""
     host_key_alias: str | None = None
+    hash_known_hosts: bool = False
+    """``HashKnownHosts``: keys recorded under ``accept-new`` get a hashed name."""
 
     @property
     def known_hosts_name(self) -> str:
@@ -178,6 +180,7 @@ class SshConfigFile:
             proxy_command=proxy_command,
             identity_agent=agent,
             host_key_alias=found.get("hostkeyalias"),
+            hash_known_hosts=str(found.get("hashknownhosts", "no")).lower() == "yes",
         )
 
 

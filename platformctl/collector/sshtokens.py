@@ -14,7 +14,7 @@ import re
 import socket
 from dataclasses import dataclass
 
-_TOKEN = re.compile(r"%(.)")
+_TOKEN = re.compile(r"%(.|\Z)", re.S)  # a trailing lone "%" is an error, as in ssh
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
