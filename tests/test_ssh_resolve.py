@@ -33,6 +33,7 @@ from platformctl.collector.sshtokens import (
     home_dir,
 )
 from platformctl.errors import UsageError
+from tests.conftest import Runner
 
 SSH = shutil.which("ssh")
 needs_ssh = pytest.mark.skipif(SSH is None, reason="no ssh client installed")
@@ -273,3 +274,16 @@ def test_token_expansion_is_total_on_allowed_tokens(text: str) -> None:
         assert "%" in text
     else:
         assert "%" not in out or "%%" in text
+
+
+def test_collect_refuses_a_host_that_is_not_an_alias(tmp_path: Path, run_cli: Runner) -> None:
+    marker = tmp_path / "ran"
+    config = tmp_path / "config"
+    config.write_text(f'Match exec "touch {marker}"\n  Port 2222\n')
+    result = run_cli("collect", "--ssh-config", str(config), "--host", "x;touch /tmp/y")
+    assert result.code == 1
+    assert result.err.strip() == (
+        "platformctl: --host 'x;touch /tmp/y' is not an ssh alias or host name "
+        "(letters, digits, '.', '-', '_', ':' only)"
+    )
+    assert not marker.exists()
