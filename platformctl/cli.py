@@ -210,17 +210,12 @@ def collect_command(
         platformctl collect --host rs2000 --host rs3000
     """
     from platformctl import api, exitcodes
-    from platformctl.declared.manifests import HOST_RE
+    from platformctl.collector.openssh import check_alias
     from platformctl.differ import hosts_in_scope
     from platformctl.output.collect import collect_json, collect_problems
-    from platformctl.output.text import clean
 
     for host in hosts:
-        if not HOST_RE.match(host):
-            raise UsageError(
-                f"--host {clean(host)!r} is not an ssh alias or host name "
-                "(letters, digits, '.', '-', '_', ':' only)"
-            )
+        check_alias(host, "--host")
     if not hosts:
         scope = _load_scope(root, ())
         hosts = tuple(hosts_in_scope(scope))

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from platformctl.collector.interface import Transport
+
+if TYPE_CHECKING:
+    from platformctl.collector.sshconfig import Resolver
 
 LOCAL_HOSTS = frozenset({"localhost", "local"})
 """Host names that mean this machine: collected without SSH."""
@@ -28,13 +34,12 @@ class Connector:
     """Builds the transport for a host alias; :meth:`close` ends what the run's transports
     share (jump-host connections)."""
 
-    def __init__(self, options: CollectOptions) -> None:
+    def __init__(self, options: CollectOptions, warn: Callable[[str], None] | None = None) -> None:
         from platformctl.collector.ssh import SshSettings
-        from platformctl.collector.sshconfig import SshConfigFile
 
         self.command_timeout = options.command_timeout
         self.settings = SshSettings(
-            SshConfigFile.default(options.ssh_config),
+            make_resolver(options.ssh_config, options.connect_timeout, warn or _stderr),
             connect_timeout=options.connect_timeout,
             command_timeout=options.command_timeout,
         )
@@ -50,3 +55,24 @@ class Connector:
     def close(self) -> None:
         """Close connections shared between hosts."""
         self.settings.close()
+
+
+def make_resolver(ssh_config: str | None, timeout: float, warn: Callable[[str], None]) -> Resolver:
+    """OpenSSH's own resolution (``ssh -G``) where an ``ssh`` client is installed; else
+    platformctl's resolver, saying so through ``warn`` (docs/ssh.md)."""
+    from platformctl.collector.openssh import OpenSshResolver, find_ssh
+    from platformctl.collector.sshconfig import SshConfigFile, explicit_config
+
+    ssh = find_ssh()
+    if ssh is None:
+        warn(
+            "no ssh client on PATH: resolving the ssh config with platformctl's own resolver "
+            "(README, SSH: differences from OpenSSH)"
+        )
+        return SshConfigFile.default(ssh_config)
+    # Not parsed here: a config that only OpenSSH understands must not fail the run.
+    return OpenSshResolver(ssh, explicit_config(ssh_config), max(10.0, timeout))
+
+
+def _stderr(message: str) -> None:
+    sys.stderr.write(f"platformctl: {message}\n")

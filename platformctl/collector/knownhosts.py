@@ -30,6 +30,29 @@ class KeyCheck(StrEnum):
     REVOKED = "revoked"
 
 
+class KeyDecision(StrEnum):
+    """What to do with a server's host key."""
+
+    ACCEPT = "accept"
+    RECORD = "record"
+    """Accept and append to the first UserKnownHostsFile."""
+    REFUSE = "refuse"
+
+
+def host_key_decision(verdict: KeyCheck, strict: str) -> KeyDecision:
+    """OpenSSH's ``StrictHostKeyChecking`` (``yes``, ``accept-new``, ``no``) applied to a
+    verdict, in batch mode: ``ask`` counts as ``yes``. ``no`` connects despite a changed or
+    even a ``@revoked`` key, as OpenSSH does (it then disables only password and
+    keyboard-interactive authentication, which platformctl never uses)."""
+    if verdict is KeyCheck.KNOWN:
+        return KeyDecision.ACCEPT
+    if verdict is KeyCheck.UNKNOWN and strict in ("accept-new", "no"):
+        return KeyDecision.RECORD
+    if verdict in (KeyCheck.CHANGED, KeyCheck.REVOKED) and strict == "no":
+        return KeyDecision.ACCEPT
+    return KeyDecision.REFUSE
+
+
 @dataclass(frozen=True)
 class _Entry:
     patterns: tuple[str, ...]
@@ -130,15 +153,23 @@ class KnownHosts:
             return KeyCheck.CHANGED
         return KeyCheck.UNKNOWN
 
-    def add(self, name: str, key_type: str, key_b64: str, path: str) -> None:
-        """Append one entry (``accept-new``) to ``path`` and remember it, under a lock."""
+    def add(self, name: str, key_type: str, key_b64: str, path: str, hashed: bool = False) -> None:
+        """Append one entry (``accept-new``) to ``path`` and remember it, under a lock; with
+        ``hashed`` (``HashKnownHosts yes``) the name is written hashed, as ssh writes it."""
         family = _key_family(key_type)
         with self._lock:
             if any(e.matches(name) and e.key_b64 == key_b64 for e in self._entries):
                 return
+            pattern = _hash_name(name.lower()) if hashed else name
             target = Path(path)
             target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             with os.fdopen(fd, "a", encoding="utf-8") as fh:
-                fh.write(f"{name} {family} {key_b64}\n")
-            self._entries.append(_Entry((name,), family, key_b64))
+                fh.write(f"{pattern} {family} {key_b64}\n")
+            self._entries.append(_Entry((pattern,), family, key_b64))
+
+
+def _hash_name(name: str) -> str:
+    salt = os.urandom(20)
+    digest = hmac.new(salt, name.encode(), hashlib.sha1).digest()
+    return f"|1|{base64.b64encode(salt).decode()}|{base64.b64encode(digest).decode()}"

@@ -6,26 +6,46 @@ paramiko is imported only by the collector's SSH modules, and lazily, so ``platf
 
 from __future__ import annotations
 
+import base64
+import binascii
+import contextlib
 import logging
 import os
 import select
+import shlex
 import socket
+import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeAlias
 
 from platformctl.collector.interface import Output, TransportFailure
-from platformctl.collector.knownhosts import KeyCheck, KnownHosts
+from platformctl.collector.knownhosts import KeyCheck, KeyDecision, KnownHosts, host_key_decision
 from platformctl.collector.model import HostStatus
 from platformctl.collector.script import MAX_OUTPUT_BYTES, MAX_STDERR_BYTES, one_line
-from platformctl.collector.sshconfig import DEFAULT_IDENTITIES, SshConfigFile, SshTarget
+from platformctl.collector.sshconfig import DEFAULT_IDENTITIES, Resolver, SshTarget
+from platformctl.collector.sshtokens import (
+    PROXY_COMMAND_TOKENS,
+    TokenError,
+    TokenValues,
+    expand_tokens,
+    home_dir,
+)
+from platformctl.errors import UsageError
 
 if TYPE_CHECKING:
     import paramiko
 
+    Socket: TypeAlias = "socket.socket | paramiko.Channel | _ProxySocket"
+
 RSA_SHA2 = ("rsa-sha2-512", "rsa-sha2-256")
+MAX_HOPS = 8
+"""ProxyJump hops followed before a chain is taken for a loop."""
+JumpKey: TypeAlias = tuple[str, str]
+"""A jump host as ssh would run it: its ``[user@]host[:port]`` and the hops before it."""
 
 # paramiko logs transport failures (with tracebacks) at ERROR; with no handler configured,
 # Python's last-resort handler prints them on stderr. Every failure we care about is already
@@ -37,16 +57,14 @@ _quiet.propagate = False
 
 @dataclass
 class SshSettings:
-    """What every SSH transport of one run shares: config, timeouts, known_hosts, jump hosts."""
+    """What every SSH transport of one run shares: resolver, timeouts, known_hosts, jump hosts."""
 
-    config: SshConfigFile
+    resolver: Resolver
     connect_timeout: float = 10.0
     command_timeout: float = 60.0
     _known: dict[tuple[str, ...], KnownHosts] = field(default_factory=dict)
-    _jumps: dict[tuple[str, ...], paramiko.Transport | TransportFailure] = field(
-        default_factory=dict
-    )
-    _jump_locks: dict[tuple[str, ...], threading.Lock] = field(default_factory=dict)
+    _jumps: dict[JumpKey, paramiko.Transport | TransportFailure] = field(default_factory=dict)
+    _jump_locks: dict[JumpKey, threading.RLock] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def known_hosts(self, target: SshTarget) -> KnownHosts:
@@ -57,28 +75,27 @@ class SshSettings:
                 self._known[files] = KnownHosts(files)
             return self._known[files]
 
-    def jump(
-        self, chain: tuple[str, ...], opener: Callable[[tuple[str, ...]], paramiko.Transport]
-    ) -> paramiko.Transport:
-        """The one authenticated transport to the last hop of ``chain``, shared by every host
-        behind it: one bastion login per run, not one per target (docs/design.md, "SSH"). A
-        failure is remembered too, so fifty hosts behind a dead bastion do not each wait out
-        its timeout.
+    def jump(self, key: JumpKey, opener: Callable[[], paramiko.Transport]) -> paramiko.Transport:
+        """The one authenticated transport to the jump host ``key`` names, shared by every host
+        behind it: one bastion login per run, not one per target (docs/ssh.md). A failure is
+        remembered too, so fifty hosts behind a dead bastion do not each wait out its timeout.
         """
         with self._lock:
-            lock = self._jump_locks.setdefault(chain, threading.Lock())
+            # Re-entrant: a ProxyJump loop comes back to the same key in the same thread and
+            # must reach the depth check, not deadlock.
+            lock = self._jump_locks.setdefault(key, threading.RLock())
         with lock:
-            known = self._jumps.get(chain)
+            known = self._jumps.get(key)
             if isinstance(known, TransportFailure):
                 raise known
             if known is not None and known.is_active():
                 return known
             try:
-                transport = opener(chain)
+                transport = opener()
             except TransportFailure as exc:
-                self._jumps[chain] = exc
+                self._jumps[key] = exc
                 raise
-            self._jumps[chain] = transport
+            self._jumps[key] = transport
             return transport
 
     def close(self) -> None:
@@ -99,10 +116,10 @@ class SshTransport:
 
     def run(self, script: str) -> Output:
         """Connect, authenticate, run ``sh -s`` with ``script`` on stdin, return its output."""
-        target = self.settings.config.lookup(self.alias)
-        timeout = self._timeout(target)
+        target = self._resolve(self.alias)
+        timeout = effective_timeout(target, self.settings.connect_timeout)
         deadline = time.monotonic() + timeout
-        sock = self._route(target, timeout)
+        sock = self._route(target, timeout, 0)
         transport = self._handshake(target, sock, deadline)
         try:
             self._authenticate(transport, target)
@@ -110,56 +127,63 @@ class SshTransport:
         finally:
             transport.close()
 
-    def _timeout(self, target: SshTarget) -> float:
-        return target.connect_timeout or self.settings.connect_timeout
+    def _resolve(
+        self, alias: str, user: str | None = None, port: int | None = None, jump: str | None = None
+    ) -> SshTarget:
+        try:
+            return self.settings.resolver.lookup(alias, user, port, jump)
+        except UsageError as exc:
+            raise TransportFailure(HostStatus.ERROR, str(exc)) from None
 
-    def _route(self, target: SshTarget, timeout: float) -> socket.socket | paramiko.Channel:
-        """A direct TCP socket, or a channel through the (shared) ProxyJump chain."""
+    def _route(self, target: SshTarget, timeout: float, depth: int) -> Socket:
+        """A direct TCP socket, the ``ProxyCommand``'s pipes, or a channel through the (shared)
+        last ProxyJump hop."""
+        if target.proxy_command:
+            return _start_proxy(target)
         if not target.proxy_jump:
             return _open_socket(target, timeout)
-        jump = self.settings.jump(target.proxy_jump, self._open_jump)
-        return _forward(jump, target, timeout, target.proxy_jump[-1])
+        if depth >= MAX_HOPS:
+            raise TransportFailure(
+                HostStatus.ERROR,
+                f"ProxyJump for {target.alias} goes deeper than {MAX_HOPS} hops (a loop?)",
+            )
+        spec = target.proxy_jump[-1]
+        before = ",".join(target.proxy_jump[:-1]) or None
+        jump = self.settings.jump(
+            (spec, before or ""), lambda: self._open_hop(spec, before, depth + 1)
+        )
+        return _forward(jump, target, timeout, jump_name(spec))
 
-    def _open_jump(self, chain: tuple[str, ...]) -> paramiko.Transport:
-        """Connect and authenticate to the last hop of ``chain``, through the hops before it."""
-        hop = self._jump_target(chain[-1])
-        timeout = self._timeout(hop)
-        deadline = time.monotonic() + timeout
-        if len(chain) == 1:
-            sock: socket.socket | paramiko.Channel = _open_socket(hop, timeout)
-        else:
-            previous = self.settings.jump(chain[:-1], self._open_jump)
-            sock = _forward(previous, hop, timeout, chain[-2])
-        transport = self._handshake(hop, sock, deadline)
-        self._authenticate(transport, hop)
+    def _open_hop(self, spec: str, before: str | None, depth: int) -> paramiko.Transport:
+        """Connect and authenticate to a ProxyJump hop ``[user@]host[:port]``, resolved with its
+        own config as ssh resolves it (``ssh -l user -p port -J before host``): a bastion's own
+        ProxyJump is followed when it is the first hop."""
+        user, host, port = parse_jump(spec)
+        try:
+            hop = self._resolve(host, user, port, before)
+            timeout = effective_timeout(hop, self.settings.connect_timeout)
+            deadline = time.monotonic() + timeout
+            sock = self._route(hop, timeout, depth)
+            transport = self._handshake(hop, sock, deadline)
+            self._authenticate(transport, hop)
+        except TransportFailure as exc:
+            if exc.reason.startswith("via bastion "):
+                raise
+            raise TransportFailure(exc.status, f"via bastion {host}: {exc.reason}") from None
         return transport
-
-    def _jump_target(self, spec: str) -> SshTarget:
-        """A ProxyJump hop: ``[user@]host[:port]``, where host may be an alias itself."""
-        user, _, rest = spec.rpartition("@")
-        host, port = rest, None
-        if rest.count(":") == 1:
-            host, port_text = rest.split(":")
-            port = int(port_text) if port_text.isdigit() else None
-        hop = self.settings.config.lookup(host)
-        changes: dict[str, object] = {"proxy_jump": ()}
-        if user:
-            changes["user"] = user
-        if port:
-            changes["port"] = port
-        return SshTarget(**{**hop.__dict__, **changes})  # type: ignore[arg-type]
 
     def _handshake(
         self,
         target: SshTarget,
-        sock: socket.socket | paramiko.Channel,
+        sock: Socket,
         deadline: float,
     ) -> paramiko.Transport:
         import paramiko
 
         name = target.known_hosts_name
         known = self.settings.known_hosts(target)
-        transport = paramiko.Transport(sock)
+        # _ProxySocket is socket-like (send, recv, settimeout, close), all paramiko uses.
+        transport = paramiko.Transport(sock)  # type: ignore[arg-type]
         preferred = known.known_types(name)
         if preferred:
             options = transport.get_security_options()
@@ -179,13 +203,17 @@ class SshTransport:
         done.wait(remaining)
         if not done.is_set() or not transport.is_active():
             exc = transport.get_exception()
+            if isinstance(sock, _ProxySocket):
+                reason = sock.failure()
+                transport.close()
+                raise TransportFailure(HostStatus.UNREACHABLE, reason)
             transport.close()
             where = f"{target.hostname}:{target.port}"
             if not done.is_set() or (exc and "banner" in str(exc).lower()):
                 raise TransportFailure(
                     HostStatus.UNREACHABLE,
                     f"{where} accepted the connection but did not complete the SSH handshake "
-                    f"within {self._timeout(target):g}s",
+                    f"within {effective_timeout(target, self.settings.connect_timeout):g}s",
                 )
             raise TransportFailure(
                 HostStatus.UNREACHABLE,
@@ -205,21 +233,29 @@ class SshTransport:
         name = target.known_hosts_name
         verdict = known.check(name, key.get_name(), key.get_base64())
         fingerprint = key.fingerprint
-        if verdict is KeyCheck.KNOWN:
+        decision = host_key_decision(verdict, target.strict_host_key_checking)
+        if decision is KeyDecision.ACCEPT:
             return
-        strict = target.strict_host_key_checking
-        if verdict is KeyCheck.UNKNOWN and strict in ("accept-new", "no"):
+        if decision is KeyDecision.RECORD:
             if target.known_hosts_files:
-                known.add(name, key.get_name(), key.get_base64(), target.known_hosts_files[0])
-            return
-        if verdict is KeyCheck.CHANGED and strict == "no":
+                known.add(
+                    name,
+                    key.get_name(),
+                    key.get_base64(),
+                    target.known_hosts_files[0],
+                    hashed=target.hash_known_hosts,
+                )
             return
         transport.close()
-        port_flag = f"-p {target.port} " if target.port != 22 else ""
         if verdict is KeyCheck.UNKNOWN:
+            alias = (
+                f", then put {name} (the HostKeyAlias) in place of the host name in that line"
+                if target.host_key_alias
+                else ""
+            )
             reason = (
                 f"unknown host key for {name} ({fingerprint}); verify it, then add it with "
-                f"'ssh-keyscan {port_flag}{target.hostname} >> ~/.ssh/known_hosts' "
+                f"'{keyscan_hint(target)}'{alias} "
                 "(or set StrictHostKeyChecking accept-new for this host)"
             )
         elif verdict is KeyCheck.CHANGED:
@@ -233,14 +269,40 @@ class SshTransport:
         raise TransportFailure(HostStatus.AUTH_FAILED, reason)
 
     def _authenticate(self, transport: paramiko.Transport, target: SshTarget) -> None:
-        import paramiko
-
-        transport.auth_timeout = self._timeout(target)
+        transport.auth_timeout = effective_timeout(target, self.settings.connect_timeout)
         tried: list[str] = []
         encrypted: list[str] = []
-        for label, load in _candidate_keys(target, encrypted):
+        agent = _agent_for(target)
+        try:
+            self._try_keys(transport, target, agent, tried, encrypted)
+        finally:
+            if agent is not None:
+                agent.close()
+        if transport.is_authenticated():
+            return
+        transport.close()
+        parts = [f"authentication failed for {target.user}@{target.hostname}"]
+        parts.append(f"tried {', '.join(tried)}" if tried else "no usable key found")
+        if encrypted:
+            parts.append(
+                f"{', '.join(encrypted)} is passphrase-protected: add it to ssh-agent (ssh-add)"
+            )
+        raise TransportFailure(HostStatus.AUTH_FAILED, "; ".join(parts))
+
+    def _try_keys(
+        self,
+        transport: paramiko.Transport,
+        target: SshTarget,
+        agent: _SocketAgent | None,
+        tried: list[str],
+        encrypted: list[str],
+    ) -> None:
+        """Offer keys in OpenSSH's order; returns once authenticated or out of keys."""
+        import paramiko
+
+        for label, load in _candidate_keys(target, agent, encrypted):
             if not transport.is_active():
-                break
+                return
             key = load()
             if key is None:
                 continue
@@ -254,26 +316,27 @@ class SshTransport:
                     f"{target.user}@{target.hostname} does not accept public keys "
                     f"(allowed: {', '.join(exc.allowed_types)})",
                 ) from None
-            except paramiko.AuthenticationException:
+            except paramiko.AuthenticationException as exc:
+                if "timeout" in str(exc).lower():
+                    transport.close()
+                    raise TransportFailure(
+                        HostStatus.AUTH_FAILED,
+                        f"{target.user}@{target.hostname} did not answer authentication within "
+                        f"{transport.auth_timeout:g}s",
+                    ) from None
                 continue
             except (paramiko.SSHException, OSError, EOFError):
-                break
+                return
             if transport.is_authenticated():
                 return
-        transport.close()
-        parts = [f"authentication failed for {target.user}@{target.hostname}"]
-        parts.append(f"tried {', '.join(tried)}" if tried else "no usable key found")
-        if encrypted:
-            parts.append(
-                f"{', '.join(encrypted)} is passphrase-protected: add it to ssh-agent (ssh-add)"
-            )
-        raise TransportFailure(HostStatus.AUTH_FAILED, "; ".join(parts))
 
     def _exec(self, transport: paramiko.Transport, target: SshTarget, script: str) -> Output:
         timeout = self.settings.command_timeout
         deadline = time.monotonic() + timeout
         try:
-            chan = transport.open_session(timeout=min(timeout, self._timeout(target)))
+            chan = transport.open_session(
+                timeout=min(timeout, effective_timeout(target, self.settings.connect_timeout))
+            )
             chan.exec_command("sh -s")
             chan.sendall(script.encode())
             chan.shutdown_write()
@@ -326,6 +389,43 @@ def _drain(chan: paramiko.Channel, deadline: float, timeout: float) -> Output:
     return Output(b"".join(out), b"".join(err)[:MAX_STDERR_BYTES])
 
 
+def keyscan_hint(target: SshTarget) -> str:
+    """The command that records ``target``'s host key in the file ssh reads (and records new
+    keys in) first: its first ``UserKnownHostsFile``."""
+    file = target.known_hosts_files[0] if target.known_hosts_files else "~/.ssh/known_hosts"
+    home = home_dir().rstrip("/") + "/"
+    shown = "~/" + shlex.quote(file[len(home) :]) if file.startswith(home) else shlex.quote(file)
+    port_flag = f"-p {target.port} " if target.port != 22 else ""
+    return f"ssh-keyscan {port_flag}{target.hostname} >> {shown}"
+
+
+def effective_timeout(target: SshTarget, default: float) -> float:
+    """The connect timeout for ``target``: its own ``ConnectTimeout`` wins over
+    ``--connect-timeout``, which is only the default (README)."""
+    return target.connect_timeout or default
+
+
+def parse_jump(spec: str) -> tuple[str | None, str, int | None]:
+    """``[user@]host[:port]`` (or an ``ssh://`` URI) of a ProxyJump hop as user, host, port."""
+    if spec.startswith("ssh://"):
+        spec = spec[len("ssh://") :]
+    user, _, rest = spec.rpartition("@")
+    host, port = rest, None
+    if rest.startswith("[") and "]" in rest:
+        host, _, tail = rest[1:].partition("]")
+        if tail.startswith(":") and tail[1:].isdigit():
+            port = int(tail[1:])
+    elif rest.count(":") == 1:
+        host, port_text = rest.split(":")
+        port = int(port_text) if port_text.isdigit() else None
+    return user or None, host, port
+
+
+def jump_name(spec: str) -> str:
+    """The host part of a ProxyJump hop, as reasons name it."""
+    return parse_jump(spec)[1]
+
+
 def _forward(
     jump: paramiko.Transport, target: SshTarget, timeout: float, via: str
 ) -> paramiko.Channel:
@@ -337,7 +437,7 @@ def _forward(
     except Exception as exc:
         raise TransportFailure(
             HostStatus.UNREACHABLE,
-            f"jump host {via} cannot reach {target.hostname}:{target.port}: "
+            f"via bastion {via}: cannot reach {target.hostname}:{target.port}: "
             f"{one_line(str(exc)) or type(exc).__name__}",
         ) from None
 
@@ -366,21 +466,158 @@ def _constant(key: paramiko.PKey) -> Callable[[], paramiko.PKey | None]:
     return lambda: key
 
 
-def _candidate_keys(
-    target: SshTarget, encrypted: list[str]
-) -> list[tuple[str, Callable[[], paramiko.PKey | None]]]:
-    """Agent keys first (unless IdentitiesOnly), then IdentityFile or the default key files."""
+def _start_proxy(target: SshTarget) -> _ProxySocket:
+    """Run the host's ``ProxyCommand`` as ssh does (``$SHELL -c 'exec COMMAND'``), its tokens
+    expanded from resolved values only: the alias was checked to be alias-shaped, the rest
+    comes from the user's own config."""
     import paramiko
 
-    candidates: list[tuple[str, Callable[[], paramiko.PKey | None]]] = []
-    if not target.identities_only and os.environ.get("SSH_AUTH_SOCK"):
+    values = TokenValues(target.hostname, target.port, target.user, target.alias)
+    try:
+        command = expand_tokens(target.proxy_command or "", values, PROXY_COMMAND_TOKENS)
+    except TokenError as exc:
+        raise TransportFailure(
+            HostStatus.ERROR, f"ProxyCommand for {target.alias}: {exc}"
+        ) from None
+    shell = os.environ.get("SHELL") or "/bin/sh"
+    try:
+        proxy = paramiko.ProxyCommand(shlex.join([shell, "-c", f"exec {command}"]))
+    except Exception as exc:
+        raise TransportFailure(
+            HostStatus.UNREACHABLE, f"ProxyCommand for {target.alias} did not start: {exc}"
+        ) from None
+    return _ProxySocket(proxy)
+
+
+class _ProxySocket:
+    """paramiko's ``ProxyCommand`` as the transport's socket, plus its stderr: drained as it
+    comes (a chatty proxy must not block on a full pipe), its beginning kept for the reason.
+    ``close`` tolerates a proxy that has already exited (paramiko's raises
+    ProcessLookupError from its transport thread then)."""
+
+    def __init__(self, proxy: paramiko.ProxyCommand) -> None:
+        self.proxy = proxy
+        self.errors: list[bytes] = []
+        self._drainer = threading.Thread(target=self._drain, daemon=True, name="proxy-stderr")
+        self._drainer.start()
+
+    def _drain(self) -> None:
+        stream = self.proxy.process.stderr
+        size = 0
+        while stream is not None:
+            try:
+                data = os.read(stream.fileno(), 4096)
+            except (OSError, ValueError):
+                return
+            if not data:
+                return
+            if size < 4096:
+                self.errors.append(data)
+            size += len(data)
+
+    def send(self, content: bytes) -> int:
+        """Write to the proxy's stdin."""
+        return int(self.proxy.send(content))
+
+    def recv(self, size: int) -> bytes:
+        """Read from the proxy's stdout."""
+        return bytes(self.proxy.recv(size))
+
+    def settimeout(self, timeout: float) -> None:
+        """Timeout of :meth:`recv`."""
+        self.proxy.settimeout(timeout)
+
+    @property
+    def closed(self) -> bool:
+        """Whether the proxy is closed."""
+        return bool(self.proxy.closed)
+
+    @property
+    def _closed(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        """End the proxy command."""
+        with contextlib.suppress(ProcessLookupError):
+            self.proxy.close()
+
+    def failure(self) -> str:
+        """Why the connection through the proxy failed: its stderr's first line, else its
+        exit status."""
         try:
-            agent_keys = paramiko.Agent().get_keys()
-        except Exception:
-            agent_keys = ()
-        for i, key in enumerate(agent_keys):
-            candidates.append((f"agent key {i + 1}", _constant(key)))
+            status: int | None = self.proxy.process.wait(timeout=1.0)
+        except subprocess.TimeoutExpired:
+            status = None
+        self._drainer.join(0.5)
+        text = b"".join(self.errors).decode("utf-8", "replace")
+        first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+        if first:
+            return f"ProxyCommand failed: {one_line(first)}"
+        if status is not None:
+            return f"ProxyCommand exited with status {status} before the SSH handshake"
+        return "ProxyCommand did not complete the SSH handshake"
+
+
+def _agent_for(target: SshTarget) -> _SocketAgent | None:
+    """The agent ``IdentityAgent`` names (``SSH_AUTH_SOCK`` or a ``$VAR``: from the
+    environment), connected; ``None`` when there is none or it does not answer."""
+    where = target.identity_agent
+    if where is None:
+        return None
+    if where == "SSH_AUTH_SOCK":
+        where = os.environ.get("SSH_AUTH_SOCK") or ""
+    elif where.startswith("$"):
+        where = os.environ.get(where[1:].strip("{}")) or ""
+    if not where:
+        return None
+    try:
+        return _SocketAgent(where)
+    except Exception:
+        return None
+
+
+def order_identities(
+    agent: Sequence[bytes], files: Sequence[bytes | None], identities_only: bool
+) -> list[tuple[str, int]]:
+    """The order OpenSSH offers keys in (``pubkey_prepare``): agent keys in the agent's order,
+    those that are also an ``IdentityFile`` counted as that file; other agent keys only
+    without ``IdentitiesOnly``; then the remaining files in config order. Items are
+    ``("agent", i)`` or ``("file", j)``; ``files`` holds each file's public key blob if known.
+    """
+    remaining = list(range(len(files)))
+    order: list[tuple[str, int]] = []
+    for a, blob in enumerate(agent):
+        match = next((f for f in remaining if files[f] == blob), None)
+        if match is not None:
+            remaining.remove(match)
+            order.append(("agent", a))
+        elif not identities_only:
+            order.append(("agent", a))
+    order.extend(("file", f) for f in remaining)
+    return order
+
+
+def _public_blob(path: str) -> bytes | None:
+    """The public key blob of a key file, from ``PATH.pub`` (no passphrase needed)."""
+    try:
+        fields = Path(f"{path}.pub").read_text(encoding="utf-8", errors="replace").split()
+        return base64.b64decode(fields[1]) if len(fields) >= 2 else None
+    except (OSError, binascii.Error, ValueError):
+        return None
+
+
+def _candidate_keys(
+    target: SshTarget, agent: _SocketAgent | None, encrypted: list[str]
+) -> list[tuple[str, Callable[[], paramiko.PKey | None]]]:
+    """Keys to offer, in OpenSSH's order (:func:`order_identities`): IdentityFile, or the
+    default key files when the config names none."""
+    import paramiko
+
+    agent_keys = list(agent.get_keys()) if agent is not None else []
     files = target.identity_files or tuple(os.path.expanduser(p) for p in DEFAULT_IDENTITIES)
+    # A file given only as its public half (PATH.pub, the private key in an agent or a
+    # password manager) still counts, as in OpenSSH.
+    files = tuple(f for f in files if os.path.isfile(f) or os.path.isfile(f"{f}.pub"))
 
     def loader(path: str) -> Callable[[], paramiko.PKey | None]:
         def load() -> paramiko.PKey | None:
@@ -398,7 +635,34 @@ def _candidate_keys(
 
         return load
 
-    for path in files:
-        if os.path.isfile(path):
-            candidates.append((path, loader(path)))
+    blobs = [_public_blob(f) if agent_keys else None for f in files]
+    candidates: list[tuple[str, Callable[[], paramiko.PKey | None]]] = []
+    agent_blobs = [k.asbytes() for k in agent_keys]
+    for kind, i in order_identities(agent_blobs, blobs, target.identities_only):
+        if kind == "agent":
+            candidates.append((f"agent key {i + 1}", _constant(agent_keys[i])))
+        elif os.path.isfile(files[i]):
+            candidates.append((files[i], loader(files[i])))
     return candidates
+
+
+class _SocketAgent:
+    """An ssh-agent at a given socket path (paramiko's ``Agent`` reads only SSH_AUTH_SOCK)."""
+
+    def __init__(self, path: str) -> None:
+        from paramiko.agent import AgentSSH
+
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(5.0)
+        sock.connect(path)
+        self._agent = AgentSSH()
+        # AgentSSH's connect step is not public; Agent() would read only SSH_AUTH_SOCK.
+        self._agent._connect(sock)  # type: ignore[attr-defined]
+
+    def get_keys(self) -> tuple[paramiko.AgentKey, ...]:
+        """The agent's keys, read when connecting."""
+        return tuple(self._agent.get_keys())
+
+    def close(self) -> None:
+        """Close the agent connection."""
+        self._agent._close()  # type: ignore[attr-defined]

@@ -12,8 +12,9 @@ import getpass
 import glob
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Protocol
 
 from paramiko.config import SSHConfig
 
@@ -22,7 +23,17 @@ from platformctl.errors import UsageError
 MAX_INCLUDE_DEPTH = 16
 DEFAULT_KNOWN_HOSTS = ("~/.ssh/known_hosts", "~/.ssh/known_hosts2")
 GLOBAL_KNOWN_HOSTS = ("/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2")
-DEFAULT_IDENTITIES = ("~/.ssh/id_ed25519", "~/.ssh/id_ecdsa", "~/.ssh/id_rsa")
+# OpenSSH 9's default identities, in its order (ssh_config(5), IdentityFile); the -sk and xmss
+# ones are listed for fidelity, paramiko cannot load them and skips them.
+DEFAULT_IDENTITIES = (
+    "~/.ssh/id_rsa",
+    "~/.ssh/id_ecdsa",
+    "~/.ssh/id_ecdsa_sk",
+    "~/.ssh/id_ed25519",
+    "~/.ssh/id_ed25519_sk",
+    "~/.ssh/id_xmss",
+    "~/.ssh/id_dsa",
+)
 _INCLUDE_RE = re.compile(r"^\s*include(?:\s*=\s*|\s+)(.+)$", re.I)
 
 
@@ -42,11 +53,35 @@ class SshTarget:
     global_known_hosts_files: tuple[str, ...]
     strict_host_key_checking: str
     """``yes`` (default), ``accept-new`` or ``no`` (``ask`` and ``off`` as OpenSSH maps them)."""
+    proxy_command: str | None = None
+    """``ProxyCommand`` as written (tokens unexpanded); ``None`` for a direct connection."""
+    identity_agent: str | None = "SSH_AUTH_SOCK"
+    """The agent socket: a path, ``SSH_AUTH_SOCK`` (the environment's) or ``None`` (no agent)."""
+    host_key_alias: str | None = None
+    hash_known_hosts: bool = False
+    """``HashKnownHosts``: keys recorded under ``accept-new`` get a hashed name."""
 
     @property
     def known_hosts_name(self) -> str:
-        """The name known_hosts files use for this host: ``host`` or ``[host]:port``."""
+        """The name known_hosts files use for this host: ``HostKeyAlias`` when set (as
+        OpenSSH, without the port), else ``host`` or ``[host]:port``."""
+        if self.host_key_alias:
+            return self.host_key_alias
         return self.hostname if self.port == 22 else f"[{self.hostname}]:{self.port}"
+
+
+class Resolver(Protocol):
+    """Turns a host alias into its :class:`SshTarget`."""
+
+    def lookup(
+        self,
+        alias: str,
+        user: str | None = None,
+        port: int | None = None,
+        jump: str | None = None,
+    ) -> SshTarget:
+        """Resolve ``alias`` with ``-l``/``-p``/``-J``-style overrides."""
+        ...
 
 
 class SshConfigFile:
@@ -57,7 +92,7 @@ class SshConfigFile:
         text = ""
         if path is not None:
             try:
-                text = _expand_includes(path, path.parent, 0)
+                text = _expand_includes(path, Path(_expand("~/.ssh")), 0)
             except OSError as exc:
                 raise UsageError(f"cannot read ssh config {path}: {exc.strerror}") from None
         try:
@@ -68,16 +103,34 @@ class SshConfigFile:
     @classmethod
     def default(cls, explicit: str | None) -> SshConfigFile:
         """``--ssh-config PATH`` when given (must exist), else ``~/.ssh/config`` if present."""
-        if explicit:
-            path = Path(explicit).expanduser()
-            if not path.is_file():
-                raise UsageError(f"ssh config {path} does not exist (check --ssh-config)")
+        path = explicit_config(explicit)
+        if path is not None:
             return cls(path)
         default = Path("~/.ssh/config").expanduser()
         return cls(default if default.is_file() else None)
 
-    def lookup(self, alias: str) -> SshTarget:
-        """Resolve ``alias``; raises :class:`UsageError` for values that make no sense."""
+    def lookup(
+        self,
+        alias: str,
+        user: str | None = None,
+        port: int | None = None,
+        jump: str | None = None,
+    ) -> SshTarget:
+        """Resolve ``alias``; ``user``, ``port`` and ``jump`` override the config as ssh's
+        ``-l``, ``-p`` and ``-J`` do. Raises :class:`UsageError` for values that make no
+        sense."""
+        target = self._lookup(alias)
+        changes: dict[str, object] = {}
+        if user:
+            changes["user"] = user
+        if port:
+            changes["port"] = port
+        if jump:
+            changes["proxy_jump"] = tuple(j for j in jump.split(",") if j)
+            changes["proxy_command"] = None
+        return replace(target, **changes) if changes else target  # type: ignore[arg-type]
+
+    def _lookup(self, alias: str) -> SshTarget:
         try:
             found = self._config.lookup(alias)
         except Exception as exc:
@@ -99,6 +152,13 @@ class SshConfigFile:
         jumps: tuple[str, ...] = ()
         if jump and jump.lower() != "none":
             jumps = tuple(j.strip() for j in jump.split(",") if j.strip())
+        proxy_command = found.get("proxycommand")
+        if jumps or not proxy_command or proxy_command.lower() == "none":
+            proxy_command = None
+        agent_text = str(found.get("identityagent", "SSH_AUTH_SOCK"))
+        agent = None if agent_text.lower() == "none" else agent_text
+        if agent and agent != "SSH_AUTH_SOCK":
+            agent = _expand(agent)
         strict = str(found.get("stricthostkeychecking", "yes")).lower()
         strict = {"off": "no", "false": "no", "ask": "yes", "true": "yes"}.get(strict, strict)
         if strict not in ("yes", "no", "accept-new"):
@@ -117,7 +177,21 @@ class SshConfigFile:
                 found.get("globalknownhostsfile"), GLOBAL_KNOWN_HOSTS
             ),
             strict_host_key_checking=strict,
+            proxy_command=proxy_command,
+            identity_agent=agent,
+            host_key_alias=found.get("hostkeyalias"),
+            hash_known_hosts=str(found.get("hashknownhosts", "no")).lower() == "yes",
         )
+
+
+def explicit_config(explicit: str | None) -> Path | None:
+    """The ``--ssh-config PATH`` file, which must exist; ``None`` when not given."""
+    if not explicit:
+        return None
+    path = Path(explicit).expanduser()
+    if not path.is_file():
+        raise UsageError(f"ssh config {path} does not exist (check --ssh-config)")
+    return path
 
 
 def _expand(path: str) -> str:
@@ -133,11 +207,12 @@ def _file_list(value: object, default: tuple[str, ...]) -> tuple[str, ...]:
 
 def _expand_includes(path: Path, base: Path, depth: int) -> str:
     """Inline ``Include`` directives (paramiko ignores them), as OpenSSH resolves them:
-    relative paths against the folder of the user's config, globs sorted."""
+    relative paths against ~/.ssh (ssh_config(5), even for -F), globs sorted."""
     if depth > MAX_INCLUDE_DEPTH:
         raise UsageError(f"ssh config Include nesting deeper than {MAX_INCLUDE_DEPTH} at {path}")
     out: list[str] = []
     for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        line = _strip_comment(line)
         m = _INCLUDE_RE.match(line)
         if not m:
             out.append(line)
@@ -150,3 +225,14 @@ def _expand_includes(path: Path, base: Path, depth: int) -> str:
                 if os.path.isfile(included):
                     out.append(_expand_includes(Path(included), base, depth + 1))
     return "\n".join(out) + "\n"
+
+
+def _strip_comment(line: str) -> str:
+    """OpenSSH ends a line at a ``#`` outside quotes (``Port 2299 # lab``)."""
+    quoted = False
+    for i, ch in enumerate(line):
+        if ch == '"':
+            quoted = not quoted
+        elif ch == "#" and not quoted and (i == 0 or line[i - 1].isspace()):
+            return line[:i].rstrip()
+    return line

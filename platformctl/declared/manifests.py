@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from platformctl.alias import ALIAS_RE
 from platformctl.declared.compose import Stack, find_stacks
 from platformctl.declared.files import present
 from platformctl.declared.model import (
@@ -23,9 +23,6 @@ from platformctl.declared.yamlfile import YamlProblem, load_yaml
 from platformctl.errors import DeclaredStateError
 
 MANIFEST_NAMES = ("module.yaml", "module.yml")
-# An ssh alias, host name or address. Checked because a user's ssh config may hand %h to a
-# shell (`Match exec`), and nothing from a manifest may reach a shell.
-HOST_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]*$")
 
 
 def find_root(explicit: str | None = None, start: Path | None = None) -> Path:
@@ -144,7 +141,7 @@ def load_manifest(path: Path, root: Path | None = None) -> Module:
         if orchestrator is Orchestrator.EXTERNAL:
             return ExternalModule(name=name, path=path, host=text("host", False))
         host = text("host", True) or ""
-        if not HOST_RE.match(host):
+        if not ALIAS_RE.match(host):
             raise _Missing(
                 f"{path}: spec.runtime.host {host!r} is not an ssh alias or host name "
                 "(letters, digits, '.', '-', '_', ':' only)"

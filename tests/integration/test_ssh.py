@@ -89,6 +89,7 @@ def test_changed_host_key_is_refused_naming_the_risk(
     (host,) = doc["hosts"]
     assert host["status"] == "auth-failed"
     assert "HOST KEY CHANGED" in host["reason"] and "intercepting" in host["reason"]
+    assert f"ssh-keygen -R '[127.0.0.1]:{fresh_host.port}'" in host["reason"]
     # StrictHostKeyChecking no lets it through, as OpenSSH does.
     config = ssh_config(
         tmp_path, std_lab, fresh_host, "fresh", known, "  StrictHostKeyChecking no\n"
@@ -149,7 +150,8 @@ def test_include_in_ssh_config_is_resolved(
     inner = ssh_config(conf_d, std_lab, alpha, "included", std_lab.lab.known_hosts)
     inner.rename(conf_d / "lab.conf")
     main = tmp_path / "config"
-    main.write_text("Include conf.d/*.conf\n\nHost *\n  ServerAliveInterval 30\n")
+    # Relative Include paths are taken from ~/.ssh, as OpenSSH does, so this one is absolute.
+    main.write_text(f"Include {conf_d}/*.conf\n\nHost *\n  ServerAliveInterval 30\n")
     assert check(run_cli, tmp_path, main)["code"] == 0
 
 

@@ -339,9 +339,11 @@ class Lab:
         known: bool = True,
         netns: str | None = None,
         port: int | None = None,
+        authorized_keys: Path | None = None,
     ) -> LabHost:
         """An sshd on ``address`` whose sessions reach ``engine`` through DOCKER_HOST;
-        inside network namespace ``netns`` when given (unreachable from outside it)."""
+        inside network namespace ``netns`` when given (unreachable from outside it);
+        ``authorized_keys`` replaces the lab client key as the accepted keys."""
         self._ensure_client_key()
         Path("/run/sshd").mkdir(parents=True, exist_ok=True)
         folder = self.root / "sshd" / alias
@@ -360,9 +362,10 @@ class Lab:
         home.mkdir(exist_ok=True)
         docker_host = f" DOCKER_HOST={engine.socket}" if engine else ""
         setenv = f"SetEnv HOME={home}{docker_host}\n"
+        authorized = authorized_keys or f"{self.client_key}.pub"
         (folder / "sshd_config").write_text(
             f"Port {port}\nListenAddress {address}\nHostKey {host_key}\n"
-            f"AuthorizedKeysFile {self.client_key}.pub\nPidFile {folder / 'sshd.pid'}\n"
+            f"AuthorizedKeysFile {authorized}\nPidFile {folder / 'sshd.pid'}\n"
             "UsePAM no\nStrictModes no\nPermitRootLogin prohibit-password\n"
             "PasswordAuthentication no\nKbdInteractiveAuthentication no\n"
             "LogLevel VERBOSE\nMaxStartups 200:30:400\n"

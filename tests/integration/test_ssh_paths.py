@@ -1,0 +1,186 @@
+"""Ways to a host and how their failures read: bastions, ProxyCommand, the auth timeout, and
+the fallback resolver when no ssh client is installed."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Runner, StandardLab
+from tests.lab.lab import LabHost
+
+COMMON = "  User root\n  IdentityFile {key}\n  IdentitiesOnly yes\n  UserKnownHostsFile {known}\n"
+
+
+def config(tmp_path: Path, std: StandardLab, text: str) -> Path:
+    path = tmp_path / f"ssh_config_{uuid.uuid4().hex[:6]}"
+    common = COMMON.format(key=std.lab.client_key, known=std.lab.known_hosts)
+    path.write_text(text + "Host *\n" + common + "  GlobalKnownHostsFile none\n")
+    return path
+
+
+def collect(run_cli: Runner, cfg: Path, *hosts: str, env: dict[str, str] | None = None) -> dict:
+    args = ["collect", "--json", "--ssh-config", str(cfg), "--connect-timeout", "2"]
+    for host in hosts:
+        args += ["--host", host]
+    result = run_cli(*args, env=env)
+    doc = result.json()
+    doc["stderr"] = result.err
+    return doc
+
+
+class CountingListener:
+    """A TCP port that accepts connections, counts them, and never says anything."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = int(self.sock.getsockname()[1])
+        self.accepted: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted.append(conn)
+
+    def close(self) -> None:
+        self.sock.close()
+        for conn in self.accepted:
+            conn.close()
+
+
+@pytest.fixture
+def silent() -> Iterator[CountingListener]:
+    listener = CountingListener()
+    yield listener
+    listener.close()
+
+
+def test_a_dead_bastion_fails_its_hosts_at_once_naming_itself(
+    std_lab: StandardLab, run_cli: Runner, tmp_path: Path, silent: CountingListener
+) -> None:
+    alpha = std_lab.lab.hosts["alpha"]
+    cfg = config(
+        tmp_path,
+        std_lab,
+        f"Host jump\n  HostName 127.0.0.1\n  Port {silent.port}\n"
+        f"Host in1 in2 in3\n  HostName 127.0.0.1\n  Port {alpha.port}\n  ProxyJump jump\n",
+    )
+    doc = collect(run_cli, cfg, "in1", "in2", "in3")
+    assert doc["exit_code"] == 5
+    assert [h["status"] for h in doc["hosts"]] == ["unreachable"] * 3
+    for host in doc["hosts"]:
+        assert host["reason"].startswith("via bastion jump: ")
+        assert f"127.0.0.1:{silent.port}" in host["reason"]
+    # One attempt on the bastion for all three hosts: its failure is shared, not repeated.
+    assert len(silent.accepted) == 1
+
+
+def test_a_refused_bastion_is_named_and_not_the_host(
+    std_lab: StandardLab, run_cli: Runner, tmp_path: Path
+) -> None:
+    refused = std_lab.lab.ssh_config.read_text().split("Host refused\n")[1].split("Port ")[1]
+    port = int(refused.split()[0])
+    alpha = std_lab.lab.hosts["alpha"]
+    cfg = config(
+        tmp_path,
+        std_lab,
+        f"Host jump\n  HostName 127.0.0.1\n  Port {port}\n"
+        f"Host inner\n  HostName 127.0.0.1\n  Port {alpha.port}\n  ProxyJump jump\n",
+    )
+    (host,) = collect(run_cli, cfg, "inner")["hosts"]
+    assert host["reason"] == f"via bastion jump: connection refused by 127.0.0.1:{port}"
+
+
+def test_a_bastion_chain_through_two_hops_reaches_the_host(
+    std_lab: StandardLab, run_cli: Runner, tmp_path: Path
+) -> None:
+    lab = std_lab.lab
+    hop1, hop2 = (lab.start_sshd(f"hop-{uuid.uuid4().hex[:6]}", None) for _ in range(2))
+    alpha = lab.hosts["alpha"]
+    cfg = config(
+        tmp_path,
+        std_lab,
+        f"Host inner\n  HostName 127.0.0.1\n  Port {alpha.port}\n  ProxyJump h1,h2\n"
+        f"Host h1\n  HostName 127.0.0.1\n  Port {hop1.port}\n"
+        f"Host h2\n  HostName 127.0.0.1\n  Port {hop2.port}\n",
+    )
+    doc = collect(run_cli, cfg, "inner")
+    assert doc["exit_code"] == 0, doc
+    assert (hop1.connections(), hop2.connections()) == (1, 1)
+    assert hop1.commands() == 0 and hop2.commands() == 0
+
+
+def test_proxycommand_reaches_the_host(
+    std_lab: StandardLab, run_cli: Runner, tmp_path: Path
+) -> None:
+    alpha = std_lab.lab.hosts["alpha"]
+    cfg = config(
+        tmp_path,
+        std_lab,
+        f"Host viaproxy\n  HostName 127.0.0.1\n  Port {alpha.port}\n"
+        "  ProxyCommand busybox nc %h %p\n",
+    )
+    doc = collect(run_cli, cfg, "viaproxy")
+    assert doc["exit_code"] == 0 and doc["hosts"][0]["status"] == "ok", doc
+
+
+def test_a_failing_proxycommand_gives_its_first_stderr_line(
+    std_lab: StandardLab, run_cli: Runner, tmp_path: Path
+) -> None:
+    cfg = config(
+        tmp_path,
+        std_lab,
+        "Host viaproxy\n  HostName 127.0.0.1\n"
+        "  ProxyCommand sh -c \"echo 'cloudflared: tunnel %h not found' >&2; echo more >&2; "
+        'exit 3"\n',
+    )
+    (host,) = collect(run_cli, cfg, "viaproxy")["hosts"]
+    assert host["status"] == "unreachable"
+    assert host["reason"] == "ProxyCommand failed: cloudflared: tunnel 127.0.0.1 not found"
+
+
+@pytest.fixture
+def stalling_host(std_lab: StandardLab, tmp_path: Path) -> LabHost:
+    """An sshd whose public-key check hangs (an AuthorizedKeysCommand that sleeps)."""
+    empty = tmp_path / "no_keys"
+    empty.write_text("")
+    return std_lab.lab.start_sshd(
+        f"stall-{uuid.uuid4().hex[:6]}",
+        None,
+        extra="AuthorizedKeysCommand /usr/bin/sleep 20\nAuthorizedKeysCommandUser nobody\n",
+        authorized_keys=empty,
+    )
+
+
+def test_authentication_that_never_answers_fails_after_the_timeout(
+    std_lab: StandardLab, run_cli: Runner, tmp_path: Path, stalling_host: LabHost
+) -> None:
+    cfg = config(
+        tmp_path,
+        std_lab,
+        f"Host stall\n  HostName 127.0.0.1\n  Port {stalling_host.port}\n",
+    )
+    (host,) = collect(run_cli, cfg, "stall")["hosts"]
+    assert host["status"] == "auth-failed"
+    assert host["reason"] == "root@127.0.0.1 did not answer authentication within 2s"
+
+
+def test_without_an_ssh_client_the_own_resolver_is_used_and_said(
+    std_lab: StandardLab, run_cli: Runner, tmp_path: Path
+) -> None:
+    alpha = std_lab.lab.hosts["alpha"]
+    cfg = config(tmp_path, std_lab, f"Host plain\n  HostName 127.0.0.1\n  Port {alpha.port}\n")
+    doc = collect(run_cli, cfg, "plain", env={"PATH": str(tmp_path)})
+    assert "no ssh client on PATH" in doc["stderr"]
+    assert doc["hosts"][0]["status"] == "ok"  # docker runs on the host, not here

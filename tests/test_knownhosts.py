@@ -1,0 +1,133 @@
+"""known_hosts matching and the StrictHostKeyChecking policy, as OpenSSH applies them."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from pathlib import Path
+
+import pytest
+
+from platformctl.collector.knownhosts import KeyCheck, KeyDecision, KnownHosts, host_key_decision
+
+KEY = "AAAAC3NzaC1lZDI1NTE5AAAAIHostKeyOfTheLabServerxxxxxxxxxxxxxxxxxxx"
+OTHER = "AAAAC3NzaC1lZDI1NTE5AAAAIAnotherKeyEntirelyxxxxxxxxxxxxxxxxxxxxxx"
+
+
+def known(tmp_path: Path, *lines: str) -> KnownHosts:
+    path = tmp_path / "known_hosts"
+    path.write_text("".join(f"{line}\n" for line in lines))
+    return KnownHosts([str(path)])
+
+
+def check(hosts: KnownHosts, name: str, key: str = KEY) -> KeyCheck:
+    return hosts.check(name, "ssh-ed25519", key)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "name", "verdict"),
+    [
+        ("[127.0.0.1]:2222", "[127.0.0.1]:2222", KeyCheck.KNOWN),
+        ("[127.0.0.1]:2222", "[127.0.0.1]:2223", KeyCheck.UNKNOWN),
+        ("[127.0.0.*]:2222", "[127.0.0.1]:2222", KeyCheck.KNOWN),
+        ("*.example.com", "db.example.com", KeyCheck.KNOWN),
+        ("*.example.com", "example.com", KeyCheck.UNKNOWN),
+        ("db?.example.com", "db1.example.com", KeyCheck.KNOWN),
+        ("db?.example.com", "db12.example.com", KeyCheck.UNKNOWN),
+        ("web,db", "db", KeyCheck.KNOWN),
+        ("DB.Example.com", "db.example.com", KeyCheck.KNOWN),
+        ("*.example.com,!bad.example.com", "bad.example.com", KeyCheck.UNKNOWN),
+        ("!bad.example.com,*.example.com", "bad.example.com", KeyCheck.UNKNOWN),
+        ("*.example.com,!bad.example.com", "good.example.com", KeyCheck.KNOWN),
+        ("!bad.example.com", "good.example.com", KeyCheck.UNKNOWN),
+        ("[db]:22", "d", KeyCheck.UNKNOWN),
+    ],
+)
+def test_patterns_wildcards_and_negation(
+    tmp_path: Path, pattern: str, name: str, verdict: KeyCheck
+) -> None:
+    assert check(known(tmp_path, f"{pattern} ssh-ed25519 {KEY}"), name) is verdict
+
+
+def test_hashed_entry_matches_only_its_name(tmp_path: Path) -> None:
+    salt = b"0123456789abcdefghij"
+    digest = hmac.new(salt, b"[127.0.0.1]:2222", hashlib.sha1).digest()
+    line = f"|1|{base64.b64encode(salt).decode()}|{base64.b64encode(digest).decode()}"
+    hosts = known(tmp_path, f"{line} ssh-ed25519 {KEY}")
+    assert check(hosts, "[127.0.0.1]:2222") is KeyCheck.KNOWN
+    assert check(hosts, "[127.0.0.1]:2223") is KeyCheck.UNKNOWN
+
+
+def test_a_different_key_of_the_same_type_is_a_changed_key(tmp_path: Path) -> None:
+    hosts = known(tmp_path, f"db ssh-ed25519 {OTHER}")
+    assert check(hosts, "db") is KeyCheck.CHANGED
+    # A key of another type is merely unknown: the server may offer several.
+    assert hosts.check("db", "ecdsa-sha2-nistp256", KEY) is KeyCheck.UNKNOWN
+
+
+def test_revoked_key_is_revoked_for_every_host(tmp_path: Path) -> None:
+    hosts = known(tmp_path, f"db ssh-ed25519 {KEY}", f"@revoked * ssh-ed25519 {KEY}")
+    assert check(hosts, "db") is KeyCheck.REVOKED
+
+
+def test_rsa_sha2_signatures_match_an_ssh_rsa_entry(tmp_path: Path) -> None:
+    hosts = known(tmp_path, f"db ssh-rsa {KEY}")
+    assert hosts.check("db", "rsa-sha2-512", KEY) is KeyCheck.KNOWN
+
+
+def test_cert_authority_lines_and_junk_do_not_hide_later_entries(tmp_path: Path) -> None:
+    hosts = known(
+        tmp_path,
+        "# comment",
+        f"@cert-authority *.example.com ssh-ed25519 {OTHER}",
+        "garbage",
+        f"db ssh-ed25519 {KEY}",
+    )
+    assert check(hosts, "db") is KeyCheck.KNOWN
+
+
+def test_several_files_are_one_set(tmp_path: Path) -> None:
+    (tmp_path / "one").write_text(f"web ssh-ed25519 {KEY}\n")
+    (tmp_path / "two").write_text(f"db ssh-ed25519 {KEY}\n")
+    hosts = KnownHosts([str(tmp_path / "missing"), str(tmp_path / "one"), str(tmp_path / "two")])
+    assert check(hosts, "db") is KeyCheck.KNOWN and check(hosts, "web") is KeyCheck.KNOWN
+
+
+def test_add_records_the_key_once(tmp_path: Path) -> None:
+    hosts = known(tmp_path)
+    path = str(tmp_path / "known_hosts")
+    hosts.add("[h]:2222", "ssh-ed25519", KEY, path)
+    hosts.add("[h]:2222", "ssh-ed25519", KEY, path)
+    assert Path(path).read_text() == f"[h]:2222 ssh-ed25519 {KEY}\n"
+    assert check(KnownHosts([path]), "[h]:2222") is KeyCheck.KNOWN
+
+
+def test_add_hashed_hides_the_name_and_still_matches(tmp_path: Path) -> None:
+    path = str(tmp_path / "known_hosts")
+    KnownHosts([]).add("[db.example.com]:2222", "ssh-ed25519", KEY, path, hashed=True)
+    text = Path(path).read_text()
+    assert text.startswith("|1|") and "db.example.com" not in text
+    assert check(KnownHosts([path]), "[db.example.com]:2222") is KeyCheck.KNOWN
+    assert check(KnownHosts([path]), "[db.example.com]:2223") is KeyCheck.UNKNOWN
+
+
+@pytest.mark.parametrize(
+    ("verdict", "strict", "decision"),
+    [
+        (KeyCheck.KNOWN, "yes", KeyDecision.ACCEPT),
+        (KeyCheck.UNKNOWN, "yes", KeyDecision.REFUSE),
+        (KeyCheck.UNKNOWN, "accept-new", KeyDecision.RECORD),
+        (KeyCheck.UNKNOWN, "no", KeyDecision.RECORD),
+        (KeyCheck.CHANGED, "yes", KeyDecision.REFUSE),
+        (KeyCheck.CHANGED, "accept-new", KeyDecision.REFUSE),
+        (KeyCheck.CHANGED, "no", KeyDecision.ACCEPT),
+        (KeyCheck.REVOKED, "yes", KeyDecision.REFUSE),
+        (KeyCheck.REVOKED, "accept-new", KeyDecision.REFUSE),
+        (KeyCheck.REVOKED, "no", KeyDecision.ACCEPT),
+    ],
+)
+def test_strict_host_key_checking_policy(
+    verdict: KeyCheck, strict: str, decision: KeyDecision
+) -> None:
+    assert host_key_decision(verdict, strict) is decision
