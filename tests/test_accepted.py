@@ -141,6 +141,19 @@ def test_a_malformed_acceptance_makes_the_module_invalid(
     assert report.modules[0].status is ModuleStatus.INVALID and for_report(report) == 8
 
 
+def test_an_unquoted_impossible_date_is_refused_with_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "modules" / "honcho" / "module.yaml"
+    path.parent.mkdir(parents=True)
+    path.write_text(
+        "spec:\n  runtime:\n    host: rs2000\n    orchestrator: docker\n"
+        f"    container: honcho\n    image_observed: {REPO}:3.0.6\n"
+        "    drift_accepted:\n      reason: r\n      until: 2026-02-30\n"
+    )
+    module = load_manifest(path)
+    assert isinstance(module, InvalidModule)
+    assert module.problem == f"{path}: invalid YAML: day is out of range for month"
+
+
 @given(st.one_of(st.text(max_size=40), st.dates(), st.datetimes(), st.integers(), st.none()))
 def test_until_parser_gives_an_acceptance_or_one_problem(until: Any) -> None:
     try:
