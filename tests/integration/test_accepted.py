@@ -89,7 +89,9 @@ def test_an_accepted_drift_exits_0_where_it_exited_2(platform: Platform, run_cli
     assert lines[lines.index(row) + 2].startswith("    drift: manifest-live")
 
     # A replay today judges the stored state the same way.
-    replay = run_cli("drift-check", "accepted", "--snapshot", "latest", "--root", str(platform.root))
+    replay = run_cli(
+        "drift-check", "accepted", "--snapshot", "latest", "--root", str(platform.root)
+    )
     assert replay.code == 0 and "ACCEPTED" in replay.out
 
     # History keeps the drift, marked accepted.
