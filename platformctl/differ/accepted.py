@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime
+from typing import assert_never
 
 from platformctl.declared.model import Acceptance, CheckedModule
 from platformctl.declared.reference import elide_digests
@@ -51,6 +52,8 @@ def accept(verdict: ModuleVerdict, now: datetime) -> ModuleVerdict:
             return replace(marked, warnings=(*verdict.warnings, warning))
         case AcceptanceOutcome.NOT_JUDGED:
             return marked
+        case _:
+            assert_never(outcome)
 
 
 def outcome_at(
