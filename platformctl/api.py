@@ -67,8 +67,14 @@ def check(
     store: Store,
     options: CollectOptions,
     snapshot: str | None = None,
+    now: datetime | None = None,
 ) -> Report:
-    """Replay ``snapshot`` or collect the hosts ``scope`` needs, save, judge, add drift ages."""
+    """Replay ``snapshot`` or collect the hosts ``scope`` needs, save, judge, add drift ages.
+
+    Acceptances (``drift_accepted``) are judged at ``now`` (default: the current time), for a
+    replay too: a replay says how that state is judged today.
+    """
+    now = now or utc_now()
     if snapshot is not None:
         snap = store.load(snapshot)
         report = diff(
@@ -78,6 +84,7 @@ def check(
             taken_at=snap.taken_at,
             snapshot_status=snap.status,
             replay=True,
+            now=now,
         )
     else:
         snapshot_id, collection = collect(hosts_in_scope(scope), store, options)
@@ -88,39 +95,45 @@ def check(
             taken_at=collection.taken_at,
             snapshot_status=snapshot_status(collection.hosts),
             replay=False,
+            now=now,
         )
-    return with_drift_since(report, store)
+    return with_drift_since(report, store, now)
 
 
 def histories(
-    modules: Iterable[Module], store: Store, until: int | None = None
+    modules: Iterable[Module], store: Store, until: int | None = None, now: datetime | None = None
 ) -> list[ModuleHistory]:
-    """Each module's history over every stored snapshot (up to ``until``)."""
+    """Each module's history over every stored snapshot (up to ``until``); acceptances that
+    are still open are judged at ``now`` (default: the current time)."""
     from platformctl.differ.history import module_history
 
     modules = list(modules)
+    now = now or utc_now()
     points = store.change_points(until)
     needed = {m.host for m in modules if isinstance(m, CheckedModule)}
     states = store.states(p.state_id for host in needed for p in points.get(host, []) if p.state_id)
     return [
-        module_history(m, points.get(m.host, []) if isinstance(m, CheckedModule) else [], states)
+        module_history(
+            m, points.get(m.host, []) if isinstance(m, CheckedModule) else [], states, now=now
+        )
         for m in modules
     ]
 
 
-def with_drift_since(report: Report, store: Store) -> Report:
-    """Fill ``drift_since`` for every drifting, missing or stopped module of ``report``."""
+def with_drift_since(report: Report, store: Store, now: datetime | None = None) -> Report:
+    """Fill ``drift_since`` for every drifting, missing or stopped module of ``report``
+    (accepted ones included: an acceptance does not change since when the hosts drifted)."""
     from platformctl.differ.history import drift_since
 
     if report.snapshot_id is None:
         return report
-    drifting = [v for v in report.modules if v.status in NOT_OK]
+    drifting = [v for v in report.modules if v.real_status in NOT_OK]
     if not drifting:
         return report
     found = {
-        h.module.name: drift_since(h, v.status)
+        h.module.name: drift_since(h, v.real_status)
         for h, v in zip(
-            histories([v.module for v in drifting], store, report.snapshot_id),
+            histories([v.module for v in drifting], store, report.snapshot_id, now),
             drifting,
             strict=True,
         )
@@ -137,4 +150,4 @@ def drift_history(
 ) -> tuple[datetime, datetime, list[ModuleHistory]]:
     """Histories of ``scope`` for the window ``[now - window, now]``."""
     now = now or utc_now()
-    return now - window, now, histories(scope, store)
+    return now - window, now, histories(scope, store, now=now)

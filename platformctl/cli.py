@@ -169,11 +169,13 @@ def drift_check(
         platformctl drift-check honcho-api --json
     """
     from platformctl import api, exitcodes
-    from platformctl.output.drift_check import render_json, render_table
+    from platformctl.output.drift_check import render_json, render_table, warning_lines
 
     scope = _load_scope(root, modules)
     report = api.check(scope, _open_store(db, create=snapshot is None), options, snapshot)
     code = exitcodes.for_report(report)
+    for line in warning_lines(report):  # a stale drift_accepted: on stderr, also with --json
+        click.echo(line, err=True)
     if as_json:
         click.echo(render_json(report, code))
     else:

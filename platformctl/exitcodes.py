@@ -30,7 +30,7 @@ class Verdict(IntEnum):
     """How a module's status counts for the exit code, worst last."""
 
     FINE = 0
-    """ok, skipped: nothing to do."""
+    """ok, accepted, skipped: nothing to do (an accepted drift is intended, until it expires)."""
     NOT_OK = 1
     """drift, missing, stopped: a verdict, and a bad one."""
     UNKNOWN = 2
@@ -42,7 +42,7 @@ def weigh(status: ModuleStatus) -> Verdict:
     from platformctl.differ.model import ModuleStatus
 
     match status:
-        case ModuleStatus.OK | ModuleStatus.SKIPPED:
+        case ModuleStatus.OK | ModuleStatus.ACCEPTED | ModuleStatus.SKIPPED:
             return Verdict.FINE
         case ModuleStatus.DRIFT | ModuleStatus.MISSING | ModuleStatus.STOPPED:
             return Verdict.NOT_OK

@@ -273,7 +273,10 @@ def test_invalid_and_external_modules() -> None:
     assert judge(external, None).status is ModuleStatus.SKIPPED
 
 
-def _report(modules: list[Module], hosts: list[HostResult]) -> Any:
+NOW = datetime(2026, 11, 27, 10, tzinfo=UTC)
+
+
+def _report(modules: list[Module], hosts: list[HostResult], now: datetime = NOW) -> Any:
     return diff(
         tuple(modules),
         tuple(hosts),
@@ -281,6 +284,7 @@ def _report(modules: list[Module], hosts: list[HostResult]) -> Any:
         taken_at=datetime(2026, 11, 27, 10, tzinfo=UTC),
         snapshot_status=SnapshotStatus.COMPLETE,
         replay=False,
+        now=now,
     )
 
 

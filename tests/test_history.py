@@ -21,6 +21,7 @@ BAD = HostState(
 )
 GONE = HostState((), IMAGES)
 STATES = {1: GOOD, 2: BAD, 3: GONE}
+NOW = datetime(2026, 12, 1, tzinfo=UTC)
 
 
 def day(n: int) -> datetime:
@@ -33,7 +34,7 @@ def point(sid: int, state: int | None, status: HostStatus = HostStatus.OK) -> Ch
 
 def test_intervals_open_close_and_take_the_worst_status() -> None:
     points = [point(1, 1), point(2, 2), point(3, 3), point(4, 2), point(5, 1), point(7, 2)]
-    history = module_history(make_module(), points, STATES)
+    history = module_history(make_module(), points, STATES, now=NOW)
     assert [(i.status, i.start, i.end) for i in history.intervals] == [
         (ModuleStatus.MISSING, day(2), day(5)),
         (ModuleStatus.DRIFT, day(7), None),
@@ -50,22 +51,24 @@ def test_uncollected_snapshots_neither_extend_nor_break_a_run() -> None:
         point(4, None, HostStatus.ERROR),
         point(6, 1),
     ]
-    history = module_history(make_module(), points, STATES)
+    history = module_history(make_module(), points, STATES, now=NOW)
     assert [(i.start, i.end) for i in history.intervals] == [(day(1), day(6))]
     assert drift_since(history, ModuleStatus.OK) is None
 
 
 def test_current_status_follows_the_newest_change_point() -> None:
     history = module_history(
-        make_module(), [point(1, 2), point(2, None, HostStatus.AUTH_FAILED)], STATES
+        make_module(), [point(1, 2), point(2, None, HostStatus.AUTH_FAILED)], STATES, now=NOW
     )
     assert history.status is ModuleStatus.UNREACHABLE
     assert drift_since(history, ModuleStatus.UNREACHABLE) is None
-    assert module_history(make_module(), [], STATES).status is ModuleStatus.NOT_COLLECTED
+    assert module_history(make_module(), [], STATES, now=NOW).status is ModuleStatus.NOT_COLLECTED
 
 
 def test_seconds_within_a_window_clip_the_intervals() -> None:
-    history = module_history(make_module(), [point(1, 2), point(3, 1), point(5, 2)], STATES)
+    history = module_history(
+        make_module(), [point(1, 2), point(3, 1), point(5, 2)], STATES, now=NOW
+    )
     since = datetime(2026, 11, 2, tzinfo=UTC)
     now = datetime(2026, 11, 6, tzinfo=UTC)
     assert history.seconds_within(since, now) == 86400 * 2

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from platformctl.alias import ALIAS_RE
+from platformctl.declared.acceptance import AcceptanceProblem, parse_acceptance
 from platformctl.declared.compose import Stack, find_stacks
 from platformctl.declared.files import present
 from platformctl.declared.model import (
@@ -150,7 +151,10 @@ def load_manifest(path: Path, root: Path | None = None) -> Module:
         project = text("compose_project", False)
         container = text("container", orchestrator is Orchestrator.DOCKER)
         raw = _image_observed(path, runtime.get("image_observed"))
-    except _Missing as exc:
+        accepted = parse_acceptance(
+            f"{path}: spec.runtime.drift_accepted", runtime.get("drift_accepted")
+        )
+    except (_Missing, AcceptanceProblem) as exc:
         return _invalid(path, name, str(exc))
     try:
         declared = parse_reference(raw, default_tag=False)
@@ -166,6 +170,7 @@ def load_manifest(path: Path, root: Path | None = None) -> Module:
         compose_service=service,
         compose_project=project,
         container=container,
+        accepted=accepted,
     )
 
 

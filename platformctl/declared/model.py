@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 
@@ -34,6 +35,20 @@ class ComposeImage:
 
 
 @dataclass(frozen=True)
+class Acceptance:
+    """``spec.runtime.drift_accepted``: a deliberate difference, why, and until when
+    (docs/design.md, "Accepted drift")."""
+
+    reason: str
+    until: str
+    """The expiry as written, normalized: ``2026-12-15`` or ``2026-12-15T12:00:00Z``."""
+    expires: datetime
+    """The first moment the acceptance no longer holds (a date holds through its whole UTC day)."""
+    digest: str | None = None
+    """Only a live image with this digest (a RepoDigest or the image ID) is accepted."""
+
+
+@dataclass(frozen=True)
 class CheckedModule:
     """A usable manifest whose containers can be checked: docker or docker-compose."""
 
@@ -48,6 +63,7 @@ class CheckedModule:
     compose_project: str | None = None
     container: str | None = None
     compose: ComposeImage | None = None
+    accepted: Acceptance | None = None
 
 
 @dataclass(frozen=True)

@@ -30,12 +30,14 @@ def diff(
     taken_at: datetime,
     snapshot_status: SnapshotStatus,
     replay: bool,
+    now: datetime,
 ) -> Report:
-    """Judge ``modules`` against the host results of one snapshot."""
+    """Judge ``modules`` against the host results of one snapshot; acceptances
+    (``drift_accepted``) are judged at ``now``, the time of the run, also for a replay."""
     scope = set(hosts_in_scope(modules))
     by_host = {h.host: h for h in hosts}
     label = f"snapshot {snapshot_id}" if snapshot_id is not None else "the snapshot"
-    verdicts = judge_all(modules, by_host, label)
+    verdicts = judge_all(modules, by_host, label, now=now)
     return Report(
         snapshot_id=snapshot_id,
         taken_at=taken_at,

@@ -6,6 +6,7 @@ The rules and the status precedence are written down in docs/design.md, "Compari
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import assert_never
 
 from platformctl.collector.model import Container, HostResult, HostStatus, Image
@@ -18,6 +19,7 @@ from platformctl.declared.model import (
     Orchestrator,
 )
 from platformctl.declared.reference import ImageRef, elide_digests, try_parse_reference
+from platformctl.differ.accepted import accept
 from platformctl.differ.fields import Changes, field_changes
 from platformctl.differ.model import (
     Check,
@@ -34,16 +36,25 @@ MANIFEST_COMPOSE = CheckKind.MANIFEST_COMPOSE
 
 
 def judge_all(
-    modules: Iterable[Module], hosts: Mapping[str, HostResult], snapshot_label: str
+    modules: Iterable[Module],
+    hosts: Mapping[str, HostResult],
+    snapshot_label: str,
+    *,
+    now: datetime,
 ) -> tuple[ModuleVerdict, ...]:
-    """Judge every module against the host results it needs."""
-    return tuple(judge(m, hosts.get(m.host) if m.host else None, snapshot_label) for m in modules)
+    """Judge every module against the host results it needs, with acceptances applied at
+    ``now``."""
+    return tuple(
+        accept(judge(m, hosts.get(m.host) if m.host else None, snapshot_label), now)
+        for m in modules
+    )
 
 
 def judge(
     module: Module, host: HostResult | None, snapshot_label: str = "", *, explain: bool = True
 ) -> ModuleVerdict:
-    """The verdict for one module given its host's result (None: host not collected).
+    """The verdict for one module given its host's result (None: host not collected), as the
+    host shows it: ``drift_accepted`` is applied on top by :func:`accept`.
 
     ``explain=False`` skips deepdiff's field-level explanation where only the status matters
     (history judges a module against every distinct past state).

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from platformctl.collector.model import HostResult, HostState, HostStatus
-from platformctl.declared.model import Module
+from platformctl.declared.model import CheckedModule, Module
+from platformctl.differ.accepted import accept, outcome_at
 from platformctl.differ.compare import judge
-from platformctl.differ.model import NOT_OK, ModuleStatus
+from platformctl.differ.model import NOT_OK, AcceptanceOutcome, ModuleStatus, ModuleVerdict
 from platformctl.snapshots.model import ChangePoint
 
 # "The worst status seen" in an interval: an absent service beats a stopped one beats a
@@ -34,6 +35,9 @@ class Interval:
     status: ModuleStatus
     start: datetime
     end: datetime | None
+    accepted: bool = False
+    """The module's ``drift_accepted`` covered every snapshot of the run (and, while the run
+    is open, still does): what happened on the hosts is kept, and marked as intended."""
 
 
 @dataclass(frozen=True)
@@ -62,40 +66,58 @@ def module_history(
     module: Module,
     points: Sequence[ChangePoint],
     states: Mapping[int, HostState],
+    *,
+    now: datetime,
 ) -> ModuleHistory:
-    """Judge ``module`` at each of its host's change points and fold the verdicts into runs."""
-    verdict_by_state: dict[int, ModuleStatus] = {}
+    """Judge ``module`` at each of its host's change points and fold the verdicts into runs.
+
+    The module's acceptance is judged at each snapshot's own time to mark a run accepted, and
+    at ``now`` for an open run and for the current status.
+    """
+    acceptance = module.accepted if isinstance(module, CheckedModule) else None
+    verdict_by_state: dict[int, ModuleVerdict] = {}
     intervals: list[Interval] = []
     open_status: ModuleStatus | None = None
     open_start = datetime.min
-    current = judge(module, None).status
+    open_accepted = False
+    current = last_seen = judge(module, None)
     for point in points:
         state_id = point.state_id
         if point.status is not HostStatus.OK or state_id is None or state_id not in states:
-            current = judge(module, HostResult(point.host, point.status)).status
+            current = judge(module, HostResult(point.host, point.status))
             continue  # not collected: neither extends nor breaks a run
-        status = verdict_by_state.get(state_id)
-        if status is None:
+        verdict = verdict_by_state.get(state_id)
+        if verdict is None:
             result = HostResult(point.host, HostStatus.OK, state=states[state_id])
-            status = judge(module, result, explain=False).status
-            verdict_by_state[state_id] = status
-        current = status
+            verdict = judge(module, result, explain=False)
+            verdict_by_state[state_id] = verdict
+        current = last_seen = verdict
+        status = verdict.status
         if status is ModuleStatus.OK:
             if open_status is not None:
-                intervals.append(Interval(open_status, open_start, point.taken_at))
+                intervals.append(Interval(open_status, open_start, point.taken_at, open_accepted))
                 open_status = None
             continue
+        covered = acceptance is not None and (
+            outcome_at(acceptance, status, verdict.live, point.taken_at)
+            is AcceptanceOutcome.APPLIED
+        )
         if open_status is None:
-            open_status, open_start = status, point.taken_at
-        elif SEVERITY.get(status, 0) > SEVERITY.get(open_status, 0):
+            open_status, open_start, open_accepted = status, point.taken_at, covered
+            continue
+        open_accepted = open_accepted and covered
+        if SEVERITY.get(status, 0) > SEVERITY.get(open_status, 0):
             open_status = status
     if open_status is not None:
-        intervals.append(Interval(open_status, open_start, None))
-    return ModuleHistory(module, current, tuple(intervals))
+        # The run's last collected state is the one still on the host, whatever came after.
+        still = open_accepted and accept(last_seen, now).status is ModuleStatus.ACCEPTED
+        intervals.append(Interval(open_status, open_start, None, still))
+    return ModuleHistory(module, accept(current, now).status, tuple(intervals))
 
 
 def drift_since(history: ModuleHistory, status: ModuleStatus) -> datetime | None:
-    """Start of the open run for a module whose status is drift, missing or stopped."""
+    """Start of the open run for a module whose status is drift, missing or stopped (for an
+    accepted module: pass the status that was accepted, ``ModuleVerdict.real_status``)."""
     if status not in NOT_OK or not history.intervals:
         return None
     last = history.intervals[-1]

@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from platformctl.collector.model import HostResult
-from platformctl.declared.model import Module
+from platformctl.declared.model import Acceptance, Module
 from platformctl.snapshots.model import SnapshotStatus
 
 
@@ -15,6 +15,9 @@ class ModuleStatus(StrEnum):
     """A module's verdict (docs/design.md, "Statuses")."""
 
     OK = "ok"
+    ACCEPTED = "accepted"
+    """Would be drift, missing, stopped or unverifiable; a valid, unexpired
+    ``drift_accepted`` covers it."""
     DRIFT = "drift"
     MISSING = "missing"
     STOPPED = "stopped"
@@ -29,6 +32,10 @@ class ModuleStatus(StrEnum):
 NOT_OK = frozenset({ModuleStatus.DRIFT, ModuleStatus.MISSING, ModuleStatus.STOPPED})
 """The statuses that are a verdict, and a bad one: these have a ``drift_since``."""
 
+ACCEPTABLE = NOT_OK | {ModuleStatus.UNVERIFIABLE}
+"""The statuses a ``drift_accepted`` can turn into ``accepted``: what the hosts showed, and it
+differs from (or cannot confirm) the declaration. A host that gave no answer is not accepted."""
+
 
 class CheckKind(StrEnum):
     """Which two of the three sources a check compares."""
@@ -42,6 +49,9 @@ class CheckResult(StrEnum):
     """The outcome of one comparison."""
 
     OK = "ok"
+    ACCEPTED = "accepted"
+    """Would be drift, missing, stopped or unverifiable; a valid, unexpired
+    ``drift_accepted`` covers it."""
     DRIFT = "drift"
     UNVERIFIABLE = "unverifiable"
     SKIPPED = "skipped"
@@ -70,6 +80,32 @@ class LiveContainer:
     running: bool
 
 
+class AcceptanceOutcome(StrEnum):
+    """What a module's ``drift_accepted`` did to its verdict (docs/design.md, "Accepted
+    drift")."""
+
+    APPLIED = "applied"
+    """In force: the module is ``accepted``."""
+    EXPIRED = "expired"
+    """Past ``until``: the module has its own status again."""
+    LIVE_CHANGED = "live-changed"
+    """``digest`` given, and the live image is another one: the module has its own status."""
+    NOT_NEEDED = "not-needed"
+    """The module is ok: the acceptance is stale and should be removed (a warning)."""
+    NOT_JUDGED = "not-judged"
+    """The host gave no verdict (unreachable, error, not collected): nothing to accept."""
+
+
+@dataclass(frozen=True)
+class AcceptanceVerdict:
+    """A module's acceptance, what became of it, and the status it was judged against."""
+
+    acceptance: Acceptance
+    outcome: AcceptanceOutcome
+    status: ModuleStatus
+    """The module's status as the hosts show it, without the acceptance."""
+
+
 @dataclass(frozen=True)
 class ModuleVerdict:
     """Everything the report says about one module."""
@@ -77,9 +113,19 @@ class ModuleVerdict:
     module: Module
     status: ModuleStatus
     reason: str
+    """Why the module has its status as the hosts show it (for ``accepted``: the drift)."""
     live: tuple[LiveContainer, ...] = ()
     checks: tuple[Check, ...] = ()
     drift_since: datetime | None = None
+    acceptance: AcceptanceVerdict | None = None
+    """Set when the manifest carries ``drift_accepted``."""
+    warnings: tuple[str, ...] = ()
+    """Things the operator should fix that do not change the status (a stale acceptance)."""
+
+    @property
+    def real_status(self) -> ModuleStatus:
+        """The status without any acceptance: for ``accepted``, the status that was accepted."""
+        return self.acceptance.status if self.acceptance is not None else self.status
 
 
 @dataclass(frozen=True)

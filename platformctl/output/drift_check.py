@@ -24,6 +24,8 @@ def colour(status: ModuleStatus) -> str:
             return "32"
         case ModuleStatus.SKIPPED:
             return "2"
+        case ModuleStatus.ACCEPTED:
+            return "36"
         case ModuleStatus.DRIFT | ModuleStatus.MISSING | ModuleStatus.STOPPED:
             return "31"
         case ModuleStatus.UNVERIFIABLE | ModuleStatus.NOT_COLLECTED | ModuleStatus.INVALID:
@@ -101,6 +103,7 @@ def module_json(v: ModuleVerdict) -> dict[str, Any]:
         "container": f["container"],
         "manifest": str(v.module.path),
         "status": str(v.status),
+        "accepted_status": str(v.real_status) if v.status is ModuleStatus.ACCEPTED else None,
         "declared": f["declared"],
         "compose": f["compose"],
         "live": [
@@ -125,7 +128,30 @@ def module_json(v: ModuleVerdict) -> dict[str, Any]:
         ],
         "drift_since": to_iso(v.drift_since) if v.drift_since else None,
         "reason": v.reason,
+        "accepted": _acceptance_json(v),
+        "warnings": list(v.warnings),
     }
+
+
+def _acceptance_json(v: ModuleVerdict) -> dict[str, Any] | None:
+    """The module's ``drift_accepted`` and what became of it; None when it has none."""
+    if v.acceptance is None:
+        return None
+    a = v.acceptance.acceptance
+    return {
+        "reason": a.reason,
+        "until": a.until,
+        "expires_at": to_iso(a.expires),
+        "digest": a.digest,
+        "outcome": str(v.acceptance.outcome),
+    }
+
+
+def warning_lines(report: Report) -> list[str]:
+    """One stderr line per warning of a module (a stale acceptance), host text cleaned."""
+    return [
+        f"warning: {clean(v.module.name)}: {clean(w)}" for v in report.modules for w in v.warnings
+    ]
 
 
 def render_json(report: Report, code: ExitCode) -> str:
@@ -180,8 +206,13 @@ def render_table(
     lines = [row(header, sizes)]
     for v, cells in zip(report.modules, rows, strict=True):
         lines.append(row(cells, sizes, {2: colour(v.status)} if colour_on else None))
-        if v.status not in (ModuleStatus.OK, ModuleStatus.SKIPPED):
+        if v.status is ModuleStatus.ACCEPTED and v.acceptance is not None:
+            a = v.acceptance.acceptance
+            lines.append(f"    accepted until {a.until}: {clean(a.reason)}")
+            lines.append(f"    {v.real_status}: {clean(v.reason)}")
+        elif v.status not in (ModuleStatus.OK, ModuleStatus.SKIPPED):
             lines.append(f"    {clean(v.reason)}")
+        lines.extend(f"    warning: {clean(w)}" for w in v.warnings)
     problems = [h for h in report.hosts if not h.ok]
     if problems:
         lines.append("")

@@ -26,6 +26,7 @@ def history_json(since: datetime, now: datetime, items: list[ModuleHistory]) -> 
                             "status": str(i.status),
                             "from": to_iso(i.start),
                             "to": to_iso(i.end) if i.end else None,
+                            "accepted": i.accepted,
                         }
                         for i in h.within(since)
                     ],
@@ -56,5 +57,6 @@ def history_table(since: datetime, now: datetime, items: list[ModuleHistory]) ->
         lines.append(line)
         for i in h.within(since):
             end = to_iso(i.end) if i.end else f"now ({age(i.start, now)})"
-            lines.append(f"    {i.status}: {to_iso(i.start)} → {end}")
+            accepted = " (accepted)" if i.accepted else ""
+            lines.append(f"    {i.status}: {to_iso(i.start)} → {end}{accepted}")
     return "\n".join(lines) + "\n"

@@ -481,7 +481,7 @@ def test_docker_failures_on_the_host_are_host_errors(
 def test_json_is_stable_v1(scenario: Scenario, run_cli: Runner) -> None:
     doc = json.loads(run_cli("drift-check", "web", "--json", *scenario.args()).out)
     assert set(doc) >= {"schema", "exit_code", "snapshot", "summary", "hosts", "modules"}
-    assert set(doc["summary"]) == set(EXPECTED.values()) | {"error", "not-collected"}
+    assert set(doc["summary"]) == set(EXPECTED.values()) | {"error", "not-collected", "accepted"}
     (module,) = doc["modules"]
     assert set(module) >= {
         "module",

@@ -176,6 +176,7 @@ def test_drift_since_stays_at_the_first_drifting_run_and_history_closes_on_fix(
             "status": "drift",
             "from": runs[0]["snapshot"]["taken_at"],
             "to": fixed["snapshot"]["taken_at"],
+            "accepted": False,
         }
     ]
     assert module["drift_seconds"] >= 3
