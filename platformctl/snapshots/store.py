@@ -35,7 +35,7 @@ from platformctl.snapshots.model import (
     snapshot_status,
 )
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT_MS = 30_000
 
 _SCHEMA_V1 = """
@@ -84,7 +84,19 @@ UPDATE snapshot_hosts SET changed = 1 WHERE (snapshot_id, host_id) IN (
 CREATE INDEX IF NOT EXISTS snapshot_hosts_changes
     ON snapshot_hosts (host_id, snapshot_id) WHERE changed = 1;
 """
-MIGRATIONS = {1: _SCHEMA_V1, 2: _SCHEMA_V2}
+# v3: changes a notification could not deliver yet, per destination, sent with the next run's
+# message (docs/notify.md, "The outbox"). The destination is the SHA-256 of the notification
+# URL, never the URL: URLs carry tokens and passwords. A change is opaque JSON to the store.
+_SCHEMA_V3 = """
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    destination TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outbox_by_destination ON outbox (destination, id);
+"""
+MIGRATIONS = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3}
 
 
 def default_db_path() -> Path:
@@ -359,6 +371,42 @@ class Store:
             )
             removed_states = cur.rowcount
         return PruneResult(cutoff, len(doomed), len(older) - len(doomed), removed_states)
+
+    def enqueue(
+        self, destinations: Iterable[str], bodies: Iterable[str], created_at: datetime
+    ) -> None:
+        """Keep each of ``bodies`` for each of ``destinations`` until :meth:`delivered`, in one
+        transaction: an interrupted run keeps all of them or none."""
+        texts = list(bodies)
+        rows = [
+            {"destination": d, "created_at": to_iso(created_at), "body": b}
+            for d in sorted(set(destinations))
+            for b in texts
+        ]
+        if not rows:
+            return
+        with self._write("write"):
+            self.db.table("outbox").insert_all(rows)
+
+    def pending(self, destination: str) -> list[tuple[int, str]]:
+        """What ``destination`` has not received yet, oldest first, as (ID, body)."""
+        return [
+            (int(i), str(b))
+            for i, b in self._read(
+                "SELECT id, body FROM outbox WHERE destination = ? ORDER BY id", (destination,)
+            )
+        ]
+
+    def delivered(self, ids: Iterable[int]) -> None:
+        """Forget outbox entries that were delivered."""
+        wanted = sorted(set(ids))
+        if not wanted:
+            return
+        with self._write("write") as conn:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                conn.execute(f"DELETE FROM outbox WHERE id IN ({marks})", chunk)
 
     def _read(self, sql: str, params: tuple[object, ...]) -> list[tuple[Any, ...]]:
         try:
