@@ -376,3 +376,25 @@ def test_version_and_help_load_neither_apprise_nor_prometheus_client() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_a_v2_store_gains_the_outbox_and_keeps_its_snapshots(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "v2.db"
+    old = Store.open(path)
+    sid = old.save(Collection(T0, (HostResult("rs2000", HostStatus.OK, state=BAD),)), "0.1")
+    old.db.conn.close()
+    conn = sqlite3.connect(path)
+    conn.execute("DROP TABLE outbox")  # what v3 added: the rest is a v2 store
+    conn.execute("PRAGMA user_version = 2")
+    conn.commit()
+    conn.close()
+
+    store = Store.open(path)
+    assert store.schema_version() == 3
+    assert store.load(sid).hosts[0].state == BAD
+    store.enqueue(["a", "b"], ["one", "two"], T0)
+    assert [body for _, body in store.pending("a")] == ["one", "two"]
+    store.delivered(i for i, _ in store.pending("a"))
+    assert store.pending("a") == [] and len(store.pending("b")) == 2
