@@ -163,38 +163,43 @@ class Undelivered:
 
 
 def changes(report: Report, store: Store) -> tuple[Change, ...]:
-    """What changed in ``report`` since each host's previous snapshot (docs/notify.md, "What a
-    change is"); nothing for a replay or a run that stored no snapshot."""
+    """What changed in ``report`` since the last run that notified about each of its hosts
+    (docs/notify.md, "What a change is"); nothing for a replay or a run that stored no
+    snapshot. Reads the store, writes nothing: :func:`notify` moves the marks."""
     from platformctl.collector.model import HostResult, HostStatus
     from platformctl.differ.changes import Baseline, find_changes
 
     if report.replay or report.snapshot_id is None:
         return ()
-    points = store.change_points(report.snapshot_id - 1)
-    in_scope = {h.host for h in report.hosts}
-    previous = {h: p[-1].status for h, p in points.items() if h in in_scope and p}
-    # A change point marks every change of a host's status or state, so the last collected one
-    # carries the state of the host's last collected snapshot.
-    collected = {
-        h: cp
-        for h, p in points.items()
-        if h in in_scope
-        for cp in [next((cp for cp in reversed(p) if cp.status is HostStatus.OK), None)]
-        if cp is not None and cp.state_id is not None
-    }
-    states = store.states(cp.state_id for cp in collected.values() if cp.state_id is not None)
+    marks = store.notified()
+    marked = {h.host: marks[h.host] for h in report.hosts if h.host in marks}
+    points = store.change_points(report.snapshot_id - 1) if marked else {}
+    previous: dict[str, HostStatus] = {}
+    collected: dict[str, tuple[datetime, int]] = {}
+    for host, (mark_id, mark_at) in marked.items():
+        # A change point marks every change of a host's status or state, so the last one at or
+        # before the mark is the host as that run saw it, and the last collected one is the
+        # state its modules were judged on then.
+        upto = [cp for cp in points.get(host, []) if cp.snapshot_id <= mark_id]
+        if upto:
+            previous[host] = upto[-1].status
+        read = [cp for cp in upto if cp.status is HostStatus.OK and cp.state_id is not None]
+        if read and read[-1].state_id is not None:
+            collected[host] = (mark_at, read[-1].state_id)
+    states = store.states(state_id for _, state_id in collected.values())
     baselines = {
-        h: Baseline(cp.taken_at, HostResult(h, HostStatus.OK, state=states[cp.state_id]))
-        for h, cp in collected.items()
-        if cp.state_id in states
+        host: Baseline(at, HostResult(host, HostStatus.OK, state=states[state_id]))
+        for host, (at, state_id) in collected.items()
+        if state_id in states
     }
-    return find_changes(report, previous, baselines, had_snapshot=bool(points))
+    return find_changes(report, previous, baselines, had_snapshot=bool(marks))
 
 
 def notify(report: Report, store: Store, channels: Sequence[Channel]) -> list[Undelivered]:
     """Send each channel one message with this run's changes and whatever it missed before.
 
-    The changes are put in the outbox first, for every channel, and taken out only once a
+    The changes are put in the outbox first, for every channel, and this snapshot becomes the
+    one the next notifying run compares its hosts with; entries leave the outbox only once a
     channel took them, so a failed or interrupted delivery loses nothing: the next run sends
     them again (docs/notify.md, "The outbox"). Replays never notify.
     """
@@ -204,7 +209,13 @@ def notify(report: Report, store: Store, channels: Sequence[Channel]) -> list[Un
     if report.replay or report.snapshot_id is None or not channels:
         return []
     found = changes(report, store)
-    store.enqueue((c.destination for c in channels), [to_json(c) for c in found], report.taken_at)
+    store.enqueue(
+        (c.destination for c in channels),
+        [to_json(c) for c in found],
+        report.snapshot_id,
+        report.taken_at,
+        (h.host for h in report.hosts),
+    )
     failures = []
     done: set[str] = set()
     for channel in channels:

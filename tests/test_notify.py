@@ -75,9 +75,13 @@ class Runs:
         return api.with_drift_since(report, self.store)
 
     def changes(self, state: HostState | str) -> list[tuple[str, str | None, str]]:
+        """Run with notifications on; what the message said."""
+        channel = FakeChannel("probe")
+        api.notify(self.run(state), self.store, [channel])
+        assert len(channel.sent) <= 1
         return [
             (c.module if isinstance(c, ModuleChange) else f"host {c.host}", c.before, c.after)
-            for c in api.changes(self.run(state), self.store)
+            for c in (channel.sent[0] if channel.sent else [])
         ]
 
 
@@ -108,20 +112,34 @@ def test_a_fix_is_back_to_ok_and_a_new_problem_is_from_one_status_to_another() -
 
 def test_drift_since_is_the_start_of_the_bad_run_not_the_last_change() -> None:
     runs = Runs()
-    runs.run(GOOD)
-    first_bad = runs.run(BAD)
+    runs.changes(GOOD)
+    runs.changes(BAD)
     (change,) = api.changes(runs.run(GONE), runs.store)
-    assert change.since == first_bad.taken_at
+    assert change.since == T0 + timedelta(minutes=1)
+
+
+def test_a_run_without_notifications_in_between_does_not_swallow_a_change() -> None:
+    runs = Runs()
+    runs.changes(GOOD)
+    runs.run(BAD)  # someone runs drift-check by hand, without --notify
+    assert runs.changes(BAD) == [("honcho-api", "ok", "drift")]
+
+
+def test_turning_notifications_on_for_a_used_store_reports_what_is_not_ok() -> None:
+    runs = Runs((API, WORKER))
+    runs.run(BAD)
+    runs.run(BAD)
+    assert runs.changes(BAD) == [("honcho-api", None, "drift"), ("worker", None, "missing")]
 
 
 def test_a_host_going_down_and_coming_back_is_one_line_each_not_one_per_module() -> None:
     runs = Runs((API, WORKER))
-    runs.run(BAD)
+    runs.changes(BAD)
     assert runs.changes(DOWN) == [("host rs2000", "ok", "unreachable")]
     assert runs.changes(DOWN) == []
     # Back as it was before the outage: modules are compared with the last collected state.
     assert runs.changes(BAD) == [("host rs2000", "unreachable", "ok")]
-    runs.run(DOWN)
+    runs.changes(DOWN)
     assert runs.changes(GOOD) == [
         ("host rs2000", "unreachable", "ok"),
         ("honcho-api", "drift", "ok"),
@@ -168,7 +186,7 @@ def test_one_message_per_run_and_nothing_when_nothing_changed() -> None:
 def test_a_failed_delivery_keeps_the_changes_for_the_next_message() -> None:
     runs = Runs()
     channel = FakeChannel("a", down=True)
-    runs.run(GOOD)
+    assert api.notify(runs.run(GOOD), runs.store, [channel]) == []  # nothing to send
     failures = api.notify(runs.run(BAD), runs.store, [channel])
     assert [(f.label, f.changes) for f in failures] == [("json://127.0.0.1:1", 1)]
     channel.down = False
@@ -183,7 +201,7 @@ def test_a_failed_delivery_keeps_the_changes_for_the_next_message() -> None:
 def test_each_destination_gets_what_it_missed_and_only_that() -> None:
     runs = Runs()
     up, down = FakeChannel("up"), FakeChannel("down", down=True)
-    runs.run(GOOD)
+    api.notify(runs.run(GOOD), runs.store, [up, down])
     api.notify(runs.run(BAD), runs.store, [up, down])
     down.down = False
     api.notify(runs.run(GONE), runs.store, [up, down])
@@ -394,7 +412,36 @@ def test_a_v2_store_gains_the_outbox_and_keeps_its_snapshots(tmp_path: Path) -> 
     store = Store.open(path)
     assert store.schema_version() == 3
     assert store.load(sid).hosts[0].state == BAD
-    store.enqueue(["a", "b"], ["one", "two"], T0)
+    store.enqueue(["a", "b"], ["one", "two"], sid, T0, ["rs2000"])
+    assert store.notified() == {"rs2000": (sid, T0)}
     assert [body for _, body in store.pending("a")] == ["one", "two"]
     store.delivered(i for i, _ in store.pending("a"))
     assert store.pending("a") == [] and len(store.pending("b")) == 2
+
+
+def test_the_readme_alerting_rules_are_valid_and_use_series_we_write(tmp_path: Path) -> None:
+    import re
+    import shutil
+
+    from prometheus_client import generate_latest
+
+    from tests.conftest import IN_CI
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    (rules,) = [b for b in re.findall(r"```yaml\n(.*?)```", readme, re.S) if "groups:" in b]
+    runs = Runs((API, WORKER))
+    written = generate_latest(registry(runs.run(BAD), ExitCode.DRIFT, 1.0)).decode()
+    for name in set(re.findall(r"platformctl_[a-z_]+", rules)):
+        assert f"\n{name}" in written, name
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        if IN_CI:
+            pytest.fail("promtool missing in CI (scripts/setup installs prometheus)")
+        pytest.skip("promtool not installed")
+    path = tmp_path / "rules.yml"
+    path.write_text(rules)
+    check = subprocess.run(
+        [promtool, "check", "rules", str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "SUCCESS: 3 rules found" in check.stdout

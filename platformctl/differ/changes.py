@@ -1,10 +1,11 @@
-"""What changed since the previous run: the content of a notification. Pure values.
+"""What changed since the last notifying run: the content of a notification. Pure values.
 
-A module's status now is compared with its status in the previous snapshot that *collected* its
-host, judged against the same (current) declared state; a host's status now with its status in
-the previous snapshot that holds it. Modules on a host that could not be read now are left to
-that host's change, so a host going down is one line rather than one per module, and a module
-that comes back as it was before the outage is not news (docs/notify.md, "What a change is").
+For each host the caller gives a baseline: the host's status as the last run that notified
+about it saw it, and the last state of it that was read by then. A module's status now is
+compared with its status judged on that state against the same (current) declared state.
+Modules on a host that could not be read now are left to that host's change, so a host going
+down is one line rather than one per module, and a module that comes back as it was before the
+outage is not news (docs/notify.md, "What a change is").
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from platformctl.snapshots.model import SnapshotStatus
 
 @dataclass(frozen=True)
 class ModuleChange:
-    """A module whose status differs from the one it had at the previous collection of its
-    host; ``before`` is None when it was never judged before (a new store or a new host)."""
+    """A module whose status differs from the one it had on its host's baseline; ``before`` is
+    None when there is none (the first notifying run, or a host never read before)."""
 
     module: str
     host: str | None
@@ -41,7 +42,7 @@ class ModuleChange:
 
 @dataclass(frozen=True)
 class HostChange:
-    """A host whose collection status differs from the previous snapshot that holds it."""
+    """A host whose collection status differs from the one the last notifying run saw."""
 
     host: str
     before: HostStatus | None
@@ -57,7 +58,7 @@ Change = ModuleChange | HostChange
 
 @dataclass(frozen=True)
 class Baseline:
-    """One host's previous state: where a module's status is compared from."""
+    """One host's last state read by the last notifying run, and when that run was."""
 
     taken_at: datetime
     result: HostResult
@@ -70,9 +71,9 @@ def module_changes(
 ) -> list[ModuleChange]:
     """Modules of ``report`` whose status changed since their host's ``collected_before``.
 
-    ``had_snapshot`` says whether the store held any snapshot before this one: modules whose
-    verdict needs no host (invalid, external) can only change with the declared state, which is
-    the same on both sides, so they are news only on the very first run.
+    ``had_snapshot`` says whether any run notified before this one: modules whose verdict needs
+    no host (invalid, external) can only change with the declared state, which is the same on
+    both sides, so they are news only on the first notifying run.
     """
     before: dict[str, ModuleStatus | None] = {}
     needs_host: dict[str, list[Module]] = {}
@@ -127,8 +128,8 @@ def module_changes(
 
 
 def host_changes(report: Report, previous: Mapping[str, HostStatus]) -> list[HostChange]:
-    """Hosts of ``report`` whose status differs from ``previous`` (their previous row); a host
-    seen for the first time is news only when it could not be read."""
+    """Hosts of ``report`` whose status differs from ``previous``; a host without a previous
+    status is news only when it could not be read."""
     counts: dict[str, int] = {}
     for verdict in report.modules:
         if isinstance(verdict.module, CheckedModule):

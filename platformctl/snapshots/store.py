@@ -85,8 +85,10 @@ CREATE INDEX IF NOT EXISTS snapshot_hosts_changes
     ON snapshot_hosts (host_id, snapshot_id) WHERE changed = 1;
 """
 # v3: changes a notification could not deliver yet, per destination, sent with the next run's
-# message (docs/notify.md, "The outbox"). The destination is the SHA-256 of the notification
-# URL, never the URL: URLs carry tokens and passwords. A change is opaque JSON to the store.
+# message; and per host, the snapshot of the last run that notified about it, which the next
+# one compares with (docs/notify.md, "The outbox"). The destination is the SHA-256 of the
+# notification URL, never the URL: URLs carry tokens and passwords. A change is opaque JSON
+# to the store.
 _SCHEMA_V3 = """
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -95,6 +97,11 @@ CREATE TABLE IF NOT EXISTS outbox (
     body TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS outbox_by_destination ON outbox (destination, id);
+CREATE TABLE IF NOT EXISTS notified_hosts (
+    host TEXT PRIMARY KEY,
+    snapshot_id INTEGER NOT NULL,
+    taken_at TEXT NOT NULL
+);
 """
 MIGRATIONS = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3}
 
@@ -373,20 +380,38 @@ class Store:
         return PruneResult(cutoff, len(doomed), len(older) - len(doomed), removed_states)
 
     def enqueue(
-        self, destinations: Iterable[str], bodies: Iterable[str], created_at: datetime
+        self,
+        destinations: Iterable[str],
+        bodies: Iterable[str],
+        snapshot_id: int,
+        taken_at: datetime,
+        hosts: Iterable[str],
     ) -> None:
-        """Keep each of ``bodies`` for each of ``destinations`` until :meth:`delivered`, in one
-        transaction: an interrupted run keeps all of them or none."""
+        """Keep each of ``bodies`` for each of ``destinations`` until :meth:`delivered`, and
+        record snapshot ``snapshot_id`` as the last one notified about ``hosts``; in one
+        transaction, so an interrupted run does both or neither."""
         texts = list(bodies)
         rows = [
-            {"destination": d, "created_at": to_iso(created_at), "body": b}
+            {"destination": d, "created_at": to_iso(taken_at), "body": b}
             for d in sorted(set(destinations))
             for b in texts
         ]
-        if not rows:
-            return
         with self._write("write"):
-            self.db.table("outbox").insert_all(rows)
+            if rows:
+                self.db.table("outbox").insert_all(rows)
+            marks = [
+                {"host": h, "snapshot_id": snapshot_id, "taken_at": to_iso(taken_at)}
+                for h in sorted(set(hosts))
+            ]
+            if marks:
+                self.db.table("notified_hosts").upsert_all(marks, pk="host")
+
+    def notified(self) -> dict[str, tuple[int, datetime]]:
+        """Per host, the snapshot (ID, taken_at) of the last run that notified about it."""
+        return {
+            str(h): (int(i), from_iso(t))
+            for h, i, t in self._read("SELECT host, snapshot_id, taken_at FROM notified_hosts", ())
+        }
 
     def pending(self, destination: str) -> list[tuple[int, str]]:
         """What ``destination`` has not received yet, oldest first, as (ID, body)."""
