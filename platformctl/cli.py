@@ -156,7 +156,8 @@ def alert_options(f: F) -> F:
         multiple=True,
         envvar="PLATFORMCTL_NOTIFY",
         metavar="URL",
-        help="Send what changed since the previous run to this apprise URL (repeatable).",
+        help="Send what changed since the last run with --notify to this apprise URL "
+        "(repeatable; env PLATFORMCTL_NOTIFY, space-separated).",
     )(f)
 
 
