@@ -11,7 +11,7 @@ outage is not news (docs/notify.md, "What a change is").
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, assert_never
@@ -212,11 +212,3 @@ def from_json(text: str) -> Change:
         raise ValueError(f"unreadable change: {exc}") from None
     raise ValueError(f"unknown change kind {body.get('kind')!r}")
 
-
-def hosts_of(changes: Iterable[Change]) -> list[str]:
-    """The distinct hosts the changes are on, in order of first mention."""
-    seen: dict[str, None] = {}
-    for change in changes:
-        if change.host is not None:
-            seen.setdefault(change.host)
-    return list(seen)
