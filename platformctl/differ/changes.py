@@ -211,4 +211,3 @@ def from_json(text: str) -> Change:
     except (KeyError, TypeError, json.JSONDecodeError) as exc:
         raise ValueError(f"unreadable change: {exc}") from None
     raise ValueError(f"unknown change kind {body.get('kind')!r}")
-
