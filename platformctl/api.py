@@ -17,10 +17,10 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import replace
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from platformctl import __version__
 from platformctl.clock import utc_now
@@ -33,6 +33,7 @@ from platformctl.snapshots.model import snapshot_status
 
 if TYPE_CHECKING:
     from platformctl.collector.model import Collection
+    from platformctl.differ.changes import Change
     from platformctl.differ.history import ModuleHistory
     from platformctl.snapshots.store import Store
 
@@ -151,3 +152,102 @@ def drift_history(
     """Histories of ``scope`` for the window ``[now - window, now]``."""
     now = now or utc_now()
     return now - window, now, histories(scope, store, now=now)
+
+
+class Channel(Protocol):
+    """Where notifications go (``output.notify.AppriseChannel``; tests pass their own)."""
+
+    destination: str
+    """The key its undelivered changes are kept under: never a credential."""
+    label: str
+    """What to call it in an error line: scheme and host, no credentials."""
+
+    def send(self, changes: Sequence[Change]) -> None:
+        """Deliver one message; raise :class:`DeliveryError` when it was not delivered."""
+
+
+@dataclass(frozen=True)
+class Undelivered:
+    """A channel that did not take its message; its changes wait in the outbox."""
+
+    label: str
+    changes: int
+    problem: str
+
+
+def changes(report: Report, store: Store) -> tuple[Change, ...]:
+    """What changed in ``report`` since the last run that notified about each of its hosts
+    (docs/notify.md, "What a change is"); nothing for a replay or a run that stored no
+    snapshot. Reads the store, writes nothing: :func:`notify` moves the marks."""
+    from platformctl.collector.model import HostResult, HostStatus
+    from platformctl.differ.changes import Baseline, find_changes
+
+    if report.replay or report.snapshot_id is None:
+        return ()
+    marks = store.notified()
+    marked = {h.host: marks[h.host] for h in report.hosts if h.host in marks}
+    points = store.change_points(report.snapshot_id - 1) if marked else {}
+    previous: dict[str, HostStatus] = {}
+    collected: dict[str, tuple[datetime, int]] = {}
+    for host, (mark_id, mark_at) in marked.items():
+        # A change point marks every change of a host's status or state, so the last one at or
+        # before the mark is the host as that run saw it, and the last collected one is the
+        # state its modules were judged on then.
+        upto = [cp for cp in points.get(host, []) if cp.snapshot_id <= mark_id]
+        if upto:
+            previous[host] = upto[-1].status
+        read = [cp for cp in upto if cp.status is HostStatus.OK and cp.state_id is not None]
+        if read and read[-1].state_id is not None:
+            collected[host] = (mark_at, read[-1].state_id)
+    states = store.states(state_id for _, state_id in collected.values())
+    baselines = {
+        host: Baseline(at, HostResult(host, HostStatus.OK, state=states[state_id]))
+        for host, (at, state_id) in collected.items()
+        if state_id in states
+    }
+    return find_changes(report, previous, baselines, had_snapshot=bool(marks))
+
+
+def notify(report: Report, store: Store, channels: Sequence[Channel]) -> list[Undelivered]:
+    """Send each channel one message with this run's changes and whatever it missed before.
+
+    The changes are put in the outbox first, for every channel, and this snapshot becomes the
+    one the next notifying run compares its hosts with; entries leave the outbox only once a
+    channel took them, so a failed or interrupted delivery loses nothing: the next run sends
+    them again (docs/notify.md, "The outbox"). Replays never notify.
+    """
+    from platformctl.differ.changes import from_json, to_json
+    from platformctl.errors import DeliveryError
+
+    if report.replay or report.snapshot_id is None or not channels:
+        return []
+    found = changes(report, store)
+    store.enqueue(
+        (c.destination for c in channels),
+        [to_json(c) for c in found],
+        report.snapshot_id,
+        report.taken_at,
+        (h.host for h in report.hosts),
+    )
+    failures = []
+    done: set[str] = set()
+    for channel in channels:
+        if channel.destination in done:
+            continue  # the same URL given twice gets one message
+        done.add(channel.destination)
+        ids, pending = [], []
+        for entry_id, body in store.pending(channel.destination):
+            try:
+                pending.append(from_json(body))
+            except ValueError:
+                continue  # written by another platformctl version: left for it
+            ids.append(entry_id)
+        if not pending:
+            continue
+        try:
+            channel.send(pending)
+        except DeliveryError as exc:
+            failures.append(Undelivered(channel.label, len(pending), str(exc)))
+            continue
+        store.delivered(ids)
+    return failures

@@ -25,7 +25,9 @@ from platformctl.errors import PlatformctlError, UsageError
 from platformctl.exitcodes import ExitCode
 
 if TYPE_CHECKING:
+    from platformctl.api import Channel
     from platformctl.declared.model import Module
+    from platformctl.differ.model import Report
     from platformctl.snapshots.store import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -139,6 +141,77 @@ def cli() -> None:
     """Compare what runs on your Docker hosts with what your platform repository declares."""
 
 
+def alert_options(f: F) -> F:
+    """``--notify URL`` (repeatable; env ``PLATFORMCTL_NOTIFY``, space-separated) and
+    ``--metrics-file PATH``: what a scheduled run tells the outside (docs/notify.md)."""
+    f = click.option(
+        "--metrics-file",
+        metavar="PATH",
+        type=click.Path(dir_okay=False),
+        help="Write Prometheus metrics here (textfile collector format), atomically.",
+    )(f)
+    return click.option(
+        "--notify",
+        "notify_urls",
+        multiple=True,
+        envvar="PLATFORMCTL_NOTIFY",
+        metavar="URL",
+        help="Send what changed since the last run with --notify to this apprise URL "
+        "(repeatable; env PLATFORMCTL_NOTIFY, space-separated).",
+    )(f)
+
+
+def _alert_channels(
+    snapshot: str | None, notify_urls: tuple[str, ...], metrics_file: str | None
+) -> list[Channel]:
+    """Refuse what cannot work before collecting: metrics from a replay (they would report an
+    old snapshot as the latest run) and URLs apprise cannot use. A replay with notification
+    URLs (say from ``PLATFORMCTL_NOTIFY``) simply sends nothing."""
+    if snapshot is not None and metrics_file:
+        raise UsageError("--metrics-file describes a live run; it cannot be used with --snapshot")
+    if not notify_urls or snapshot is not None:
+        return []
+    from platformctl.output.notify import AppriseChannel
+
+    return [AppriseChannel(url) for url in notify_urls]
+
+
+def _tell_outside(
+    report: Report,
+    code: ExitCode,
+    store: Store,
+    channels: list[Channel],
+    metrics_file: str | None,
+    started: float,
+) -> None:
+    """Notify and write metrics after a check. Neither changes the exit code: a failure is one
+    line on stderr (the URL's scheme and host only); undelivered changes stay in the outbox."""
+    import time
+
+    from platformctl import api
+    from platformctl.output.text import clean
+
+    try:
+        failures = api.notify(report, store, channels) if channels else []
+    except PlatformctlError as exc:  # the store refused the outbox: say so, keep the verdict
+        click.echo(f"platformctl: notifications not sent: {clean(str(exc))}", err=True)
+        failures = []
+    for failure in failures:
+        kept = f"{failure.changes} change{'' if failure.changes == 1 else 's'}"
+        click.echo(f"platformctl: {failure.problem}; {kept} kept for the next run", err=True)
+    if metrics_file:
+        from platformctl.output.metrics import write_metrics
+
+        try:
+            write_metrics(Path(metrics_file), report, code, time.monotonic() - started)
+        except OSError as exc:
+            click.echo(
+                f"platformctl: cannot write metrics file {clean(metrics_file)}: "
+                f"{exc.strerror or exc}",
+                err=True,
+            )
+
+
 @cli.command("drift-check")
 @click.argument("modules", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON report (schema v1).")
@@ -151,6 +224,7 @@ def cli() -> None:
 @root_option
 @db_option
 @collect_options
+@alert_options
 def drift_check(
     modules: tuple[str, ...],
     as_json: bool,
@@ -159,6 +233,8 @@ def drift_check(
     root: str | None,
     db: str | None,
     options: CollectOptions,
+    notify_urls: tuple[str, ...],
+    metrics_file: str | None,
 ) -> None:
     """Collect live state from every host in scope and compare it with the declared state.
 
@@ -168,11 +244,16 @@ def drift_check(
 
         platformctl drift-check honcho-api --json
     """
+    import time
+
     from platformctl import api, exitcodes
     from platformctl.output.drift_check import render_json, render_table, warning_lines
 
+    started = time.monotonic()
+    channels = _alert_channels(snapshot, notify_urls, metrics_file)
     scope = _load_scope(root, modules)
-    report = api.check(scope, _open_store(db, create=snapshot is None), options, snapshot)
+    store = _open_store(db, create=snapshot is None)
+    report = api.check(scope, store, options, snapshot)
     code = exitcodes.for_report(report)
     for line in warning_lines(report):  # a stale drift_accepted: on stderr, also with --json
         click.echo(line, err=True)
@@ -181,6 +262,7 @@ def drift_check(
     else:
         colour = sys.stdout.isatty() and not no_color and "NO_COLOR" not in os.environ
         click.echo(render_table(report, code, colour_on=colour), nl=False)
+    _tell_outside(report, code, store, channels, metrics_file, started)
     sys.exit(code)
 
 

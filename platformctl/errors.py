@@ -25,3 +25,7 @@ class StoreError(PlatformctlError):
 
 class SnapshotNotFound(StoreError):
     """A snapshot ID that the store does not hold."""
+
+
+class DeliveryError(PlatformctlError):
+    """A notification could not be delivered; its changes stay in the outbox."""

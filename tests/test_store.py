@@ -195,7 +195,7 @@ def test_a_store_written_by_schema_v1_upgrades_in_place(tmp_path: Path) -> None:
     conn.commit()
     conn.close()
     store = Store.open(path)
-    assert store.schema_version() == SCHEMA_VERSION == 2
+    assert store.schema_version() == SCHEMA_VERSION == 3
     indexes = {
         r[0]
         for r in store.db.execute("SELECT name FROM sqlite_master WHERE type = 'index'").fetchall()

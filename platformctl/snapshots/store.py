@@ -35,7 +35,7 @@ from platformctl.snapshots.model import (
     snapshot_status,
 )
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT_MS = 30_000
 
 _SCHEMA_V1 = """
@@ -84,7 +84,26 @@ UPDATE snapshot_hosts SET changed = 1 WHERE (snapshot_id, host_id) IN (
 CREATE INDEX IF NOT EXISTS snapshot_hosts_changes
     ON snapshot_hosts (host_id, snapshot_id) WHERE changed = 1;
 """
-MIGRATIONS = {1: _SCHEMA_V1, 2: _SCHEMA_V2}
+# v3: changes a notification could not deliver yet, per destination, sent with the next run's
+# message; and per host, the snapshot of the last run that notified about it, which the next
+# one compares with (docs/notify.md, "The outbox"). The destination is the SHA-256 of the
+# notification URL, never the URL: URLs carry tokens and passwords. A change is opaque JSON
+# to the store.
+_SCHEMA_V3 = """
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    destination TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outbox_by_destination ON outbox (destination, id);
+CREATE TABLE IF NOT EXISTS notified_hosts (
+    host TEXT PRIMARY KEY,
+    snapshot_id INTEGER NOT NULL,
+    taken_at TEXT NOT NULL
+);
+"""
+MIGRATIONS = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3}
 
 
 def default_db_path() -> Path:
@@ -359,6 +378,60 @@ class Store:
             )
             removed_states = cur.rowcount
         return PruneResult(cutoff, len(doomed), len(older) - len(doomed), removed_states)
+
+    def enqueue(
+        self,
+        destinations: Iterable[str],
+        bodies: Iterable[str],
+        snapshot_id: int,
+        taken_at: datetime,
+        hosts: Iterable[str],
+    ) -> None:
+        """Keep each of ``bodies`` for each of ``destinations`` until :meth:`delivered`, and
+        record snapshot ``snapshot_id`` as the last one notified about ``hosts``; in one
+        transaction, so an interrupted run does both or neither."""
+        texts = list(bodies)
+        rows = [
+            {"destination": d, "created_at": to_iso(taken_at), "body": b}
+            for d in sorted(set(destinations))
+            for b in texts
+        ]
+        with self._write("write"):
+            if rows:
+                self.db.table("outbox").insert_all(rows)
+            marks = [
+                {"host": h, "snapshot_id": snapshot_id, "taken_at": to_iso(taken_at)}
+                for h in sorted(set(hosts))
+            ]
+            if marks:
+                self.db.table("notified_hosts").upsert_all(marks, pk="host")
+
+    def notified(self) -> dict[str, tuple[int, datetime]]:
+        """Per host, the snapshot (ID, taken_at) of the last run that notified about it."""
+        return {
+            str(h): (int(i), from_iso(t))
+            for h, i, t in self._read("SELECT host, snapshot_id, taken_at FROM notified_hosts", ())
+        }
+
+    def pending(self, destination: str) -> list[tuple[int, str]]:
+        """What ``destination`` has not received yet, oldest first, as (ID, body)."""
+        return [
+            (int(i), str(b))
+            for i, b in self._read(
+                "SELECT id, body FROM outbox WHERE destination = ? ORDER BY id", (destination,)
+            )
+        ]
+
+    def delivered(self, ids: Iterable[int]) -> None:
+        """Forget outbox entries that were delivered."""
+        wanted = sorted(set(ids))
+        if not wanted:
+            return
+        with self._write("write") as conn:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                conn.execute(f"DELETE FROM outbox WHERE id IN ({marks})", chunk)
 
     def _read(self, sql: str, params: tuple[object, ...]) -> list[tuple[Any, ...]]:
         try:

@@ -1,0 +1,174 @@
+"""Notifications: one message per run from the changes, delivered through apprise.
+
+apprise speaks one URL scheme for ntfy, Gotify, Slack, Matrix, Telegram, e-mail, Discord and
+plain JSON or form webhooks, so platformctl carries no client per service. It is imported only
+when a notification URL is given: it loads a plugin per service (docs/notify.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, assert_never
+from urllib.parse import urlsplit
+
+from platformctl.clock import to_iso
+from platformctl.collector.model import HostStatus
+from platformctl.differ.changes import Change, HostChange, ModuleChange
+from platformctl.differ.model import ModuleStatus
+from platformctl.errors import DeliveryError, UsageError
+from platformctl.exitcodes import Verdict, weigh
+from platformctl.output.text import clean
+
+if TYPE_CHECKING:
+    from apprise import Apprise
+
+# How a module's new status reads in a title; a status not listed reads as its own name, so a
+# status added later is still counted (docs/design.md, "a new module status").
+_PHRASE = {
+    ModuleStatus.OK: "back to ok",
+    ModuleStatus.DRIFT: "drifted",
+}
+
+
+@dataclass(frozen=True)
+class Message:
+    """One notification: a title counting the changes, a line per change, and apprise's type."""
+
+    title: str
+    body: str
+    kind: str
+    """apprise's notify type: ``success`` when everything is back to ok, else ``warning``."""
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def title(changes: Sequence[Change]) -> str:
+    """``platformctl: 1 module drifted on rs2000, 1 back to ok``: changes counted by what they
+    became, each with its host when it is one host; hosts first."""
+    parts: list[str] = []
+    hosts = [c for c in changes if isinstance(c, HostChange)]
+    for host_status in HostStatus:
+        group = [c for c in hosts if c.after is host_status]
+        if not group:
+            continue
+        word = "back up" if host_status is HostStatus.OK else str(host_status)
+        if len(group) == 1:
+            parts.append(f"host {clean(group[0].host)} {word}")
+        else:
+            parts.append(f"{_plural(len(group), 'host')} {word}")
+    modules = [c for c in changes if isinstance(c, ModuleChange)]
+    one_host = len({c.host for c in modules}) == 1
+    first = True
+    # Bad news first: statuses that count like ok (back to ok) close the title.
+    for status in sorted(ModuleStatus, key=lambda m: weigh(m) is Verdict.FINE):
+        changed = [c for c in modules if c.after is status]
+        if not changed:
+            continue
+        count = _plural(len(changed), "module") if first else str(len(changed))
+        text = f"{count} {_PHRASE.get(status, str(status))}"
+        where = {c.host for c in changed}
+        # Name the host of a group that has one; only once when every module change shares it.
+        if len(where) == 1 and (host := changed[0].host) is not None and (first or not one_host):
+            text += f" on {clean(host)}"
+        parts.append(text)
+        first = False
+    return "platformctl: " + (", ".join(parts) or "no changes")
+
+
+def line(change: Change) -> str:
+    """One body line: what, where, before → after, since when, and why."""
+    match change:
+        case ModuleChange():
+            where = f" on {clean(change.host)}" if change.host else ""
+            head = f"{clean(change.module)}{where}"
+            reason = change.reason
+        case HostChange():
+            head = f"host {clean(change.host)}"
+            reason = change.reason
+            if change.after is not HostStatus.OK and change.modules:
+                unchecked = _plural(change.modules, "module")
+                reason = f"{unchecked} unchecked" + (f": {reason}" if reason else "")
+        case _:
+            assert_never(change)
+    before = "first check" if change.before is None else str(change.before)
+    text = f"{head}: {before} → {change.after} since {to_iso(change.since)}"
+    return text + (f" — {clean(reason)}" if reason else "")
+
+
+def message(changes: Sequence[Change]) -> Message:
+    """The whole notification for ``changes`` (oldest first)."""
+    settled = all(
+        (isinstance(c, ModuleChange) and c.after is ModuleStatus.OK)
+        or (isinstance(c, HostChange) and c.after is HostStatus.OK)
+        for c in changes
+    )
+    return Message(
+        title=title(changes),
+        body="\n".join(f"- {line(c)}" for c in changes),
+        kind="success" if settled else "warning",
+    )
+
+
+def redact(url: str) -> str:
+    """``scheme://host[:port]`` of ``url``, safe to print: the host part is taken from
+    apprise's privacy form of the URL, which masks tokens that some services carry there
+    (``tgram://BOT_TOKEN/...``); user, password, path and query are dropped."""
+    parts = urlsplit(url)
+    try:
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        host, port = "", ""
+    return f"{parts.scheme}://{host}{port}" if host else f"{parts.scheme}://"
+
+
+class AppriseChannel:
+    """One notification URL: where a message goes, and the outbox key it is kept under."""
+
+    def __init__(self, url: str) -> None:
+        """Check that apprise can use ``url``; a :class:`UsageError` says which one cannot,
+        without its credentials."""
+        import apprise
+
+        _quiet()
+        service = apprise.Apprise.instantiate(
+            url.strip(), asset=apprise.AppriseAsset(storage_mode="memory")
+        )
+        scheme = urlsplit(url.strip()).scheme
+        if service is None:
+            raise UsageError(
+                f"--notify: apprise cannot use the URL given for {clean(scheme or '?')}:// "
+                "(see https://github.com/caronc/apprise/wiki for the URL of each service)"
+            )
+        self.label = clean(redact(service.url(privacy=True)))
+        # The outbox knows a destination by a hash of its URL: the URL itself holds
+        # credentials and must not be written to the store.
+        self.destination = hashlib.sha256(url.strip().encode()).hexdigest()
+        self._apprise: Apprise = apprise.Apprise()
+        self._apprise.add(service)
+
+    def send(self, changes: Sequence[Change]) -> None:
+        """Deliver one message for ``changes``; :class:`DeliveryError` when it was not."""
+        msg = message(changes)
+        try:
+            ok = bool(self._apprise.notify(body=msg.body, title=msg.title, notify_type=msg.kind))
+        except Exception as exc:  # a plugin's own bug must not cost the run its exit code
+            raise DeliveryError(
+                f"notification to {self.label} failed ({type(exc).__name__})"
+            ) from None
+        if not ok:
+            raise DeliveryError(f"notification to {self.label} failed")
+
+
+def _quiet() -> None:
+    """Keep apprise's log off stderr: some services log their URL, token included; a failed
+    delivery is reported by platformctl in one line of its own."""
+    log = logging.getLogger("apprise")
+    log.propagate = False
+    if not log.handlers:
+        log.addHandler(logging.NullHandler())

@@ -1,0 +1,465 @@
+"""Notifications on change and Prometheus metrics, on values and an in-memory store.
+
+The real delivery (apprise to a loopback receiver) and the metrics of a lab run are in
+tests/integration/test_notify.py.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlite_utils import Database
+
+from platformctl import api
+from platformctl.collector.model import Collection, HostResult, HostState, HostStatus
+from platformctl.declared.model import Acceptance, ExternalModule, InvalidModule, Module
+from platformctl.differ import diff
+from platformctl.differ.changes import Change, HostChange, ModuleChange, from_json, to_json
+from platformctl.differ.model import ModuleStatus, Report
+from platformctl.errors import DeliveryError
+from platformctl.exitcodes import ExitCode
+from platformctl.output.metrics import registry
+from platformctl.output.notify import line, message, redact, title
+from platformctl.snapshots.model import snapshot_status
+from platformctl.snapshots.store import Store
+from tests.test_differ import ID303, IMAGES, make_container, make_module
+
+T0 = datetime(2026, 11, 27, 10, tzinfo=UTC)
+GOOD = HostState((make_container(),), IMAGES)
+BAD = HostState(
+    (make_container(config_image="ghcr.io/plastic-labs/honcho:3.0.3", image_id=ID303),), IMAGES
+)
+GONE = HostState((), IMAGES)
+DOWN = "down"
+
+API = make_module()
+WORKER = make_module(name="worker", compose_service="worker")
+BROKEN = InvalidModule("broken", Path("/p/modules/broken/module.yaml"), "orchestrator: bad")
+DNS = ExternalModule("dns", Path("/p/modules/dns/module.yaml"), host="edge")
+
+
+class Runs:
+    """Live runs against an in-memory store, one snapshot per call, a minute apart."""
+
+    def __init__(self, modules: Sequence[Module] = (API,)) -> None:
+        self.store = Store(Database(memory=True))
+        self.modules = tuple(modules)
+        self.n = 0
+
+    def run(self, state: HostState | str) -> Report:
+        taken_at = T0 + timedelta(minutes=self.n)
+        self.n += 1
+        if state == DOWN:
+            result = HostResult("rs2000", HostStatus.UNREACHABLE, "connection refused")
+        else:
+            assert isinstance(state, HostState)
+            result = HostResult("rs2000", HostStatus.OK, state=state)
+        collection = Collection(taken_at, (result,))
+        sid = self.store.save(collection, "test")
+        report = diff(
+            self.modules,
+            collection.hosts,
+            snapshot_id=sid,
+            taken_at=taken_at,
+            snapshot_status=snapshot_status(collection.hosts),
+            replay=False,
+            now=taken_at,
+        )
+        return api.with_drift_since(report, self.store)
+
+    def changes(self, state: HostState | str) -> list[tuple[str, str | None, str]]:
+        """Run with notifications on; what the message said."""
+        channel = FakeChannel("probe")
+        api.notify(self.run(state), self.store, [channel])
+        assert len(channel.sent) <= 1
+        return [
+            (c.module if isinstance(c, ModuleChange) else f"host {c.host}", c.before, c.after)
+            for c in (channel.sent[0] if channel.sent else [])
+        ]
+
+
+def test_first_run_on_an_empty_store_reports_every_module_that_is_not_ok() -> None:
+    runs = Runs((API, WORKER, BROKEN, DNS))
+    # honcho-api drifts, worker has no container, broken is invalid; dns (skipped) is fine.
+    assert runs.changes(BAD) == [
+        ("honcho-api", None, "drift"),
+        ("worker", None, "missing"),
+        ("broken", None, "invalid"),
+    ]
+
+
+def test_an_unchanged_situation_is_no_change_however_often_it_runs() -> None:
+    runs = Runs((API, WORKER, BROKEN, DNS))
+    runs.changes(BAD)
+    assert runs.changes(BAD) == []
+    assert runs.changes(BAD) == []
+
+
+def test_a_fix_is_back_to_ok_and_a_new_problem_is_from_one_status_to_another() -> None:
+    runs = Runs()
+    assert runs.changes(GOOD) == []  # ok on the first run: nothing to say
+    assert runs.changes(BAD) == [("honcho-api", "ok", "drift")]
+    assert runs.changes(GONE) == [("honcho-api", "drift", "missing")]
+    assert runs.changes(GOOD) == [("honcho-api", "missing", "ok")]
+
+
+def test_drift_since_is_the_start_of_the_bad_run_not_the_last_change() -> None:
+    runs = Runs()
+    runs.changes(GOOD)
+    runs.changes(BAD)
+    (change,) = api.changes(runs.run(GONE), runs.store)
+    assert change.since == T0 + timedelta(minutes=1)
+
+
+def test_a_run_without_notifications_in_between_does_not_swallow_a_change() -> None:
+    runs = Runs()
+    runs.changes(GOOD)
+    runs.run(BAD)  # someone runs drift-check by hand, without --notify
+    assert runs.changes(BAD) == [("honcho-api", "ok", "drift")]
+
+
+def test_turning_notifications_on_for_a_used_store_reports_what_is_not_ok() -> None:
+    runs = Runs((API, WORKER))
+    runs.run(BAD)
+    runs.run(BAD)
+    assert runs.changes(BAD) == [("honcho-api", None, "drift"), ("worker", None, "missing")]
+
+
+def test_an_acceptance_that_expires_between_two_runs_is_a_change() -> None:
+    accepted = replace(
+        API,
+        accepted=Acceptance(
+            "rolled back (INC-42)",
+            "2026-11-27T10:01:30Z",
+            T0 + timedelta(minutes=1, seconds=30),
+        ),
+    )
+    runs = Runs((accepted,))
+    assert runs.changes(BAD) == []  # accepted: fine, nothing to say on a first run
+    assert runs.changes(BAD) == []  # still accepted at 10:01
+    assert runs.changes(BAD) == [("honcho-api", "accepted", "drift")]  # expired at 10:01:30
+
+
+def test_a_host_going_down_and_coming_back_is_one_line_each_not_one_per_module() -> None:
+    runs = Runs((API, WORKER))
+    runs.changes(BAD)
+    assert runs.changes(DOWN) == [("host rs2000", "ok", "unreachable")]
+    assert runs.changes(DOWN) == []
+    # Back as it was before the outage: modules are compared with the last collected state.
+    assert runs.changes(BAD) == [("host rs2000", "unreachable", "ok")]
+    runs.changes(DOWN)
+    assert runs.changes(GOOD) == [
+        ("host rs2000", "unreachable", "ok"),
+        ("honcho-api", "drift", "ok"),
+    ]
+
+
+def test_a_host_never_collected_before_reports_its_modules_when_it_is_first_read() -> None:
+    runs = Runs((API, WORKER))
+    assert runs.changes(DOWN) == [("host rs2000", None, "unreachable")]
+    assert runs.changes(BAD) == [
+        ("host rs2000", "unreachable", "ok"),
+        ("honcho-api", None, "drift"),
+        ("worker", None, "missing"),
+    ]
+
+
+@dataclass
+class FakeChannel:
+    """A channel that records what it was sent, and fails while ``down``."""
+
+    destination: str
+    label: str = "json://127.0.0.1:1"
+    down: bool = False
+    sent: list[list[Change]] = field(default_factory=list)
+
+    def send(self, changes: Sequence[Change]) -> None:
+        if self.down:
+            raise DeliveryError(f"notification to {self.label} failed")
+        self.sent.append(list(changes))
+
+
+def sent_lines(channel: FakeChannel) -> list[list[str]]:
+    return [[c.module if isinstance(c, ModuleChange) else c.host for c in m] for m in channel.sent]
+
+
+def test_one_message_per_run_and_nothing_when_nothing_changed() -> None:
+    runs = Runs((API, WORKER))
+    channel = FakeChannel("a")
+    assert api.notify(runs.run(BAD), runs.store, [channel]) == []
+    assert api.notify(runs.run(BAD), runs.store, [channel]) == []
+    assert sent_lines(channel) == [["honcho-api", "worker"]]
+
+
+def test_a_failed_delivery_keeps_the_changes_for_the_next_message() -> None:
+    runs = Runs()
+    channel = FakeChannel("a", down=True)
+    assert api.notify(runs.run(GOOD), runs.store, [channel]) == []  # nothing to send
+    failures = api.notify(runs.run(BAD), runs.store, [channel])
+    assert [(f.label, f.changes) for f in failures] == [("json://127.0.0.1:1", 1)]
+    channel.down = False
+    api.notify(runs.run(GOOD), runs.store, [channel])
+    (msg,) = channel.sent
+    assert [(c.before, c.after) for c in msg] == [("ok", "drift"), ("drift", "ok")]
+    # Delivered: the outbox is empty, and an unchanged run sends nothing.
+    api.notify(runs.run(GOOD), runs.store, [channel])
+    assert len(channel.sent) == 1
+
+
+def test_each_destination_gets_what_it_missed_and_only_that() -> None:
+    runs = Runs()
+    up, down = FakeChannel("up"), FakeChannel("down", down=True)
+    api.notify(runs.run(GOOD), runs.store, [up, down])
+    api.notify(runs.run(BAD), runs.store, [up, down])
+    down.down = False
+    api.notify(runs.run(GONE), runs.store, [up, down])
+    assert [[c.after for c in m] for m in up.sent] == [["drift"], ["missing"]]
+    assert [[c.after for c in m] for m in down.sent] == [["drift", "missing"]]
+
+
+def test_the_same_url_twice_gets_one_message() -> None:
+    runs = Runs()
+    first, again = FakeChannel("same"), FakeChannel("same")
+    api.notify(runs.run(BAD), runs.store, [first, again])
+    assert len(first.sent) + len(again.sent) == 1
+
+
+def test_a_replay_never_notifies_and_leaves_the_outbox_alone() -> None:
+    runs = Runs()
+    runs.run(GOOD)
+    channel = FakeChannel("a", down=True)
+    api.notify(runs.run(BAD), runs.store, [channel])
+    snap = runs.store.load(2)
+    replay = diff(
+        runs.modules,
+        snap.hosts,
+        snapshot_id=snap.id,
+        taken_at=snap.taken_at,
+        snapshot_status=snap.status,
+        replay=True,
+        now=snap.taken_at,
+    )
+    channel.down = False
+    assert api.changes(replay, runs.store) == ()
+    assert api.notify(replay, runs.store, [channel]) == []
+    assert channel.sent == []
+    assert len(runs.store.pending("a")) == 1
+
+
+def test_the_title_counts_changes_and_names_the_host() -> None:
+    drifted = ModuleChange("honcho-api", "rs2000", ModuleStatus.OK, ModuleStatus.DRIFT, T0, "x")
+    fixed = ModuleChange("web", "rs2000", ModuleStatus.DRIFT, ModuleStatus.OK, T0, "matches")
+    assert title([drifted, fixed]) == "platformctl: 1 module drifted on rs2000, 1 back to ok"
+    elsewhere = ModuleChange("db", "rs3000", None, ModuleStatus.MISSING, T0, "no container")
+    down = HostChange("edge", HostStatus.OK, HostStatus.UNREACHABLE, T0, "refused", 3)
+    assert title([drifted, fixed, elsewhere, down]) == (
+        "platformctl: host edge unreachable, 1 module drifted on rs2000, "
+        "1 missing on rs3000, 1 back to ok on rs2000"
+    )
+    assert message([fixed]).kind == "success" and message([fixed, drifted]).kind == "warning"
+
+
+def test_a_line_says_module_host_before_after_since_and_why() -> None:
+    change = ModuleChange(
+        "honcho-api",
+        "rs2000",
+        ModuleStatus.OK,
+        ModuleStatus.DRIFT,
+        T0,
+        "manifest-live (apps-honcho-api-1): tag 3.0.6 → 3.0.3",
+    )
+    assert line(change) == (
+        "honcho-api on rs2000: ok → drift since 2026-11-27T10:00:00Z"
+        " — manifest-live (apps-honcho-api-1): tag 3.0.6 → 3.0.3"
+    )
+    down = HostChange("edge", None, HostStatus.UNREACHABLE, T0, "connection refused", 2)
+    assert line(down) == (
+        "host edge: first check → unreachable since 2026-11-27T10:00:00Z"
+        " — 2 modules unchecked: connection refused"
+    )
+
+
+def test_host_strings_are_sanitized_in_title_and_body() -> None:
+    evil = "rs\x1b[2J2000\nforged line"
+    change = ModuleChange("m\u202e", evil, ModuleStatus.OK, ModuleStatus.DRIFT, T0, "r\x07")
+    msg = message([change, HostChange(evil, None, HostStatus.ERROR, T0, "e\x1b", 1)])
+    for text in (msg.title, msg.body):
+        assert "\x1b" not in text and "\u202e" not in text and "\x07" not in text
+    assert "\n" not in msg.title and len(msg.body.splitlines()) == 2
+    assert "rs\\x1b[2J2000\\nforged line" in msg.body
+
+
+@given(
+    st.text(),
+    st.one_of(st.none(), st.text()),
+    st.one_of(st.none(), st.sampled_from(ModuleStatus)),
+    st.sampled_from(ModuleStatus),
+    st.integers(0, 2**31),
+    st.text(),
+)
+def test_a_module_change_survives_the_outbox(
+    name: str,
+    host: str | None,
+    before: ModuleStatus | None,
+    after: ModuleStatus,
+    seconds: int,
+    reason: str,
+) -> None:
+    change = ModuleChange(name, host, before, after, datetime.fromtimestamp(seconds, UTC), reason)
+    assert from_json(to_json(change)) == change
+
+
+def test_an_unreadable_outbox_entry_is_a_value_error() -> None:
+    with pytest.raises(ValueError):
+        from_json('{"kind": "module", "after": "from-the-future"}')
+    host = HostChange("h", HostStatus.OK, HostStatus.ERROR, T0, "docker: permission denied", 4)
+    assert from_json(to_json(host)) == host
+
+
+@pytest.mark.parametrize(
+    ("url", "label"),
+    [
+        ("json://user:s3cret@127.0.0.1:8080/hook?token=abc", "json://127.0.0.1:8080"),
+        ("ntfys://user:pw@ntfy.example/topic", "ntfys://ntfy.example"),
+    ],
+)
+def test_a_channel_label_never_carries_credentials(url: str, label: str) -> None:
+    from platformctl.output.notify import AppriseChannel
+
+    channel = AppriseChannel(url)
+    assert channel.label == label
+    assert "s3cret" not in channel.destination and "pw" not in channel.label
+
+
+def test_a_token_in_the_host_part_is_masked() -> None:
+    from platformctl.output.notify import AppriseChannel
+
+    token = "123456789:AAHsecretsecretsecretsecretsecret"
+    label = AppriseChannel(f"tgram://{token}/12345").label
+    assert label.startswith("tgram://") and "secret" not in label
+    assert redact("mailto://u:p@mail.example:587/x") == "mailto://mail.example:587"
+
+
+def test_metrics_have_a_series_per_status_and_help_and_type() -> None:
+    from prometheus_client import generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    runs = Runs((API, WORKER, BROKEN))
+    runs.run(GOOD)
+    report = runs.run(BAD)
+    text = generate_latest(registry(report, ExitCode.PARTIAL, 1.5)).decode()
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    status = families["platformctl_module_status"]
+    assert status.type == "gauge" and status.documentation
+    series = {(s.labels["module"], s.labels["status"]): s.value for s in status.samples}
+    assert len(series) == 3 * len(ModuleStatus)
+    assert {k for k, v in series.items() if v == 1} == {
+        ("honcho-api", "drift"),
+        ("worker", "missing"),
+        ("broken", "invalid"),
+    }
+    since = families["platformctl_module_drift_since_timestamp_seconds"].samples
+    assert {(s.labels["module"], s.value) for s in since} == {
+        ("honcho-api", (T0 + timedelta(minutes=1)).timestamp()),
+        ("worker", T0.timestamp()),  # missing from the first run on
+    }
+    assert [(s.labels, s.value) for s in families["platformctl_host_up"].samples] == [
+        ({"host": "rs2000"}, 1.0)
+    ]
+    assert families["platformctl_exit_code"].samples[0].value == 8
+    assert families["platformctl_run_duration_seconds"].samples[0].value == 1.5
+    assert families["platformctl_last_run_timestamp_seconds"].samples[0].value == (
+        report.taken_at.timestamp()
+    )
+    for name in families:
+        assert f"# HELP {name} " in text and f"# TYPE {name} gauge" in text
+
+
+def test_metric_labels_are_sanitized() -> None:
+    from prometheus_client import generate_latest
+
+    evil = make_module(name="api\x1b]0;pwned\x07", host="rs\u202e2000")
+    report = diff(
+        (evil,),
+        (HostResult("rs\u202e2000", HostStatus.UNREACHABLE, "x"),),
+        snapshot_id=1,
+        taken_at=T0,
+        snapshot_status=snapshot_status(()),
+        replay=False,
+        now=T0,
+    )
+    text = generate_latest(registry(report, ExitCode.UNREACHABLE, 0.1)).decode()
+    assert "\x1b" not in text and "\u202e" not in text and "\x07" not in text
+    assert 'host="rs\\\\u202e2000"' in text
+
+
+def test_version_and_help_load_neither_apprise_nor_prometheus_client() -> None:
+    code = (
+        "import sys; from platformctl.cli import main\n"
+        "for argv in (['--version'], ['drift-check', '--help']):\n"
+        "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
+        "print(sorted(m for m in ('apprise', 'prometheus_client', 'requests') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_a_v2_store_gains_the_outbox_and_keeps_its_snapshots(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "v2.db"
+    old = Store.open(path)
+    sid = old.save(Collection(T0, (HostResult("rs2000", HostStatus.OK, state=BAD),)), "0.1")
+    old.db.conn.close()
+    conn = sqlite3.connect(path)
+    conn.execute("DROP TABLE outbox")  # what v3 added: the rest is a v2 store
+    conn.execute("PRAGMA user_version = 2")
+    conn.commit()
+    conn.close()
+
+    store = Store.open(path)
+    assert store.schema_version() == 3
+    assert store.load(sid).hosts[0].state == BAD
+    store.enqueue(["a", "b"], ["one", "two"], sid, T0, ["rs2000"])
+    assert store.notified() == {"rs2000": (sid, T0)}
+    assert [body for _, body in store.pending("a")] == ["one", "two"]
+    store.delivered(i for i, _ in store.pending("a"))
+    assert store.pending("a") == [] and len(store.pending("b")) == 2
+
+
+def test_the_readme_alerting_rules_are_valid_and_use_series_we_write(tmp_path: Path) -> None:
+    import re
+    import shutil
+
+    from prometheus_client import generate_latest
+
+    from tests.conftest import IN_CI
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    (rules,) = [b for b in re.findall(r"```yaml\n(.*?)```", readme, re.S) if "groups:" in b]
+    runs = Runs((API, WORKER))
+    written = generate_latest(registry(runs.run(BAD), ExitCode.DRIFT, 1.0)).decode()
+    for name in set(re.findall(r"platformctl_[a-z_]+", rules)):
+        assert f"\n{name}" in written, name
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        if IN_CI:
+            pytest.fail("promtool missing in CI (scripts/setup installs prometheus)")
+        pytest.skip("promtool not installed")
+    path = tmp_path / "rules.yml"
+    path.write_text(rules)
+    check = subprocess.run(
+        [promtool, "check", "rules", str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "SUCCESS: 3 rules found" in check.stdout
