@@ -49,6 +49,20 @@ def docker_wrapper(tmp_path: Path, body: str) -> str:
     return str(path)
 
 
+def _has_schema(db: Path) -> bool:
+    if not db.exists():
+        return False
+    try:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=0.1)
+        try:
+            rows = conn.execute("SELECT name FROM sqlite_master WHERE name = 'snapshots'")
+            return rows.fetchone() is not None
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return False
+
+
 def test_ctrl_c_exits_130_promptly_and_leaves_the_store_intact(
     std_lab: StandardLab, tmp_path: Path
 ) -> None:
@@ -66,7 +80,12 @@ def test_ctrl_c_exits_130_promptly_and_leaves_the_store_intact(
         "30",
     ]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    time.sleep(2.0)  # alpha is done by now; the silent host holds the run
+    # Wait until the run holds an open store and is collecting (on a loaded machine start-up
+    # alone can take seconds), then give alpha a moment: the silent host holds the run.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not _has_schema(db):
+        time.sleep(0.1)
+    time.sleep(1.0)
     assert proc.poll() is None
     sent = time.monotonic()
     proc.send_signal(signal.SIGINT)
