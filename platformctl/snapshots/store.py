@@ -457,8 +457,7 @@ class Store:
 
     def _damaged(self, snapshot_id: object, problem: _Damaged) -> StoreError:
         return StoreError(
-            f"snapshot store {self.label}: snapshot {snapshot_id} is damaged ({problem}); "
-            "platformctl did not write this"
+            f"snapshot store {self.label}: snapshot {snapshot_id} is damaged ({problem})"
         )
 
     def _damaged_state(self, state_id: int, problem: _Damaged) -> StoreError:
