@@ -178,3 +178,27 @@ def test_a_full_disk_while_collect_saves_is_one_line_and_exit_1(
         holder.close()
         filler.unlink()
     assert integrity(db) == "ok"
+
+
+def test_a_disk_already_full_when_a_command_opens_the_store_is_named_as_such(
+    small_disk: Path, run_cli: Runner
+) -> None:
+    db = small_disk / "snapshots.db"
+    store = Store.open(db)
+    store.save(collection(at(0), hosts=2), "0.1.0")
+    store.close()
+    before = db.read_bytes()
+    filler = fill(small_disk)
+    try:
+        # SQLite fails sizing its -shm here and says only "disk I/O error": say why.
+        for args in (
+            ["collect", "--host", "localhost", "--docker-command", "/bin/false"],
+            ["snapshots", "list"],
+        ):
+            result = run_cli(*args, "--db", str(db))
+            assert result.code == 1, (result.out, result.err)
+            assert_one_line_error(result.err, str(db), "the disk holding it is full")
+    finally:
+        filler.unlink()
+    assert db.read_bytes() == before
+    assert integrity(db) == "ok"

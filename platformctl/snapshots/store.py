@@ -119,6 +119,7 @@ class Store:
         self.db = db
         self.label = label
         self.writable = writable
+        self.path = path
         try:
             self.db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             if not writable:
@@ -134,7 +135,7 @@ class Store:
                 self._migrate()
                 self.version = self.schema_version()
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"cannot use snapshot store {label}: {exc}") from None
+            raise StoreError(f"cannot use snapshot store {label}: {_problem(exc, path)}") from None
 
     @classmethod
     def open(cls, path: Path, *, create: bool = True, write: bool | None = None) -> Store:
@@ -170,7 +171,7 @@ class Store:
                 uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None
             )
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot open snapshot store {path}: {exc}") from None
+            raise StoreError(f"cannot open snapshot store {path}: {_problem(exc, path)}") from None
         try:
             return cls(Database(conn), label=str(path), writable=writable, path=path)
         except BaseException:
@@ -260,7 +261,9 @@ class Store:
                         conn.execute("ROLLBACK")
                 raise
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot {action} snapshot store {self.label}: {exc}") from None
+            raise StoreError(
+                f"cannot {action} snapshot store {self.label}: {_problem(exc, self.path)}"
+            ) from None
 
     def schema_version(self) -> int:
         """The schema version recorded in the file (0 for a new, empty store)."""
@@ -509,7 +512,9 @@ class Store:
         try:
             return list(self.db.execute(sql, params).fetchall())
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot read snapshot store {self.label}: {exc}") from None
+            raise StoreError(
+                f"cannot read snapshot store {self.label}: {_problem(exc, self.path)}"
+            ) from None
 
 
 FILE_MODE = 0o600
@@ -518,6 +523,19 @@ FOLDER_MODE = 0o700
 # (whatever the umask), so a store kept at 0600 gets 0600 companions. Ones left over from
 # before the store was tightened keep their old mode until we fix it.
 _COMPANIONS = ("-wal", "-shm", "-journal")
+
+
+def _problem(exc: sqlite3.Error, path: Path | None) -> str:
+    """SQLite's message, saying so when the disk holding the store is full: SQLite reports
+    that as "disk I/O error" when it happens while sizing the -shm file at open."""
+    text = str(exc)
+    if path is None or "full" in text:
+        return text
+    try:
+        free = os.statvfs(Path(os.path.realpath(path)).parent).f_bavail
+    except OSError:
+        return text
+    return f"{text} (the disk holding it is full)" if free == 0 else text
 
 
 def _create_file(path: Path) -> None:
