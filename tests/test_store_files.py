@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import sqlite3
 import stat
+import subprocess
+import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -325,3 +329,32 @@ def test_read_only_commands_read_a_v1_store_as_it_is_and_answer_as_after_the_upg
     upgraded = answers()
     for old, new in zip(as_v1, upgraded, strict=True):
         assert old == new
+
+
+def test_a_store_whose_mode_cannot_be_set_is_refused_not_used_loosely(tmp_path: Path) -> None:
+    """Another user's world-writable store: chmod is not ours to do, so no write happens."""
+    setpriv = shutil.which("setpriv")
+    if os.geteuid() != 0 or setpriv is None:
+        pytest.skip("needs root and setpriv to act as another user")
+    shared = Path(tempfile.mkdtemp(prefix="platformctl-shared-", dir="/tmp"))
+    try:
+        os.chmod(shared, 0o777)
+        db = shared / "snapshots.db"
+        store = Store.open(db)
+        store.save(collection(at(0), hosts=1), "0.1.0")
+        store.close()
+        os.chmod(db, 0o666)
+        before = digest(db)
+        proc = subprocess.run(
+            [setpriv, "--reuid=nobody", "--regid=nogroup", "--clear-groups", sys.executable]
+            + ["-m", "platformctl", "snapshots", "prune", "--older-than", "1d", "--db", str(db)],
+            capture_output=True,
+            text=True,
+            env={"PATH": os.environ.get("PATH", ""), "HOME": str(shared)},
+            cwd=Path(__file__).parent.parent,
+        )
+        assert proc.returncode == 1, (proc.stdout, proc.stderr)
+        assert_one_line_error(proc.stderr, f"{db} private (mode 0600)", "not permitted")
+        assert modes(db)["db"] == 0o666 and digest(db) == before
+    finally:
+        shutil.rmtree(shared)
