@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import shutil
 import sqlite3
 import subprocess
@@ -11,12 +12,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlite_utils import Database
 
+from platformctl.collector.model import HostState
 from platformctl.errors import StoreError
 from platformctl.snapshots.store import Store
 from tests.conftest import IN_CI, Runner
 from tests.test_cli import assert_one_line_error
-from tests.test_store import at, collection
+from tests.test_store import at, collection, state
 from tests.test_store_files import probe_root
 
 SNAPSHOT_TWO_STATES = "id IN (SELECT state_id FROM snapshot_hosts WHERE snapshot_id = 2)"
@@ -202,3 +207,48 @@ def test_a_disk_already_full_when_a_command_opens_the_store_is_named_as_such(
         filler.unlink()
     assert db.read_bytes() == before
     assert integrity(db) == "ok"
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=20,
+)
+
+
+def mutated_bodies() -> st.SearchStrategy[str]:
+    """A real state's JSON with one value replaced, one key dropped or one key added."""
+    body = json.loads(state(containers=2).to_json())
+    paths = [("containers", i, k) for i in range(2) for k in body["containers"][i]] + [
+        ("images", 0, k) for k in body["images"][0]
+    ]
+
+    def mutate(path: tuple[str, int, str], how: str, value: object) -> str:
+        doc = json.loads(state(containers=2).to_json())
+        item = doc[path[0]][path[1]]
+        if how == "replace":
+            item[path[2]] = value
+        elif how == "drop":
+            del item[path[2]]
+        else:
+            item[path[2] + "_extra"] = value
+        return json.dumps(doc)
+
+    return st.builds(
+        mutate, st.sampled_from(paths), st.sampled_from(["replace", "drop", "add"]), JSON
+    )
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.one_of(JSON.map(json.dumps), mutated_bodies(), st.text(max_size=40)))
+def test_any_stored_state_body_reads_back_or_is_named_damaged(body: str) -> None:
+    store = Store(Database(memory=True))
+    store.save(collection(at(0), hosts=1), "0.1.0")
+    store.db.execute("UPDATE host_states SET body = ?", (body,))
+    try:
+        (read,) = store.states([1]).values()
+    except StoreError as exc:
+        assert "snapshot 1 is damaged (host host00: " in str(exc)
+    else:
+        # Whatever was accepted is a well-formed state: it serializes and reads back equal.
+        assert HostState.from_json(read.to_json()) == read
