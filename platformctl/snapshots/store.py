@@ -105,7 +105,7 @@ class Store:
 
     A store opened for writing is brought to the current schema and kept at mode 0600; one
     opened read-only (``writable=False``) is read as it is, whatever older schema it has, and
-    never written (docs/store.md).
+    never written (docs/design.md, "Store").
     """
 
     def __init__(
@@ -151,8 +151,8 @@ class Store:
             raise ValueError("a store that is created must be opened for writing")
         if path.is_symlink() and not path.exists():
             # A dangling link most often means the real store is gone (an unmounted volume, a
-            # moved file): a new empty store there would silently restart history, and
-            # creating a file where a link points is how symlink attacks work (docs/store.md).
+            # moved file): a new empty store there would silently restart history, and creating
+            # a file where a link points is how symlink attacks work (docs/design.md, "Store").
             raise StoreError(
                 f"snapshot store {path} is a symbolic link to {os.readlink(path)}, which does "
                 "not exist (check --db)"
@@ -574,7 +574,7 @@ def _make_folders(folder: Path) -> None:
 
 
 def _keep_private(path: Path) -> None:
-    """Set the store and its SQLite companions to mode 0600 (docs/store.md, "Permissions")."""
+    """Set the store and its SQLite companions to mode 0600 (docs/design.md, "Store")."""
     real = Path(os.path.realpath(path))  # SQLite keeps -wal/-shm beside the link's target
     for file in (real, *(real.with_name(real.name + suffix) for suffix in _COMPANIONS)):
         try:
