@@ -252,3 +252,23 @@ def test_any_stored_state_body_reads_back_or_is_named_damaged(body: str) -> None
     else:
         # Whatever was accepted is a well-formed state: it serializes and reads back equal.
         assert HostState.from_json(read.to_json()) == read
+
+
+def test_a_store_on_a_read_only_file_system_is_read_and_a_write_says_why_not(
+    small_disk: Path, run_cli: Runner
+) -> None:
+    db = small_disk / "snapshots.db"
+    store = Store.open(db)
+    store.save(collection(at(0), hosts=2), "0.1.0")
+    store.close()
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    listing = run_cli("snapshots", "list", "--json", "--db", str(db))
+    assert listing.code == 0, listing.err
+    assert [s["id"] for s in listing.json()["snapshots"]] == [1]
+    shown = run_cli("snapshots", "show", "1", "--json", "--db", str(db))
+    assert shown.code == 0 and len(shown.json()["hosts"]) == 2
+    result = run_cli(
+        "collect", "--host", "localhost", "--docker-command", "/bin/false", "--db", str(db)
+    )
+    assert result.code == 1
+    assert_one_line_error(result.err, str(db), "read-only file system")

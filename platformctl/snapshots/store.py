@@ -166,6 +166,11 @@ class Store:
         # A URI so the file is opened exactly as asked: "ro" never writes, "rw" never creates
         # (the file was created above, 0600, by us rather than with SQLite's default 0644).
         uri = f"{path.absolute().as_uri()}?mode={'rw' if writable else 'ro'}"
+        if not writable and _on_read_only_file_system(path):
+            # SQLite cannot create the -shm a WAL reader needs there; and as nothing can write
+            # to a read-only file system, reading the file as immutable (no locks, no -shm) is
+            # safe. Elsewhere it is not: a concurrent writer's checkpoint could be missed.
+            uri += "&immutable=1"
         try:
             conn = sqlite3.connect(
                 uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None
@@ -526,16 +531,28 @@ _COMPANIONS = ("-wal", "-shm", "-journal")
 
 
 def _problem(exc: sqlite3.Error, path: Path | None) -> str:
-    """SQLite's message, saying so when the disk holding the store is full: SQLite reports
-    that as "disk I/O error" when it happens while sizing the -shm file at open."""
+    """SQLite's message, with the reason when it is the file system's: SQLite reports a full
+    disk as "disk I/O error" when it happens while sizing the -shm file at open, and a
+    read-only one as "unable to open database file"."""
     text = str(exc)
-    if path is None or "full" in text:
+    if path is None:
         return text
     try:
-        free = os.statvfs(Path(os.path.realpath(path)).parent).f_bavail
+        info = os.statvfs(Path(os.path.realpath(path)).parent)
     except OSError:
         return text
-    return f"{text} (the disk holding it is full)" if free == 0 else text
+    if info.f_flag & os.ST_RDONLY:
+        return f"{text} (it is on a read-only file system)"
+    if info.f_bavail == 0 and "full" not in text:
+        return f"{text} (the disk holding it is full)"
+    return text
+
+
+def _on_read_only_file_system(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(Path(os.path.realpath(path)).parent).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
 
 
 def _create_file(path: Path) -> None:
