@@ -535,11 +535,8 @@ def _problem(exc: sqlite3.Error, path: Path | None) -> str:
     disk as "disk I/O error" when it happens while sizing the -shm file at open, and a
     read-only one as "unable to open database file"."""
     text = str(exc)
-    if path is None:
-        return text
-    try:
-        info = os.statvfs(Path(os.path.realpath(path)).parent)
-    except OSError:
+    info = _file_system(path) if path is not None else None
+    if info is None:
         return text
     if info.f_flag & os.ST_RDONLY:
         return f"{text} (it is on a read-only file system)"
@@ -549,10 +546,16 @@ def _problem(exc: sqlite3.Error, path: Path | None) -> str:
 
 
 def _on_read_only_file_system(path: Path) -> bool:
+    info = _file_system(path)
+    return info is not None and bool(info.f_flag & os.ST_RDONLY)
+
+
+def _file_system(path: Path) -> os.statvfs_result | None:
+    """The file system holding ``path`` (through links, as SQLite follows them)."""
     try:
-        return bool(os.statvfs(Path(os.path.realpath(path)).parent).f_flag & os.ST_RDONLY)
+        return os.statvfs(Path(os.path.realpath(path)).parent)
     except OSError:
-        return False
+        return None
 
 
 def _create_file(path: Path) -> None:
@@ -606,7 +609,7 @@ def _keep_private(path: Path) -> None:
 
 
 class _Damaged(Exception):
-    """A stored value that platformctl cannot have written; the message says which."""
+    """A stored value that is not what platformctl writes; the message says which."""
 
 
 E = TypeVar("E", bound=StrEnum)
