@@ -406,7 +406,7 @@ def snapshots_prune(older_than: timedelta, as_json: bool, root: str | None, db: 
     from platformctl.clock import utc_now
     from platformctl.output.snapshots import prune_json, prune_text
 
-    result = _open_store(db, create=False).prune(utc_now() - older_than)
+    result = _open_store(db, create=False, write=True).prune(utc_now() - older_than)
     click.echo(prune_json(result) if as_json else prune_text(result), nl=as_json)
 
 
@@ -442,12 +442,14 @@ def drift_history_command(
     )
 
 
-def _open_store(db: str | None, create: bool = True) -> Store:
+def _open_store(db: str | None, create: bool = True, write: bool | None = None) -> Store:
     """The store at ``--db`` (or the default path); ``create=False`` for commands that only
-    read, so a mistyped path is an error rather than a new empty store."""
+    read: opened read-only, and a mistyped path is an error rather than a new empty store
+    (``write=True`` for a command that changes an existing store)."""
     from platformctl.snapshots.store import Store, default_db_path
 
-    return Store.open(Path(db).expanduser() if db else default_db_path(), create=create)
+    path = Path(db).expanduser() if db else default_db_path()
+    return Store.open(path, create=create, write=write)
 
 
 def _load_scope(root: str | None, names: tuple[str, ...]) -> tuple[Module, ...]:

@@ -7,19 +7,24 @@ host pointing at that state. Any snapshot is reconstructed exactly from those ro
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
+import stat
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime
+from enum import StrEnum
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, get_type_hints
 
 from sqlite_utils import Database
 
 from platformctl.clock import from_iso, to_iso
 from platformctl.collector.model import (
     Collection,
+    Container,
     HostResult,
     HostState,
     HostStatus,
@@ -37,6 +42,8 @@ from platformctl.snapshots.model import (
 
 SCHEMA_VERSION = 3
 BUSY_TIMEOUT_MS = 30_000
+# The tables every schema version has: a file without them is not a platformctl store.
+STORE_TABLES = frozenset({"snapshots", "hosts", "host_states", "snapshot_hosts"})
 
 _SCHEMA_V1 = """
 CREATE TABLE IF NOT EXISTS snapshots (
@@ -113,55 +120,134 @@ def default_db_path() -> Path:
 
 
 class Store:
-    """Snapshots in one SQLite database. Takes an open ``Database``; use :meth:`open` for files."""
+    """Snapshots in one SQLite database. Takes an open ``Database``; use :meth:`open` for files.
 
-    def __init__(self, db: Database, label: str = ":memory:") -> None:
+    A store opened for writing is brought to the current schema and kept at mode 0600; one
+    opened read-only (``writable=False``) is read as it is, whatever older schema it has, and
+    never written (docs/design.md, "Store").
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        label: str = ":memory:",
+        *,
+        writable: bool = True,
+        path: Path | None = None,
+    ) -> None:
         self.db = db
         self.label = label
+        self.writable = writable
+        self.path = path
         try:
             self.db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            self._check_version()
-            self._configure()
-            self._migrate()
+            if not writable:
+                # Belt and braces over the read-only file handle: no statement on this
+                # connection may write, whatever Database it is.
+                self.db.execute("PRAGMA query_only = ON")
+            # Identify before anything can write: a foreign or newer file is refused untouched.
+            self.version = self._identify()
+            if writable:
+                if path is not None:
+                    _keep_private(path)
+                self._configure()
+                self._migrate()
+                self.version = self.schema_version()
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"cannot use snapshot store {label}: {exc}") from None
+            raise StoreError(f"cannot use snapshot store {label}: {_problem(exc, path)}") from None
 
     @classmethod
-    def open(cls, path: Path, *, create: bool = True) -> Store:
-        """Open the store at ``path``, creating it (mode 0600) when ``create`` is true; else a
-        missing file is an error."""
-        if not create and not path.exists():
+    def open(cls, path: Path, *, create: bool = True, write: bool | None = None) -> Store:
+        """Open the store at ``path``.
+
+        ``create=True`` (the default) opens it for writing, creating it (and its folder, 0700)
+        when missing. ``create=False`` opens an existing store read-only, unless ``write=True``
+        (an existing store opened for writing, e.g. to prune it). A missing file is then an
+        error, never a new empty store.
+        """
+        writable = create if write is None else write
+        if create and not writable:
+            raise ValueError("a store that is created must be opened for writing")
+        if path.is_symlink() and not path.exists():
+            # A dangling link most often means the real store is gone (an unmounted volume, a
+            # moved file): a new empty store there would silently restart history, and creating
+            # a file where a link points is how symlink attacks work (docs/design.md, "Store").
+            raise StoreError(
+                f"snapshot store {path} is a symbolic link to {os.readlink(path)}, which does "
+                "not exist (check --db)"
+            )
+        if create:
+            _create_file(path)
+        elif not path.exists():
             raise StoreError(f"no snapshot store at {path} (check --db)")
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if not path.exists():
-                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-        except FileExistsError:
-            pass
-        except OSError as exc:
-            raise StoreError(f"cannot create snapshot store {path}: {exc.strerror}") from None
         if path.is_dir():
             raise StoreError(f"snapshot store {path} is a folder, not a file (check --db)")
+        # A URI so the file is opened exactly as asked: "ro" never writes, "rw" never creates
+        # (the file was created above, 0600, by us rather than with SQLite's default 0644).
+        uri = f"{path.absolute().as_uri()}?mode={'rw' if writable else 'ro'}"
+        if not writable and _on_read_only_file_system(path):
+            # SQLite cannot create the -shm a WAL reader needs there; and as nothing can write
+            # to a read-only file system, reading the file as immutable (no locks, no -shm) is
+            # safe. Elsewhere it is not: a concurrent writer's checkpoint could be missed.
+            uri += "&immutable=1"
         try:
-            conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+            conn = sqlite3.connect(
+                uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None
+            )
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot open snapshot store {path}: {exc}") from None
-        return cls(Database(conn), label=str(path))
+            raise StoreError(f"cannot open snapshot store {path}: {_problem(exc, path)}") from None
+        try:
+            return cls(Database(conn), label=str(path), writable=writable, path=path)
+        except BaseException:
+            conn.close()
+            raise
+
+    def close(self) -> None:
+        """Close the connection (and, for the last one, let SQLite fold its WAL back in)."""
+        self.db.conn.close()
+
+    def _identify(self) -> int:
+        """The file's schema version, once it is known to be a platformctl store we can read.
+
+        Refuses, before anything is written, a file of another application (tables of its own,
+        or a ``user_version`` without our tables) and a store from a newer platformctl.
+        """
+        version = self.schema_version()
+        tables = {
+            r[0]
+            for r in self.db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'"
+                " AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
+            ).fetchall()
+        }
+        # Our tables and user_version are written in one transaction, so a store has both or
+        # neither; an empty file (neither) is a new store. A newer store may have more tables.
+        if (
+            (tables and not STORE_TABLES.issubset(tables))
+            or (version == 0 and tables)
+            or (0 < version <= SCHEMA_VERSION and not tables)
+        ):
+            raise StoreError(
+                f"{self.label} is an SQLite database but not a platformctl snapshot store "
+                "(check --db); it was left untouched"
+            )
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"snapshot store {self.label} has schema version {version}, newer than this "
+                f"platformctl supports ({SCHEMA_VERSION}); upgrade platformctl"
+            )
+        if version == 0 and not self.writable:
+            raise StoreError(
+                f"snapshot store {self.label} holds no snapshots yet (it has no platformctl "
+                "tables; 'platformctl collect' or 'drift-check' creates them)"
+            )
+        return version
 
     def _configure(self) -> None:
         self.db.execute("PRAGMA foreign_keys = ON")
         mode = self.db.execute("PRAGMA journal_mode").fetchone()[0]
         if mode != "wal" and self.label != ":memory:":
             self.db.execute("PRAGMA journal_mode = WAL")
-
-    def _check_version(self) -> None:
-        """Refuse a newer schema before touching the file (not even its journal mode)."""
-        version = self.schema_version()
-        if version > SCHEMA_VERSION:
-            raise StoreError(
-                f"snapshot store {self.label} has schema version {version}, newer than this "
-                f"platformctl supports ({SCHEMA_VERSION}); upgrade platformctl"
-            )
 
     def _migrate(self) -> None:
         """Bring the schema forward, one version at a time, in one transaction."""
@@ -182,6 +268,8 @@ class Store:
         """One write transaction that takes the write lock up front (``BEGIN IMMEDIATE``), so
         concurrent runs queue on the busy timeout rather than fail half-way; rolled back on any
         error or interrupt, so the store never holds part of a write."""
+        if not self.writable:
+            raise StoreError(f"cannot {action} snapshot store {self.label}: opened read-only")
         conn = self.db.conn
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -189,10 +277,17 @@ class Store:
                 yield conn
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                # SQLite has already rolled the transaction back itself after some errors
+                # (SQLITE_FULL among them): a ROLLBACK then fails with "no transaction is
+                # active" and would hide the error the user must see, e.g. a full disk.
+                if conn.in_transaction:
+                    with suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
                 raise
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot {action} snapshot store {self.label}: {exc}") from None
+            raise StoreError(
+                f"cannot {action} snapshot store {self.label}: {_problem(exc, self.path)}"
+            ) from None
 
     def schema_version(self) -> int:
         """The schema version recorded in the file (0 for a new, empty store)."""
@@ -284,19 +379,16 @@ class Store:
             " ORDER BY h.name",
             (snapshot_id,),
         )
-        hosts = tuple(
-            HostResult(
-                host=name,
-                status=HostStatus(status),
-                reason=reason,
-                docker_version=version,
-                storage_driver=driver,
-                duration_ms=duration,
-                state=HostState.from_json(body) if body is not None else None,
+        try:
+            return Snapshot(
+                snapshot_id,
+                _moment(row[1]),
+                _enum(SnapshotStatus, row[2], "snapshot status"),
+                _text(row[3], "tool version"),
+                tuple(_host_result(r) for r in rows),
             )
-            for name, status, reason, version, driver, duration, body in rows
-        )
-        return Snapshot(row[0], from_iso(row[1]), SnapshotStatus(row[2]), row[3], hosts)
+        except _Damaged as exc:
+            raise self._damaged(snapshot_id, exc) from None
 
     def summaries(self, limit: int = 20) -> list[SnapshotSummary]:
         """The newest ``limit`` snapshots, newest first."""
@@ -306,28 +398,62 @@ class Store:
             " ON sh.snapshot_id = s.id GROUP BY s.id ORDER BY s.id DESC LIMIT ?",
             (limit,),
         )
-        return [
-            SnapshotSummary(r[0], from_iso(r[1]), SnapshotStatus(r[2]), r[3], r[4], r[5] or 0)
-            for r in rows
-        ]
+        out = []
+        for sid, taken_at, status, tool_version, hosts, hosts_ok in rows:
+            try:
+                out.append(
+                    SnapshotSummary(
+                        sid,
+                        _moment(taken_at),
+                        _enum(SnapshotStatus, status, "snapshot status"),
+                        _text(tool_version, "tool version"),
+                        hosts,
+                        hosts_ok or 0,
+                    )
+                )
+            except _Damaged as exc:
+                raise self._damaged(sid, exc) from None
+        return out
 
     def change_points(self, until: int | None = None) -> dict[str, list[ChangePoint]]:
         """Per host, the snapshots (up to ``until``) where its status or state changed."""
-        limit = "" if until is None else "AND sh.snapshot_id <= ?"
-        sql = f"""
-            SELECT sh.snapshot_id, s.taken_at, h.name, sh.status, sh.state_id
-            FROM snapshot_hosts sh JOIN snapshots s ON s.id = sh.snapshot_id
-            JOIN hosts h ON h.id = sh.host_id
-            WHERE sh.changed = 1 {limit}
-            ORDER BY h.name, sh.snapshot_id
-        """
+        limit = "" if until is None else "AND snapshot_id <= ?"
+        if self.version >= 2:
+            rows = """
+                SELECT sh.snapshot_id, s.taken_at, h.name, sh.status, sh.state_id
+                FROM snapshot_hosts sh JOIN snapshots s ON s.id = sh.snapshot_id
+                JOIN hosts h ON h.id = sh.host_id WHERE sh.changed = 1
+            """
+        else:
+            # A v1 store opened read-only is not migrated: find its change points the way the
+            # v2 migration marks them, on the fly.
+            rows = """
+                SELECT snapshot_id, taken_at, name, status, state_id FROM (
+                    SELECT sh.snapshot_id, s.taken_at, h.name, sh.status, sh.state_id,
+                           lag(sh.status) OVER w AS prev_status,
+                           lag(sh.state_id) OVER w AS prev_state, row_number() OVER w AS n
+                    FROM snapshot_hosts sh JOIN snapshots s ON s.id = sh.snapshot_id
+                    JOIN hosts h ON h.id = sh.host_id
+                    WINDOW w AS (PARTITION BY sh.host_id ORDER BY sh.snapshot_id)
+                ) WHERE (n = 1 OR status IS NOT prev_status OR state_id IS NOT prev_state)
+            """
+        sql = f"SELECT * FROM ({rows}) WHERE 1 {limit} ORDER BY name, snapshot_id"
         out: dict[str, list[ChangePoint]] = {}
         for sid, taken_at, host, status, state_id in self._read(
             sql, () if until is None else (until,)
         ):
-            out.setdefault(host, []).append(
-                ChangePoint(sid, from_iso(taken_at), host, HostStatus(status), state_id)
-            )
+            try:
+                name = _text(host, "host name")
+                point = ChangePoint(
+                    sid,
+                    _moment(taken_at),
+                    name,
+                    _enum(HostStatus, status, f"status of host {name}"),
+                    state_id,
+                )
+            except _Damaged as exc:
+                raise self._damaged(sid, exc) from None
+            out.setdefault(name, []).append(point)
         return out
 
     def states(self, ids: Iterable[int]) -> dict[int, HostState]:
@@ -340,13 +466,40 @@ class Store:
             for sid, body in self._read(
                 f"SELECT id, body FROM host_states WHERE id IN ({marks})", tuple(chunk)
             ):
-                result[sid] = HostState.from_json(body)
+                try:
+                    result[sid] = _state(body)
+                except _Damaged as exc:
+                    raise self._damaged_state(sid, exc) from None
         return result
 
     def latest(self) -> tuple[int, datetime] | None:
         """The newest snapshot's ID and ``taken_at``, or None for an empty store."""
         rows = self._read("SELECT id, taken_at FROM snapshots ORDER BY id DESC LIMIT 1", ())
-        return (int(rows[0][0]), from_iso(rows[0][1])) if rows else None
+        if not rows:
+            return None
+        try:
+            return int(rows[0][0]), _moment(rows[0][1])
+        except _Damaged as exc:
+            raise self._damaged(rows[0][0], exc) from None
+
+    def _damaged(self, snapshot_id: object, problem: _Damaged) -> StoreError:
+        return StoreError(
+            f"snapshot store {self.label}: snapshot {snapshot_id} is damaged ({problem})"
+        )
+
+    def _damaged_state(self, state_id: int, problem: _Damaged) -> StoreError:
+        """The error for a damaged host state, naming the first snapshot that uses it."""
+        users = self._read(
+            "SELECT sh.snapshot_id, h.name FROM snapshot_hosts sh JOIN hosts h"
+            " ON h.id = sh.host_id WHERE sh.state_id = ? ORDER BY sh.snapshot_id LIMIT 1",
+            (state_id,),
+        )
+        if not users:
+            return StoreError(
+                f"snapshot store {self.label}: host state {state_id} is damaged ({problem})"
+            )
+        snapshot_id, host = users[0]
+        return self._damaged(snapshot_id, _Damaged(f"host {host}: {problem}"))
 
     def prune(self, cutoff: datetime) -> PruneResult:
         """Remove snapshots taken before ``cutoff`` that no history needs.
@@ -437,4 +590,193 @@ class Store:
         try:
             return list(self.db.execute(sql, params).fetchall())
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot read snapshot store {self.label}: {exc}") from None
+            raise StoreError(
+                f"cannot read snapshot store {self.label}: {_problem(exc, self.path)}"
+            ) from None
+
+
+FILE_MODE = 0o600
+FOLDER_MODE = 0o700
+# The files SQLite keeps beside a database; it creates them with the database file's own mode
+# (whatever the umask), so a store kept at 0600 gets 0600 companions. Ones left over from
+# before the store was tightened keep their old mode until we fix it.
+_COMPANIONS = ("-wal", "-shm", "-journal")
+
+
+def _problem(exc: sqlite3.Error, path: Path | None) -> str:
+    """SQLite's message, with the reason when it is the file system's: SQLite reports a full
+    disk as "disk I/O error" when it happens while sizing the -shm file at open, and a
+    read-only one as "unable to open database file"."""
+    text = str(exc)
+    info = _file_system(path) if path is not None else None
+    if info is None:
+        return text
+    if info.f_flag & os.ST_RDONLY:
+        return f"{text} (it is on a read-only file system)"
+    if info.f_bavail == 0 and "full" not in text:
+        return f"{text} (the disk holding it is full)"
+    return text
+
+
+def _on_read_only_file_system(path: Path) -> bool:
+    info = _file_system(path)
+    return info is not None and bool(info.f_flag & os.ST_RDONLY)
+
+
+def _file_system(path: Path) -> os.statvfs_result | None:
+    """The file system holding ``path`` (through links, as SQLite follows them)."""
+    try:
+        return os.statvfs(Path(os.path.realpath(path)).parent)
+    except OSError:
+        return None
+
+
+def _create_file(path: Path) -> None:
+    """Create ``path`` empty with mode 0600 (and its missing folders 0700) unless it exists."""
+    try:
+        _make_folders(path.parent)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    except FileExistsError:
+        return
+    except OSError as exc:
+        raise StoreError(f"cannot create snapshot store {path}: {exc.strerror}") from None
+    try:
+        # The umask may have taken bits off the mode asked for (0400 under umask 0277 would
+        # leave us unable to write); fchmod is not subject to it.
+        os.fchmod(fd, FILE_MODE)
+    finally:
+        os.close(fd)
+
+
+def _make_folders(folder: Path) -> None:
+    """Create ``folder`` and its missing parents with mode 0700; existing ones stay as they are.
+
+    ``mkdir``'s mode is filtered by the umask, so each folder we create is chmod-ed after; the
+    umask itself is never changed (it is per process, and other threads may be creating files).
+    """
+    missing: list[Path] = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    for created in reversed(missing):
+        try:
+            os.mkdir(created, FOLDER_MODE)
+        except FileExistsError:
+            continue  # made meanwhile by someone else: theirs, not ours to chmod
+        os.chmod(created, FOLDER_MODE)
+
+
+def _keep_private(path: Path) -> None:
+    """Set the store and its SQLite companions to mode 0600 (docs/design.md, "Store")."""
+    real = Path(os.path.realpath(path))  # SQLite keeps -wal/-shm beside the link's target
+    for file in (real, *(real.with_name(real.name + suffix) for suffix in _COMPANIONS)):
+        try:
+            if stat.S_IMODE(file.stat().st_mode) != FILE_MODE:
+                os.chmod(file, FILE_MODE)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise StoreError(
+                f"cannot make snapshot store file {file} private (mode 0600): {exc.strerror}"
+            ) from None
+
+
+class _Damaged(Exception):
+    """A stored value that is not what platformctl writes; the message says which."""
+
+
+E = TypeVar("E", bound=StrEnum)
+
+
+def _show(value: object) -> str:
+    """A stored value for an error message, cut short (it is damaged: it may be anything)."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _text(value: object, what: str) -> str:
+    if not isinstance(value, str):
+        raise _Damaged(f"{what} is {_show(value)}, not text")
+    return value
+
+
+def _optional_text(value: object, what: str) -> str | None:
+    return None if value is None else _text(value, what)
+
+
+def _moment(value: object, what: str = "taken_at") -> datetime:
+    try:
+        return from_iso(_text(value, what))
+    except ValueError:
+        raise _Damaged(f"{what} {_show(value)} is not a timestamp") from None
+
+
+def _enum(kind: type[E], value: object, what: str) -> E:
+    if isinstance(value, str) and value in {member.value for member in kind}:
+        return kind(value)
+    raise _Damaged(f"unknown {what} {_show(value)}")
+
+
+def _host_result(row: tuple[Any, ...]) -> HostResult:
+    """One ``snapshot_hosts`` row (joined with its host name and state body), checked."""
+    name_value, status, reason, version, driver, duration, body = row
+    name = _text(name_value, "host name")
+    try:
+        if not isinstance(duration, int) or isinstance(duration, bool):
+            raise _Damaged(f"duration_ms is {_show(duration)}, not a number")
+        return HostResult(
+            host=name,
+            status=_enum(HostStatus, status, "status"),
+            reason=_optional_text(reason, "reason"),
+            docker_version=_optional_text(version, "docker_version"),
+            storage_driver=_optional_text(driver, "storage_driver"),
+            duration_ms=duration,
+            state=None if body is None else _state(body),
+        )
+    except _Damaged as exc:
+        raise _Damaged(f"host {name}: {exc}") from None
+
+
+@cache
+def _container_fields() -> dict[str, Any]:
+    """Each ``Container`` field and the type its stored value must have."""
+    return get_type_hints(Container)
+
+
+_IMAGE_FIELDS = {"id": str, "repo_tags": list, "repo_digests": list}
+
+
+def _state(body: object) -> HostState:
+    """A host state's stored JSON, checked to have exactly the form ``HostState.to_json``
+    writes: damaged rows must fail here with a message, not later inside the differ."""
+    text = _text(body, "state")
+    try:
+        doc = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise _Damaged(f"state is not valid JSON: {exc}") from None
+    if not (
+        isinstance(doc, dict)
+        and set(doc) == {"containers", "images"}
+        and isinstance(doc["containers"], list)
+        and isinstance(doc["images"], list)
+    ):
+        raise _Damaged("state is not the JSON platformctl writes")
+    fields = _container_fields()
+    for item in doc["containers"]:
+        if not isinstance(item, dict) or set(item) != set(fields):
+            raise _Damaged("a container in the state does not have the fields platformctl writes")
+        for key, kind in fields.items():
+            if not isinstance(item[key], kind):
+                raise _Damaged(f"container field {key} is {_show(item[key])}")
+    for item in doc["images"]:
+        if not (
+            isinstance(item, dict)
+            and set(item) == set(_IMAGE_FIELDS)
+            and all(isinstance(item[k], kind) for k, kind in _IMAGE_FIELDS.items())
+            and all(isinstance(v, str) for v in (*item["repo_tags"], *item["repo_digests"]))
+        ):
+            raise _Damaged("an image in the state does not have the fields platformctl writes")
+    try:
+        return HostState.from_json(text)
+    except (ValueError, TypeError, KeyError) as exc:  # e.g. entries that cannot be ordered
+        raise _Damaged(f"state cannot be read: {exc}") from None

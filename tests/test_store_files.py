@@ -1,0 +1,360 @@
+"""The store's files: mode 0600 (with SQLite's -wal/-shm) and 0700 folders whatever the umask,
+symbolic links, and read-only commands that leave a file exactly as they found it."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import sqlite3
+import stat
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from platformctl.errors import StoreError
+from platformctl.snapshots.store import Store, default_db_path
+from tests.conftest import Runner, write_module
+from tests.test_cli import assert_one_line_error
+from tests.test_store import at, collection
+
+COMPANIONS = ("-wal", "-shm")
+
+
+@contextmanager
+def umask(mask: int) -> Iterator[None]:
+    old = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def modes(db: Path) -> dict[str, int]:
+    """The permission bits of the store file and of the SQLite companions that exist."""
+    real = db.resolve()
+    return {
+        suffix or "db": stat.S_IMODE(os.stat(f"{real}{suffix}").st_mode)
+        for suffix in ("", *COMPANIONS)
+        if os.path.exists(f"{real}{suffix}")
+    }
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("mask", [0o000, 0o022, 0o277])
+def test_a_new_store_its_wal_and_shm_are_0600_and_its_folders_0700_whatever_the_umask(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mask: int
+) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    existing = stat.S_IMODE(tmp_path.stat().st_mode)
+    with umask(mask):
+        store = Store.open(default_db_path())
+        store.save(collection(at(0), hosts=1), "0.1.0")
+    try:
+        # While the store is open SQLite keeps its -wal and -shm beside it: all three private.
+        assert modes(default_db_path()) == {"db": 0o600, "-wal": 0o600, "-shm": 0o600}
+    finally:
+        store.close()
+    for folder in (tmp_path / "state", tmp_path / "state" / "platformctl"):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
+    # A folder that was there already is not ours to change.
+    assert stat.S_IMODE(tmp_path.stat().st_mode) == existing
+
+
+def test_stores_opened_from_many_threads_at_once_are_all_private(tmp_path: Path) -> None:
+    """No umask juggling (the umask is per process, shared by every thread): each file and
+    folder gets its mode from chmod, so concurrent opens cannot leak a looser one."""
+    shared = tmp_path / "shared" / "snapshots.db"
+    own = [tmp_path / f"own{i}" / "deep" / "snapshots.db" for i in range(4)]
+    paths = [shared] * 4 + own
+    barrier = threading.Barrier(len(paths) + 1)
+    done = threading.Barrier(len(paths) + 1)
+    errors: list[BaseException] = []
+
+    def worker(path: Path, hour: int) -> None:
+        try:
+            barrier.wait()
+            store = Store.open(path)
+            store.save(collection(at(hour), hosts=1), "0.1.0")
+        except BaseException as exc:
+            errors.append(exc)
+            done.wait()
+            return
+        done.wait()  # hold the store open while the files are checked
+        barrier.wait()
+        store.close()
+
+    with umask(0o022):
+        threads = [threading.Thread(target=worker, args=(p, i)) for i, p in enumerate(paths)]
+        for t in threads:
+            t.start()
+        barrier.wait()
+        done.wait()
+        try:
+            assert not errors, errors
+            for path in {*paths}:
+                assert modes(path) == {"db": 0o600, "-wal": 0o600, "-shm": 0o600}, path
+                for folder in (path.parent, path.parent.parent):
+                    if folder != tmp_path:
+                        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
+        finally:
+            barrier.wait()
+            for t in threads:
+                t.join()
+    assert len(Store.open(shared, create=False).summaries()) == 4
+
+
+def make_world_readable_with_stale_companions(db: Path) -> sqlite3.Connection:
+    """A store at 0644 whose -wal and -shm (kept alive by the returned connection) are 0644."""
+    store = Store.open(db)
+    store.save(collection(at(0), hosts=1), "0.1.0")
+    store.close()
+    os.chmod(db, 0o644)
+    holder = sqlite3.connect(db)
+    holder.execute("SELECT count(*) FROM snapshots").fetchall()
+    assert modes(db) == {"db": 0o644, "-wal": 0o644, "-shm": 0o644}
+    return holder
+
+
+def test_an_existing_0644_store_and_its_wal_and_shm_are_tightened_by_every_write_open(
+    tmp_path: Path, run_cli: Runner
+) -> None:
+    db = tmp_path / "old.db"
+    holder = make_world_readable_with_stale_companions(db)
+    try:
+        Store.open(db).close()
+        assert modes(db) == {"db": 0o600, "-wal": 0o600, "-shm": 0o600}
+
+        # The same through a writing command, and not through a reading one (which opens the
+        # file read-only and changes nothing about it; the next write tightens it).
+        for name in ("", *COMPANIONS):
+            os.chmod(f"{db}{name}", 0o644)
+        assert run_cli("snapshots", "list", "--db", str(db)).code == 0
+        assert modes(db) == {"db": 0o644, "-wal": 0o644, "-shm": 0o644}
+        result = run_cli("snapshots", "prune", "--older-than", "1d", "--db", str(db))
+        assert result.code == 0, result.err
+        assert modes(db) == {"db": 0o600, "-wal": 0o600, "-shm": 0o600}
+    finally:
+        holder.close()
+
+
+def test_a_dangling_symlink_is_refused_and_nothing_is_created(
+    tmp_path: Path, run_cli: Runner
+) -> None:
+    target = tmp_path / "volume" / "snapshots.db"
+    target.parent.mkdir()
+    link = tmp_path / "link.db"
+    link.symlink_to(target)
+    with pytest.raises(StoreError, match="symbolic link"):
+        Store.open(link)
+    for args in (["collect", "--host", "h1"], ["snapshots", "list"]):
+        result = run_cli(*args, "--db", str(link))
+        assert result.code == 1
+        assert_one_line_error(result.err, str(link), str(target), "does not exist")
+    assert sorted(os.listdir(target.parent)) == []
+    assert link.is_symlink()
+
+
+def test_a_symlink_to_an_existing_store_is_followed_and_its_target_kept_private(
+    tmp_path: Path, run_cli: Runner
+) -> None:
+    target = tmp_path / "volume" / "snapshots.db"
+    target.parent.mkdir()
+    Store.open(target).save(collection(at(0), hosts=1), "0.1.0")
+    os.chmod(target, 0o644)
+    link = tmp_path / "link.db"
+    link.symlink_to(target)
+    store = Store.open(link)
+    store.save(collection(at(1), hosts=1), "0.1.0")
+    assert modes(link) == {"db": 0o600, "-wal": 0o600, "-shm": 0o600}
+    store.close()
+    listing = run_cli("snapshots", "list", "--json", "--db", str(link)).json()
+    assert [s["id"] for s in listing["snapshots"]] == [2, 1]
+
+
+def app_database(path: Path, user_version: int, wal: bool) -> None:
+    """Another application's SQLite file."""
+    conn = sqlite3.connect(path)
+    if wal:
+        conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)")
+    conn.execute("INSERT INTO notes (body) VALUES ('keep me')")
+    conn.execute(f"PRAGMA user_version = {user_version}")
+    conn.commit()
+    conn.close()
+
+
+def newer_store(path: Path) -> None:
+    """A store written by a later platformctl (schema version 9)."""
+    store = Store.open(path)
+    store.save(collection(at(0), hosts=1), "9.0.0")
+    store.db.execute("PRAGMA user_version = 9")
+    store.close()
+
+
+def probe_root(tmp_path: Path) -> Path:
+    """A platform with one module on host00 (the host collection() names)."""
+    root = tmp_path / "platform"
+    write_module(
+        root,
+        "svc0",
+        {
+            "host": "host00",
+            "orchestrator": "docker",
+            "container": "apps-svc0-1",
+            "image_observed": "ghcr.io/acme/svc0:1.0",
+        },
+    )
+    return root
+
+
+READERS = [
+    ["snapshots", "list"],
+    ["snapshots", "show", "latest"],
+    ["snapshots", "diff", "1", "latest"],
+    ["drift-history", "--root", "{root}"],
+    ["drift-check", "--snapshot", "latest", "--root", "{root}"],
+]
+WRITERS = [
+    ["snapshots", "prune", "--older-than", "1d"],
+    ["collect", "--host", "host00"],
+    ["drift-check", "--root", "{root}"],
+]
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        ("app", "not a platformctl snapshot store"),
+        ("app-with-user-version", "not a platformctl snapshot store"),
+        ("app-in-wal-mode", "not a platformctl snapshot store"),
+        ("newer-platformctl", "newer than this platformctl supports"),
+    ],
+)
+def test_a_file_that_is_not_our_store_is_refused_by_every_command_and_left_untouched(
+    tmp_path: Path, run_cli: Runner, kind: str, message: str
+) -> None:
+    folder = tmp_path / "files"
+    folder.mkdir()
+    db = folder / "other.db"
+    if kind == "newer-platformctl":
+        newer_store(db)
+    else:
+        app_database(db, 3 if kind == "app-with-user-version" else 0, kind == "app-in-wal-mode")
+    before, files = digest(db), sorted(os.listdir(folder))
+    root = probe_root(tmp_path)
+    for args in READERS + WRITERS:
+        result = run_cli(*(a.format(root=root) for a in args), "--db", str(db))
+        assert result.code == 1, (args, result.out, result.err)
+        assert_one_line_error(result.err, str(db), message)
+        assert digest(db) == before, args
+    if kind != "app-in-wal-mode":
+        # SQLite's own reader protocol needs a WAL database's -shm; a rollback-journal file
+        # is read with nothing created beside it.
+        assert sorted(os.listdir(folder)) == files
+    conn = sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == (
+        "delete" if kind in ("app", "app-with-user-version") else "wal"
+    )
+    conn.close()
+
+
+def downgrade_to_v1(db: Path) -> None:
+    """Turn a store into what platformctl's schema v1 wrote (no change-point column, rollback
+    journal), keeping its snapshots."""
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = DELETE")
+    conn.execute("DROP INDEX snapshot_hosts_changes")
+    conn.execute("DROP INDEX snapshots_by_time")
+    conn.execute("ALTER TABLE snapshot_hosts DROP COLUMN changed")
+    conn.execute("PRAGMA user_version = 1")
+    conn.close()
+
+
+def test_read_only_commands_read_a_v1_store_as_it_is_and_answer_as_after_the_upgrade(
+    tmp_path: Path, run_cli: Runner
+) -> None:
+    db = tmp_path / "v1.db"
+    store = Store.open(db)
+    versions = ["1.0", "1.0", "2.0", "2.0", "1.0", "2.0"]
+    for hour, version in enumerate(versions):
+        store.save(collection(at(hour), hosts=2, version=version), "0.1.0")
+    store.close()
+    downgrade_to_v1(db)
+    before = digest(db)
+    root = probe_root(tmp_path)
+    since = ["--since", "5200w", "--json"]
+
+    def answers() -> list[object]:
+        results = [
+            run_cli("snapshots", "list", "--json", "--db", str(db)),
+            run_cli("snapshots", "show", "3", "--json", "--db", str(db)),
+            run_cli("snapshots", "diff", "2", "3", "--json", "--db", str(db)),
+            run_cli("drift-history", "--root", str(root), *since, "--db", str(db)),
+            run_cli(
+                "drift-check", "--snapshot", "6", "--root", str(root), "--json", "--db", str(db)
+            ),
+        ]
+        for r in results:
+            assert r.code in (0, 2), r.err
+        docs = [r.json() for r in results]
+        # drift-history measures up to now: keep what does not depend on the clock.
+        docs[3] = [(m["module"], m["status"], m["intervals"]) for m in docs[3]["modules"]]
+        return docs
+
+    as_v1 = answers()
+    assert digest(db) == before
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("v1.db")) == ["v1.db"]
+    (_, status, intervals) = as_v1[3][0]
+    assert status == "drift"
+    assert [i["from"] for i in intervals] == [
+        "2026-01-01T02:00:00Z",
+        "2026-01-01T05:00:00Z",
+    ]
+    assert as_v1[4]["modules"][0]["drift_since"] == "2026-01-01T05:00:00Z"
+
+    Store.open(db).close()  # a writing open migrates it
+    conn = sqlite3.connect(db)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] >= 2
+    conn.close()
+    upgraded = answers()
+    for old, new in zip(as_v1, upgraded, strict=True):
+        assert old == new
+
+
+def test_a_store_whose_mode_cannot_be_set_is_refused_not_used_loosely(tmp_path: Path) -> None:
+    """Another user's world-writable store: chmod is not ours to do, so no write happens."""
+    setpriv = shutil.which("setpriv")
+    if os.geteuid() != 0 or setpriv is None:
+        pytest.skip("needs root and setpriv to act as another user")
+    shared = Path(tempfile.mkdtemp(prefix="platformctl-shared-", dir="/tmp"))
+    try:
+        os.chmod(shared, 0o777)
+        db = shared / "snapshots.db"
+        store = Store.open(db)
+        store.save(collection(at(0), hosts=1), "0.1.0")
+        store.close()
+        os.chmod(db, 0o666)
+        before = digest(db)
+        proc = subprocess.run(
+            [setpriv, "--reuid=nobody", "--regid=nogroup", "--clear-groups", sys.executable]
+            + ["-m", "platformctl", "snapshots", "prune", "--older-than", "1d", "--db", str(db)],
+            capture_output=True,
+            text=True,
+            env={"PATH": os.environ.get("PATH", ""), "HOME": str(shared)},
+            cwd=Path(__file__).parent.parent,
+        )
+        assert proc.returncode == 1, (proc.stdout, proc.stderr)
+        assert_one_line_error(proc.stderr, f"{db} private (mode 0600)", "not permitted")
+        assert modes(db)["db"] == 0o666 and digest(db) == before
+    finally:
+        shutil.rmtree(shared)
