@@ -32,8 +32,11 @@ from platformctl.errors import UsageError
 from platformctl.snapshots.model import snapshot_status
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from platformctl.collector.model import Collection
     from platformctl.differ.history import ModuleHistory
+    from platformctl.differ.observe import ObserveReport
     from platformctl.snapshots.store import Store
 
 
@@ -138,3 +141,38 @@ def drift_history(
     """Histories of ``scope`` for the window ``[now - window, now]``."""
     now = now or utc_now()
     return now - window, now, histories(scope, store)
+
+
+def observe(
+    scope: tuple[Module, ...],
+    store: Store,
+    options: CollectOptions,
+    root: Path,
+    snapshot: str | None = None,
+    write: bool = False,
+) -> ObserveReport:
+    """Collect (or replay ``snapshot``) as :func:`check` does, then plan the new
+    ``image_observed`` of every module whose live state is clear; with ``write``, write them.
+
+    Manifests are read and written only inside ``root``; a file that changed on disk since it
+    was read is not overwritten (that module is skipped, saying so).
+    """
+    from platformctl.declared.edit import EditProblem, plan_edit, write_edit
+    from platformctl.differ.observe import ObserveReport, ObserveStatus
+    from platformctl.differ.observe import observe as observe_module
+
+    report = check(scope, store, options, snapshot)
+    results = []
+    for verdict in report.modules:
+        result = observe_module(verdict, report.taken_at)
+        if result.status is ObserveStatus.CHANGED and result.observed is not None:
+            try:
+                edit = plan_edit(root, verdict.module.path, result.observed)
+                result = replace(result, edit=edit)
+                if write:
+                    write_edit(root, edit)
+                    result = replace(result, written=True)
+            except EditProblem as exc:
+                result = replace(result, status=ObserveStatus.SKIPPED, reason=str(exc))
+        results.append(result)
+    return ObserveReport(report=report, observations=tuple(results), write=write)
