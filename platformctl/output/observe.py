@@ -6,6 +6,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -35,6 +36,15 @@ def relative(path: Path, root: Path) -> str:
     return os.path.relpath(path, root)
 
 
+def _lines(text: str) -> list[str]:
+    """``text`` split after each ``\\n`` only, as git and patch count lines.
+
+    ``str.splitlines`` also breaks at ``\\x0b``, ``\\x85``, ``\\u2028`` and others, which
+    would give a patch that does not apply to a file holding one of them.
+    """
+    return re.findall(r"[^\n]*\n|[^\n]+$", text)
+
+
 def unified_diff(o: Observation, root: Path) -> str:
     """The change to one manifest as a unified diff (``a/…`` and ``b/…``, relative to the
     root, so ``git apply`` in the root applies it); empty when there is no change."""
@@ -42,8 +52,8 @@ def unified_diff(o: Observation, root: Path) -> str:
         return ""
     name = relative(o.module.path, root)
     lines = difflib.unified_diff(
-        o.edit.before_text.splitlines(keepends=True),
-        o.edit.after_text.splitlines(keepends=True),
+        _lines(o.edit.before_text),
+        _lines(o.edit.after_text),
         fromfile=f"a/{name}",
         tofile=f"b/{name}",
     )
@@ -118,7 +128,7 @@ def observe_text(result: ObserveReport, code: ExitCode, root: Path, terminal: bo
     and, on stderr, one line per module that was written or skipped, then a summary."""
     patch = "".join(unified_diff(o, root) for o in result.observations)
     if terminal:
-        patch = "".join(clean(line.rstrip("\r\n")) + "\n" for line in patch.splitlines(True))
+        patch = "".join(clean(line.rstrip("\r\n")) + "\n" for line in _lines(patch))
     err: list[str] = []
     for o in result.observations:
         name, where = clean(o.module.name), clean(relative(o.module.path, root))
