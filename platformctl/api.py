@@ -173,6 +173,8 @@ def observe(
                     write_edit(root, edit)
                     result = replace(result, written=True)
             except EditProblem as exc:
-                result = replace(result, status=ObserveStatus.SKIPPED, reason=str(exc))
+                result = replace(
+                    result, status=ObserveStatus.SKIPPED, reason=str(exc), edit=None, written=False
+                )
         results.append(result)
     return ObserveReport(report=report, observations=tuple(results), write=write)

@@ -392,9 +392,11 @@ def observe_command(
     Exit codes: 0 nothing to change (or all written), 2 changes pending, 8 some module could
     not be observed, 1 usage.
 
-    Example:
+    Example (review the plan, then record it):
 
-        platformctl observe honcho-api && platformctl observe honcho-api --write
+        platformctl observe honcho-api
+
+        platformctl observe honcho-api --write
     """
     from platformctl import api, exitcodes
     from platformctl.declared.manifests import find_root
