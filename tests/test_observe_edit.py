@@ -109,6 +109,7 @@ def test_observed_at_keeps_its_form_date_or_timestamp_and_its_quotes(tmp_path: P
         ),
         "      observed_at: 2026-01-01 08:00:00\n": "      observed_at: 2026-11-27T10:30:00Z\n",
         "      observed_at: last week\n": "      observed_at: 2026-11-27\n",
+        "      observed_at:   # unknown\n": "      observed_at: 2026-11-27   # unknown\n",
     }
     for i, (old, new) in enumerate(cases.items()):
         path = put(tmp_path, base.format("0" * 64) + old, f"m{i}")

@@ -201,7 +201,7 @@ def _edit_text(path: Path, text: str, observed: Observed) -> tuple[str, Any]:
 
     if isinstance(value, yaml.ScalarNode):
         scalar = _scalar(observed.reference, value.style)
-        return _apply(text, [_Splice(_start(value), _end(value), scalar)]), observed.reference
+        return _apply(text, [_replace(value, scalar)]), observed.reference
     if not isinstance(value, yaml.MappingNode):
         raise EditProblem(f"{where} must be a string or a mapping")
 
@@ -221,12 +221,12 @@ def _edit_text(path: Path, text: str, observed: Observed) -> tuple[str, Any]:
     expected: dict[str, Any] = {}
 
     image = observed.reference if "@" in image_node.value else observed.name
-    splices.append(_Splice(_start(image_node), _end(image_node), _scalar(image, image_node.style)))
+    splices.append(_replace(image_node, _scalar(image, image_node.style)))
     expected["image"] = image
     style = image_node.style
     if "digest" in entries:
         node = entries["digest"][1]
-        splices.append(_Splice(_start(node), _end(node), _scalar(observed.digest, node.style)))
+        splices.append(_replace(node, _scalar(observed.digest, node.style)))
         expected["digest"] = observed.digest
     elif "@" not in image:
         expected["digest"] = observed.digest
@@ -235,7 +235,7 @@ def _edit_text(path: Path, text: str, observed: Observed) -> tuple[str, Any]:
         node = entries["observed_at"][1]
         when = _when(node.value, observed.at)
         rendered = _scalar(when, node.style, date_ok=True)
-        splices.append(_Splice(_start(node), _end(node), rendered))
+        splices.append(_replace(node, rendered))
         expected["observed_at"] = yaml.safe_load(rendered)
     else:
         expected["observed_at"] = observed.at.date()
@@ -271,6 +271,14 @@ def _plain_node(text: str, node: yaml.Node, where: str) -> None:
         raise EditProblem(f"{where} uses a YAML anchor, alias or tag; edit it by hand")
     if isinstance(node, yaml.ScalarNode) and node.style in ("|", ">"):
         raise EditProblem(f"{where} is a block scalar; edit it by hand")
+
+
+def _replace(node: yaml.Node, rendered: str) -> _Splice:
+    """Replace ``node``'s span with ``rendered``. An empty value (``key:`` with nothing after
+    it) has an empty span right after the colon, so it gets a separating space."""
+    if _start(node) == _end(node):
+        rendered = " " + rendered
+    return _Splice(_start(node), _end(node), rendered)
 
 
 def _start(node: yaml.Node) -> int:
@@ -343,7 +351,10 @@ def _verify(path: Path, old_text: str, new_text: str, expected: Any) -> None:
         old = yaml.safe_load(old_text)
         new = yaml.safe_load(new_text)
     except yaml.YAMLError as exc:
-        raise EditProblem(f"{path}: the edited file would not parse ({exc}); not written") from None
+        first = str(exc).splitlines()[0][:200]
+        raise EditProblem(
+            f"{path}: the edited file would not parse ({first}); not written"
+        ) from None
     want = copy.deepcopy(old)
     runtime = want["spec"]["runtime"]
     if isinstance(expected, dict):
