@@ -152,12 +152,13 @@ def observe(
     write: bool = False,
 ) -> ObserveReport:
     """Collect (or replay ``snapshot``) as :func:`check` does, then plan the new
-    ``image_observed`` of every module whose live state is clear; with ``write``, write them.
+    ``image_observed`` of every module whose live state is clear; with ``write``, write the
+    plan (:func:`apply_observed`). Never touches a host.
 
-    Manifests are read and written only inside ``root``; a file that changed on disk since it
-    was read is not overwritten (that module is skipped, saying so).
+    Manifests are read only inside ``root``; a manifest that cannot be edited safely is
+    skipped with the reason.
     """
-    from platformctl.declared.edit import EditProblem, plan_edit, write_edit
+    from platformctl.declared.edit import EditProblem, plan_edit
     from platformctl.differ.observe import ObserveReport, ObserveStatus
     from platformctl.differ.observe import observe as observe_module
 
@@ -167,14 +168,30 @@ def observe(
         result = observe_module(verdict, report.taken_at)
         if result.status is ObserveStatus.CHANGED and result.observed is not None:
             try:
-                edit = plan_edit(root, verdict.module.path, result.observed)
-                result = replace(result, edit=edit)
-                if write:
-                    write_edit(root, edit)
-                    result = replace(result, written=True)
+                result = replace(result, edit=plan_edit(root, verdict.module.path, result.observed))
             except EditProblem as exc:
-                result = replace(
-                    result, status=ObserveStatus.SKIPPED, reason=str(exc), edit=None, written=False
-                )
+                result = replace(result, status=ObserveStatus.SKIPPED, reason=str(exc))
         results.append(result)
-    return ObserveReport(report=report, observations=tuple(results), write=write)
+    plan = ObserveReport(report=report, observations=tuple(results), write=False)
+    return apply_observed(plan, root) if write else plan
+
+
+def apply_observed(plan: ObserveReport, root: Path) -> ObserveReport:
+    """Write every change ``plan`` holds, atomically, inside ``root``.
+
+    A manifest that changed on disk since the plan read it is not overwritten: that module
+    becomes skipped, saying so, as does one that cannot be written.
+    """
+    from platformctl.declared.edit import EditProblem, write_edit
+    from platformctl.differ.observe import ObserveStatus
+
+    results = []
+    for result in plan.observations:
+        if result.edit is not None and not result.written:
+            try:
+                write_edit(root, result.edit)
+                result = replace(result, written=True)
+            except EditProblem as exc:
+                result = replace(result, status=ObserveStatus.SKIPPED, reason=str(exc), edit=None)
+        results.append(result)
+    return replace(plan, observations=tuple(results), write=True)
