@@ -32,9 +32,12 @@ from platformctl.errors import UsageError
 from platformctl.snapshots.model import snapshot_status
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from platformctl.collector.model import Collection
     from platformctl.differ.changes import Change
     from platformctl.differ.history import ModuleHistory
+    from platformctl.differ.observe import ObserveReport
     from platformctl.snapshots.store import Store
 
 
@@ -251,3 +254,57 @@ def notify(report: Report, store: Store, channels: Sequence[Channel]) -> list[Un
             continue
         store.delivered(ids)
     return failures
+
+
+def observe(
+    scope: tuple[Module, ...],
+    store: Store,
+    options: CollectOptions,
+    root: Path,
+    snapshot: str | None = None,
+    write: bool = False,
+) -> ObserveReport:
+    """Collect (or replay ``snapshot``) as :func:`check` does, then plan the new
+    ``image_observed`` of every module whose live state is clear; with ``write``, write the
+    plan (:func:`apply_observed`). Never touches a host.
+
+    Manifests are read only inside ``root``; a manifest that cannot be edited safely is
+    skipped with the reason.
+    """
+    from platformctl.declared.edit import EditProblem, plan_edit
+    from platformctl.differ.observe import ObserveReport, ObserveStatus
+    from platformctl.differ.observe import observe as observe_module
+
+    report = check(scope, store, options, snapshot)
+    results = []
+    for verdict in report.modules:
+        result = observe_module(verdict, report.taken_at)
+        if result.status is ObserveStatus.CHANGED and result.observed is not None:
+            try:
+                result = replace(result, edit=plan_edit(root, verdict.module.path, result.observed))
+            except EditProblem as exc:
+                result = replace(result, status=ObserveStatus.SKIPPED, reason=str(exc))
+        results.append(result)
+    plan = ObserveReport(report=report, observations=tuple(results), write=False)
+    return apply_observed(plan, root) if write else plan
+
+
+def apply_observed(plan: ObserveReport, root: Path) -> ObserveReport:
+    """Write every change ``plan`` holds, atomically, inside ``root``.
+
+    A manifest that changed on disk since the plan read it is not overwritten: that module
+    becomes skipped, saying so, as does one that cannot be written.
+    """
+    from platformctl.declared.edit import EditProblem, write_edit
+    from platformctl.differ.observe import ObserveStatus
+
+    results = []
+    for result in plan.observations:
+        if result.edit is not None and not result.written:
+            try:
+                write_edit(root, result.edit)
+                result = replace(result, written=True)
+            except EditProblem as exc:
+                result = replace(result, status=ObserveStatus.SKIPPED, reason=str(exc), edit=None)
+        results.append(result)
+    return replace(plan, observations=tuple(results), write=True)

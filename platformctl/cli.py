@@ -442,6 +442,59 @@ def drift_history_command(
     )
 
 
+@cli.command("observe")
+@click.argument("modules", nargs=-1)
+@click.option("--write", is_flag=True, help="Write the changes (default: only show them).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (schema observe/v1).")
+@click.option(
+    "--snapshot",
+    metavar="ID|latest",
+    help="Replay a stored snapshot instead of collecting (no network).",
+)
+@root_option
+@db_option
+@collect_options
+def observe_command(
+    modules: tuple[str, ...],
+    write: bool,
+    as_json: bool,
+    snapshot: str | None,
+    root: str | None,
+    db: str | None,
+    options: CollectOptions,
+) -> None:
+    """Record what runs: refresh image_observed from the live state (or a snapshot).
+
+    Without --write, prints the unified diff of every manifest it would change and changes
+    nothing. Never touches a host.
+
+    Exit codes: 0 nothing to change (or all written), 2 changes pending, 8 some module could
+    not be observed, 1 usage.
+
+    Example (review the plan, then record it):
+
+        platformctl observe honcho-api
+
+        platformctl observe honcho-api --write
+    """
+    from platformctl import api, exitcodes
+    from platformctl.declared.manifests import find_root
+    from platformctl.output.observe import observe_json, observe_text
+
+    platform_root = find_root(root)
+    scope = _load_scope(str(platform_root), modules)
+    store = _open_store(db, create=snapshot is None)
+    result = api.observe(scope, store, options, platform_root, snapshot, write)
+    code = exitcodes.for_observe(result.observations)
+    if as_json:
+        click.echo(observe_json(result, code, platform_root))
+    else:
+        text = observe_text(result, code, platform_root, terminal=sys.stdout.isatty())
+        click.echo(text.out, nl=False)
+        click.echo(text.err, err=True, nl=False)
+    sys.exit(code)
+
+
 def _open_store(db: str | None, create: bool = True, write: bool | None = None) -> Store:
     """The store at ``--db`` (or the default path); ``create=False`` for commands that only
     read: opened read-only, and a mistyped path is an error rather than a new empty store

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, assert_never
 if TYPE_CHECKING:
     from platformctl.collector.model import HostResult
     from platformctl.differ.model import ModuleStatus, Report
+    from platformctl.differ.observe import Observation
 
 
 class ExitCode(IntEnum):
@@ -86,4 +87,17 @@ def for_collection(hosts: Iterable[HostResult]) -> ExitCode:
         return ExitCode.UNREACHABLE
     if any(h.status is not HostStatus.OK for h in hosts):
         return ExitCode.PARTIAL
+    return ExitCode.OK
+
+
+def for_observe(observations: Iterable[Observation]) -> ExitCode:
+    """``observe``: 8 when some module in scope could not be observed (an external module
+    does not count); else 2 when a change is pending (found and not written); else 0."""
+    from platformctl.differ.observe import ObserveStatus
+
+    observations = list(observations)
+    if any(o.status is ObserveStatus.SKIPPED and o.counts for o in observations):
+        return ExitCode.PARTIAL
+    if any(o.status is ObserveStatus.CHANGED and not o.written for o in observations):
+        return ExitCode.DRIFT
     return ExitCode.OK

@@ -1,0 +1,316 @@
+"""Rewriting image_observed in a manifest: minimal, verified, atomic (docs/observe.md)."""
+
+from __future__ import annotations
+
+import difflib
+import shutil
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from platformctl.declared.edit import (
+    EditConflict,
+    EditProblem,
+    Observed,
+    plan_edit,
+    write_edit,
+)
+
+CORPUS = Path(__file__).parent / "observe_manifests"
+NEW = Observed(
+    repository="registry.example:5000/org/web",
+    tag="1.1",
+    digest="sha256:" + "11" * 32,
+    at=datetime(2026, 11, 27, 10, 30, tzinfo=UTC),
+)
+VALUE_KEYS = ("image_observed", "image:", "digest:", "observed_at")
+
+
+def put(root: Path, text: str | bytes, name: str = "m") -> Path:
+    path = root / "modules" / name / "module.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(text.encode() if isinstance(text, str) else text)
+    return path
+
+
+def changed_lines(before: str, after: str) -> list[str]:
+    return [
+        line
+        for line in difflib.unified_diff(before.splitlines(True), after.splitlines(True), n=0)
+        if line[:1] in "+-" and not line.startswith(("+++", "---"))
+    ]
+
+
+def runtime(text: str) -> dict[str, object]:
+    value = yaml.safe_load(text)["spec"]["runtime"]
+    assert isinstance(value, dict)
+    return value
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in CORPUS.glob("*.yaml")))
+def test_only_the_value_lines_change_and_the_rest_is_byte_identical(
+    tmp_path: Path, name: str
+) -> None:
+    path = put(tmp_path, (CORPUS / name).read_bytes())
+    before = path.read_bytes().decode()
+    edit = plan_edit(tmp_path, path, NEW)
+    after = edit.after_text
+    assert path.read_bytes().decode() == before  # planning writes nothing
+    changes = changed_lines(before, after)
+    assert changes, "the value must change"
+    assert all(any(k in line for k in VALUE_KEYS) for line in changes), changes
+    # Every other line is the same, in the same order, with the same line endings.
+    others = [line for line in before.splitlines(True) if not any(k in line for k in VALUE_KEYS)]
+    rest = [line for line in after.splitlines(True) if not any(k in line for k in VALUE_KEYS)]
+    assert rest == others
+    old, new = yaml.safe_load(before), yaml.safe_load(after)
+    old_value, new_value = (
+        old["spec"]["runtime"].pop("image_observed"),
+        new["spec"]["runtime"].pop("image_observed"),
+    )
+    assert new == old  # nothing else in the document changed
+    assert type(new_value) is type(old_value)  # a string stays a string, a mapping a mapping
+    if isinstance(new_value, str):
+        assert new_value == NEW.reference
+    else:
+        assert new_value["image"] in (NEW.name, NEW.reference)
+        assert new_value.get("digest", NEW.digest) == NEW.digest
+        assert new_value["observed_at"] in (date(2026, 11, 27), "2026-11-27T10:30:00Z")
+        assert {
+            k: v for k, v in new_value.items() if k not in ("image", "digest", "observed_at")
+        } == {k: v for k, v in old_value.items() if k not in ("image", "digest", "observed_at")}
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("image_observed: a/b:1@sha256:" + "0" * 64, f"image_observed: {NEW.reference}"),
+        ("image_observed: 'a/b:1@sha256:" + "0" * 64 + "'", f"image_observed: '{NEW.reference}'"),
+        ('image_observed: "a/b:1@sha256:' + "0" * 64 + '"', f'image_observed: "{NEW.reference}"'),
+    ],
+)
+def test_the_string_form_keeps_its_quoting_style(tmp_path: Path, line: str, expected: str) -> None:
+    path = put(tmp_path, f"spec:\n  runtime:\n    {line}  # why\n")
+    after = plan_edit(tmp_path, path, NEW).after_text
+    assert after == f"spec:\n  runtime:\n    {expected}  # why\n"
+
+
+def test_observed_at_keeps_its_form_date_or_timestamp_and_its_quotes(tmp_path: Path) -> None:
+    base = "spec:\n  runtime:\n    image_observed:\n      image: a/b:1\n      digest: sha256:{}\n"
+    cases = {
+        "      observed_at: 2026-01-01\n": "      observed_at: 2026-11-27\n",
+        "      observed_at: '2026-01-01'\n": "      observed_at: '2026-11-27'\n",
+        '      observed_at: "2026-01-01T08:00:00Z"\n': (
+            '      observed_at: "2026-11-27T10:30:00Z"\n'
+        ),
+        "      observed_at: 2026-01-01 08:00:00\n": "      observed_at: 2026-11-27T10:30:00Z\n",
+        "      observed_at: last week\n": "      observed_at: 2026-11-27\n",
+        "      observed_at:   # unknown\n": "      observed_at: 2026-11-27   # unknown\n",
+    }
+    for i, (old, new) in enumerate(cases.items()):
+        path = put(tmp_path, base.format("0" * 64) + old, f"m{i}")
+        after = plan_edit(tmp_path, path, NEW).after_text
+        assert after == base.format("11" * 32).replace("a/b:1", NEW.name) + new
+
+
+def test_missing_digest_and_observed_at_are_added_in_the_mapping_style(tmp_path: Path) -> None:
+    block = put(tmp_path, 'spec:\n  runtime:\n    image_observed:\n      image: "a/b:1"\n', "b")
+    assert plan_edit(tmp_path, block, NEW).after_text == (
+        "spec:\n  runtime:\n    image_observed:\n"
+        f'      image: "{NEW.name}"\n      digest: "{NEW.digest}"\n      observed_at: 2026-11-27\n'
+    )
+    crlf = put(
+        tmp_path, "spec:\r\n  runtime:\r\n    image_observed:\r\n      image: a/b:1\r\n", "c"
+    )
+    assert plan_edit(tmp_path, crlf, NEW).after_text == (
+        "spec:\r\n  runtime:\r\n    image_observed:\r\n"
+        f"      image: {NEW.name}\r\n      digest: {NEW.digest}\r\n"
+        "      observed_at: 2026-11-27\r\n"
+    )
+    flow = put(tmp_path, "spec:\n  runtime: {image_observed: {image: a/b:1}}\n", "f")
+    assert plan_edit(tmp_path, flow, NEW).after_text == (
+        "spec:\n  runtime: {image_observed: {image: "
+        f"{NEW.name}, digest: {NEW.digest}, observed_at: 2026-11-27}}}}\n"
+    )
+    # An image that carries its digest itself gets the new one there; no digest key is added.
+    inline = put(
+        tmp_path,
+        "spec:\n  runtime:\n    image_observed:\n      image: a@sha256:"
+        + "0" * 64
+        + "\n      observed_at: 2026-01-01\n",
+        "i",
+    )
+    assert runtime(plan_edit(tmp_path, inline, NEW).after_text)["image_observed"] == {
+        "image": NEW.reference,
+        "observed_at": date(2026, 11, 27),
+    }
+
+
+def test_bom_crlf_and_a_missing_final_newline_are_kept(tmp_path: Path) -> None:
+    text = "\ufeffspec:\r\n  runtime:\r\n    image_observed: a/b:1@sha256:" + "0" * 64
+    path = put(tmp_path, text)
+    after = plan_edit(tmp_path, path, NEW).after
+    assert after == ("\ufeffspec:\r\n  runtime:\r\n    image_observed: " + NEW.reference).encode()
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("x: &ref a/b:1\nspec:\n  runtime:\n    image_observed: *ref\n", "anchor, alias or tag"),
+        ("spec:\n  runtime:\n    image_observed: &ref a/b:1\n", "anchor, alias or tag"),
+        ("spec:\n  runtime:\n    image_observed: !!str a/b:1\n", "anchor, alias or tag"),
+        ("spec:\n  runtime:\n    image_observed: |\n      a/b:1\n", "block scalar"),
+        ("base: &b {image_observed: a/b:1}\nspec:\n  runtime:\n    <<: *b\n", "merge key"),
+        ("spec:\n  runtime:\n    image_observed: a\n    image_observed: b\n", "twice"),
+        ("spec:\n  runtime:\n    image_observed: [a/b:1]\n", "string or a mapping"),
+        ("spec: [\n", "invalid YAML"),
+    ],
+)
+def test_what_a_span_edit_could_break_is_refused(tmp_path: Path, text: str, words: str) -> None:
+    path = put(tmp_path, text)
+    with pytest.raises(EditProblem, match=words):
+        plan_edit(tmp_path, path, NEW)
+
+
+def test_write_replaces_the_file_keeping_its_mode_and_leaves_no_temporary(tmp_path: Path) -> None:
+    path = put(tmp_path, (CORPUS / "mapping-date.yaml").read_bytes())
+    path.chmod(0o640)
+    edit = plan_edit(tmp_path, path, NEW)
+    inode = path.stat().st_ino
+    write_edit(tmp_path, edit)
+    assert path.read_bytes() == edit.after
+    assert path.stat().st_mode & 0o7777 == 0o640
+    assert path.stat().st_ino != inode  # replaced by rename, not rewritten in place
+    assert sorted(p.name for p in path.parent.iterdir()) == ["module.yaml"]
+
+
+def test_a_file_changed_after_it_was_read_is_not_overwritten(tmp_path: Path) -> None:
+    path = put(tmp_path, (CORPUS / "plain-string.yaml").read_bytes())
+    edit = plan_edit(tmp_path, path, NEW)
+    someone_elses = path.read_bytes().replace(b"owner: platform-team", b"owner: someone-else")
+    path.write_bytes(someone_elses)
+    with pytest.raises(EditConflict, match="changed on disk since it was read"):
+        write_edit(tmp_path, edit)
+    assert path.read_bytes() == someone_elses
+    assert sorted(p.name for p in path.parent.iterdir()) == ["module.yaml"]
+
+
+def test_a_symlink_out_of_the_root_is_refused(tmp_path: Path) -> None:
+    root, outside = tmp_path / "root", tmp_path / "outside.yaml"
+    outside.write_text("spec:\n  runtime:\n    image_observed: a/b:1\n")
+    link = root / "modules" / "m" / "module.yaml"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(outside)
+    with pytest.raises(EditProblem, match="outside the platform root"):
+        plan_edit(root, link, NEW)
+    assert outside.read_text() == "spec:\n  runtime:\n    image_observed: a/b:1\n"
+
+
+def test_a_symlink_inside_the_root_is_followed_and_stays_a_symlink(tmp_path: Path) -> None:
+    shared = tmp_path / "shared" / "web.yaml"
+    shared.parent.mkdir()
+    shared.write_text("spec:\n  runtime:\n    image_observed: a/b:1\n")
+    link = tmp_path / "modules" / "m" / "module.yaml"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(shared)
+    write_edit(tmp_path, plan_edit(tmp_path, link, NEW))
+    assert link.is_symlink()
+    assert runtime(shared.read_text())["image_observed"] == NEW.reference
+
+
+def test_a_link_swapped_to_point_out_after_planning_is_not_written(tmp_path: Path) -> None:
+    inside = tmp_path / "modules" / "m" / "real.yaml"
+    inside.parent.mkdir(parents=True)
+    inside.write_text("spec:\n  runtime:\n    image_observed: a/b:1\n")
+    link = inside.parent / "module.yaml"
+    link.symlink_to(inside)
+    edit = plan_edit(tmp_path, link, NEW)
+    outside = tmp_path.parent / f"{tmp_path.name}-outside.yaml"
+    shutil.copyfile(inside, outside)
+    try:
+        link.unlink()
+        link.symlink_to(outside)
+        with pytest.raises(EditProblem, match="outside the platform root"):
+            write_edit(tmp_path, edit)
+        assert outside.read_text() == "spec:\n  runtime:\n    image_observed: a/b:1\n"
+    finally:
+        outside.unlink()
+
+
+def test_the_safety_net_refuses_an_edit_that_changes_anything_else(tmp_path: Path) -> None:
+    from platformctl.declared.edit import _verify
+
+    old = "spec:\n  runtime:\n    host: alpha\n    image_observed: a/b:1\n"
+    bad = f"spec:\n  runtime:\n    host: beta\n    image_observed: {NEW.reference}\n"
+    with pytest.raises(EditProblem, match="would change more than"):
+        _verify(tmp_path / "m.yaml", old, bad, NEW.reference)
+    good = bad.replace("beta", "alpha")
+    _verify(tmp_path / "m.yaml", old, good, NEW.reference)
+
+
+# --- generated manifests ------------------------------------------------------------------
+
+_words = st.from_regex(r"[a-z][a-z-]{0,7}", fullmatch=True)
+_comment = st.one_of(st.just(""), _words.map(lambda w: f"  # {w}"))
+_quote = st.sampled_from(["", "'", '"'])
+
+
+@st.composite
+def manifests(draw: st.DrawFn) -> str:
+    """A manifest with random indentation, comments, quoting, unrelated keys and form."""
+    ind = " " * draw(st.sampled_from([2, 3, 4]))
+    q = draw(_quote)
+    ref = "reg.example:5000/org/app:1.0@sha256:" + "0" * 64
+    lines = [f"# {draw(_words)}", "apiVersion: platform/v1"]
+    lines += [
+        f"{draw(_words)}x: {draw(_words)}{draw(_comment)}" for _ in range(draw(st.integers(0, 2)))
+    ]
+    lines += ["spec:", f"{ind}runtime:{draw(_comment)}", f"{ind * 2}host: alpha"]
+    extra = [
+        f"{ind * 2}{draw(_words)}y: {draw(_quote)}v{draw(_comment)}"
+        for _ in range(draw(st.integers(0, 2)))
+    ]
+    extra = [
+        e if e.count("'") != 1 and e.count('"') != 1 else e.replace("'", "").replace('"', "")
+        for e in extra
+    ]
+    lines += extra
+    if draw(st.booleans()):
+        lines.append(f"{ind * 2}image_observed: {q}{ref}{q}{draw(_comment)}")
+    else:
+        entries = [
+            f"{ind * 3}image: {q}reg.example:5000/org/app:1.0{q}{draw(_comment)}",
+            f"{ind * 3}digest: {q}sha256:{'0' * 64}{q}",
+            f"{ind * 3}observed_at: {draw(st.sampled_from(['2026-01-01', repr('2026-01-01')]))}",
+        ]
+        order = draw(st.permutations(entries))
+        lines.append(f"{ind * 2}image_observed:{draw(_comment)}")
+        lines += order
+    lines += [f"{ind}other:", f"{ind * 2}- {draw(_words)}", f"{ind * 2}- {{a: 1, b: [x, y]}}"]
+    newline = draw(st.sampled_from(["\n", "\r\n"]))
+    return newline.join(lines) + newline
+
+
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(text=manifests())
+def test_generated_manifests_change_only_their_value_lines(tmp_path: Path, text: str) -> None:
+    path = put(tmp_path, text)
+    after = plan_edit(tmp_path, path, NEW).after_text
+    changes = changed_lines(text, after)
+    assert changes and all(any(k in line for k in VALUE_KEYS) for line in changes), changes
+    assert len(after.splitlines()) == len(text.splitlines())
+    value = runtime(after)["image_observed"]
+    if isinstance(value, str):
+        assert value == NEW.reference
+    else:
+        assert value == {
+            "image": NEW.name,
+            "digest": NEW.digest,
+            "observed_at": date(2026, 11, 27) if "observed_at: 2" in text else "2026-11-27",
+        }
