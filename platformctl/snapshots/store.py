@@ -329,6 +329,11 @@ class Store:
         rows = self._read("SELECT id, taken_at FROM snapshots ORDER BY id DESC LIMIT 1", ())
         return (int(rows[0][0]), from_iso(rows[0][1])) if rows else None
 
+    def count_since(self, since: datetime) -> int:
+        """How many snapshots were taken at or after ``since``."""
+        rows = self._read("SELECT count(*) FROM snapshots WHERE taken_at >= ?", (to_iso(since),))
+        return int(rows[0][0])
+
     def prune(self, cutoff: datetime) -> PruneResult:
         """Remove snapshots taken before ``cutoff`` that no history needs.
 
