@@ -194,6 +194,14 @@ class Scale:
         self.start = start
         self.end = end
         self.span = max(1.0, (end - start).total_seconds())
+        self._iso: dict[datetime, str] = {}
+
+    def iso(self, moment: datetime) -> str:
+        """``to_iso``, remembered: many segments share their bounds (a host's outages)."""
+        text = self._iso.get(moment)
+        if text is None:
+            text = self._iso[moment] = to_iso(moment)
+        return text
 
     def segment(
         self, status: str, start: datetime, end: datetime | None, what: str
@@ -205,10 +213,10 @@ class Scale:
             return None
         left = (begin - self.start).total_seconds() / self.span * 100
         width = (stop - begin).total_seconds() / self.span * 100
-        until = to_iso(end) if end else "now (still open)"
+        until = self.iso(end) if end else "now (still open)"
         seconds = int(((end or self.end) - start).total_seconds())
         label = label_of(status)
-        hover = f"{what}: {label} from {to_iso(start)} to {until} ({duration(seconds)})"
+        hover = f"{what}: {label} from {self.iso(start)} to {until} ({duration(seconds)})"
         return Segment(_pct(left), _pct(width), status_class(status), label, hover)
 
     def ticks(self) -> tuple[Tick, ...]:
@@ -300,6 +308,8 @@ def _gaps(scale: Scale, outages: Sequence[Outage], what: str) -> tuple[Segment, 
 def lanes(overview: Overview) -> tuple[list[Lane], list[Lane], list[Row]]:
     """The module lanes, the host lanes and the table rows, in report order."""
     scale = Scale(overview.start, overview.now)
+    # Every module on a host shares the host's gaps: draw them once per host.
+    gaps = {h: _gaps(scale, o, clean(h)) for h, o in overview.outages.items()}
     modules, rows = [], []
     for verdict, history in order(overview):
         name = clean(verdict.module.name)
@@ -319,7 +329,7 @@ def lanes(overview: Overview) -> tuple[list[Lane], list[Lane], list[Row]]:
                 label=label_of(status),
                 note=f"not ok {duration(seconds)}" if seconds else "",
                 segments=tuple(segments),
-                gaps=_gaps(scale, overview.outages.get(host or "", ()), clean(host or "")),
+                gaps=gaps.get(host or "", ()),
             )
         )
         rows.append(_row(verdict, overview.now))
@@ -336,7 +346,7 @@ def lanes(overview: Overview) -> tuple[list[Lane], list[Lane], list[Row]]:
                 label=label_of(status),
                 note="" if outages or host in _collected(overview) else "never collected",
                 segments=(),
-                gaps=_gaps(scale, outages, shown),
+                gaps=gaps[host],
             )
         )
     return modules, hosts, rows
