@@ -327,7 +327,7 @@ def lanes(overview: Overview) -> tuple[list[Lane], list[Lane], list[Row]]:
                 host=clean(host or "-"),
                 status=status_class(status),
                 label=label_of(status),
-                note=f"not ok {duration(seconds)}" if seconds else "",
+                note=f"not ok {duration(seconds)}" if seconds else _unjudged(verdict),
                 segments=tuple(segments),
                 gaps=gaps.get(host or "", ()),
             )
@@ -350,6 +350,13 @@ def lanes(overview: Overview) -> tuple[list[Lane], list[Lane], list[Row]]:
             )
         )
     return modules, hosts, rows
+
+
+def _unjudged(verdict: ModuleVerdict) -> str:
+    """The lane note of a module that has no timeline because it is never judged."""
+    if verdict.status in (ModuleStatus.SKIPPED, ModuleStatus.INVALID):
+        return f"not checked ({verdict.status})"
+    return ""
 
 
 def _collected(overview: Overview) -> set[str]:
