@@ -365,12 +365,12 @@ def _collected(overview: Overview) -> set[str]:
 
 def render_report(overview: Overview, root: Path) -> str:
     """The report as one HTML document (every style inline, nothing fetched)."""
-    from jinja2 import Environment, PackageLoader, select_autoescape
+    from jinja2 import Environment, PackageLoader
     from markupsafe import Markup
 
     env = Environment(
         loader=PackageLoader("platformctl.output", "templates"),
-        autoescape=select_autoescape(default=True, default_for_string=True),
+        autoescape=True,
         trim_blocks=True,
         lstrip_blocks=True,
     )
