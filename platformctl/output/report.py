@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -334,17 +334,18 @@ def lanes(overview: Overview) -> tuple[list[Lane], list[Lane], list[Row]]:
         )
         rows.append(_row(verdict, overview.now))
     hosts = []
+    seen = {h.host for h in overview.current.hosts}
     for host, outages in sorted(overview.outages.items()):
         shown = clean(host)
         down = [o for o in outages if o.end is None]
-        status = str(down[0].status) if down else "ok"
+        status = str(down[0].status) if down else "ok" if host in seen else "not-collected"
         hosts.append(
             Lane(
                 name=shown,
                 host=shown,
                 status=status_class(status),
                 label=label_of(status),
-                note="" if outages or host in _collected(overview) else "never collected",
+                note="" if outages or host in seen else "in no snapshot",
                 segments=(),
                 gaps=gaps[host],
             )
@@ -357,10 +358,6 @@ def _unjudged(verdict: ModuleVerdict) -> str:
     if verdict.status in (ModuleStatus.SKIPPED, ModuleStatus.INVALID):
         return f"not checked ({verdict.status})"
     return ""
-
-
-def _collected(overview: Overview) -> set[str]:
-    return {h.host for h in overview.current.hosts}
 
 
 def render_report(overview: Overview, root: Path) -> str:
@@ -402,8 +399,3 @@ def render_report(overview: Overview, root: Path) -> str:
         css=Markup(status_css(every)),  # our constants only
         defs=Markup(pattern_defs(every)),  # our constants only
     )
-
-
-def default_window() -> timedelta:
-    """The window when ``--since`` is not given."""
-    return timedelta(days=30)
