@@ -29,6 +29,7 @@ from platformctl.output.report import (
 )
 from platformctl.snapshots.model import ChangePoint
 from platformctl.snapshots.store import Store
+from tests.conftest import Runner, write_module
 from tests.test_differ import ID303, IMAGES, make_container, make_module
 
 HOSTILE = "<img src=x onerror=alert(1)>"
@@ -236,3 +237,38 @@ def test_a_window_before_the_first_snapshot_starts_at_it() -> None:
     assert overview.start == day(1) and overview.requested == day(9) - timedelta(days=90)
     assert overview.snapshots_in_window == 7
     assert "the store begins at 2026-11-01T00:00:00Z" in render(timedelta(days=90))
+
+
+def test_the_command_writes_the_file_and_prints_its_path(run_cli: Runner, tmp_path: Path) -> None:
+    root = tmp_path / "platform"
+    write_module(
+        root,
+        "honcho-api",
+        {
+            "host": "rs2000",
+            "orchestrator": "docker-compose",
+            "compose_service": "honcho-api",
+            "compose_project": "apps",
+            "image_observed": make_module().declared_raw,
+        },
+    )
+    db = tmp_path / "store.db"  # run_cli's store
+    missing = run_cli("report", "--root", str(root), "--output", str(tmp_path / "r.html"))
+    assert (missing.code, missing.out) == (1, "")
+    assert missing.err.startswith("platformctl: no snapshot store at") and not db.exists()
+
+    store = Store.open(db)
+    for n, state in ((1, GOOD), (2, BAD), (3, GOOD)):
+        store.save(Collection(day(n), (ok(state),)), "test")
+    target = tmp_path / "r.html"
+    made = run_cli("report", "--root", str(root), "--output", str(target), "--since", "3650d")
+    assert (made.code, made.out, made.err) == (0, f"{target}\n", "")
+    doc = Elements(target.read_text())
+    assert len(doc.having("module-lane")) == len(doc.having("module-row")) == 1
+    assert "honcho-api: DRIFT from 2026-11-02T00:00:00Z to 2026-11-03T00:00:00Z" in " ".join(
+        doc.text
+    )
+    nowhere = run_cli("report", "--root", str(root), "--output", str(tmp_path / "no" / "r.html"))
+    assert nowhere.code == 1 and nowhere.err.count("\n") == 1 and "cannot write" in nowhere.err
+    bad = run_cli("report", "--root", str(root), "--since", "soon")
+    assert bad.code == 1 and "--since" in bad.err
