@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from platformctl.differ.changes import Change
     from platformctl.differ.history import ModuleHistory
     from platformctl.differ.observe import ObserveReport
+    from platformctl.differ.outages import Outage
     from platformctl.snapshots.store import Store
 
 
@@ -308,3 +309,47 @@ def apply_observed(plan: ObserveReport, root: Path) -> ObserveReport:
                 result = replace(result, status=ObserveStatus.SKIPPED, reason=str(exc), edit=None)
         results.append(result)
     return replace(plan, observations=tuple(results), write=True)
+
+
+@dataclass(frozen=True)
+class Overview:
+    """What ``platformctl report`` draws: the newest snapshot judged, and the window's history.
+
+    ``start`` is the requested window's start, or the oldest stored snapshot when the store
+    begins later (before it nothing was observed, and an empty stretch would read as "ok").
+    """
+
+    requested: datetime
+    start: datetime
+    now: datetime
+    snapshots_in_window: int
+    current: Report
+    histories: tuple[ModuleHistory, ...]
+    outages: dict[str, tuple[Outage, ...]]
+    """Every host in scope (even one never collected, with no outages) → its outages."""
+
+
+def overview(
+    scope: tuple[Module, ...], store: Store, window: timedelta, now: datetime | None = None
+) -> Overview:
+    """The current state (as ``drift-check --snapshot latest``) and the history of ``window``.
+
+    Reads only the store: raises :class:`SnapshotNotFound` when it holds no snapshot.
+    """
+    from platformctl.differ.outages import host_outages
+
+    now = now or utc_now()
+    current = check(scope, store, CollectOptions(), snapshot="latest", now=now)
+    points = store.change_points()
+    oldest = min((p[0].taken_at for p in points.values() if p), default=now)
+    requested = now - window
+    start = max(requested, min(oldest, now))
+    return Overview(
+        requested=requested,
+        start=start,
+        now=now,
+        snapshots_in_window=store.count_since(start),
+        current=current,
+        histories=tuple(histories(scope, store, now=now)),
+        outages={h: host_outages(points.get(h, [])) for h in hosts_in_scope(scope)},
+    )

@@ -495,6 +495,55 @@ def observe_command(
     sys.exit(code)
 
 
+@cli.command("report")
+@click.argument("modules", nargs=-1)
+@click.option(
+    "--since",
+    default="30d",
+    type=Age(),
+    show_default=True,
+    metavar="AGE",
+    help="Window of the timeline (e.g. 30d, 12h, 2w).",
+)
+@click.option(
+    "--output",
+    "output",
+    default="platformctl-report.html",
+    show_default=True,
+    metavar="FILE",
+    help="Where to write the HTML ('-' for stdout).",
+)
+@root_option
+@db_option
+def report_command(
+    modules: tuple[str, ...], since: timedelta, output: str, root: str | None, db: str | None
+) -> None:
+    """Write one self-contained HTML file: the current state and a timeline of drift.
+
+    Reads only the store and the manifests (no network); prints the file's path.
+
+    Example:
+
+        platformctl report --since 7d --output weekly.html
+    """
+    from platformctl import api
+    from platformctl.declared.manifests import find_root
+    from platformctl.output.report import render_report
+
+    scope = _load_scope(root, modules)
+    overview = api.overview(scope, _open_store(db, create=False), since)
+    html = render_report(overview, find_root(root))
+    if output == "-":
+        click.echo(html, nl=False)
+        return
+    path = Path(output).expanduser()
+    try:
+        path.write_text(html, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror}") from None
+    click.echo(str(path))
+
+
 def _open_store(db: str | None, create: bool = True, write: bool | None = None) -> Store:
     """The store at ``--db`` (or the default path); ``create=False`` for commands that only
     read: opened read-only, and a mistyped path is an error rather than a new empty store

@@ -501,6 +501,11 @@ class Store:
         snapshot_id, host = users[0]
         return self._damaged(snapshot_id, _Damaged(f"host {host}: {problem}"))
 
+    def count_since(self, since: datetime) -> int:
+        """How many snapshots were taken at or after ``since``."""
+        rows = self._read("SELECT count(*) FROM snapshots WHERE taken_at >= ?", (to_iso(since),))
+        return int(rows[0][0])
+
     def prune(self, cutoff: datetime) -> PruneResult:
         """Remove snapshots taken before ``cutoff`` that no history needs.
 
