@@ -69,6 +69,18 @@ def ignored_root_option(f: F) -> F:
     return click.option("--root", envvar="PLATFORMCTL_ROOT", metavar="DIR", hidden=True)(f)
 
 
+def since_option(f: F) -> F:
+    """``--since AGE``: the window a history-reading command covers (default 30 days)."""
+    return click.option(
+        "--since",
+        default="30d",
+        type=Age(),
+        show_default=True,
+        metavar="AGE",
+        help="Window to report (e.g. 30d, 12h, 2w).",
+    )(f)
+
+
 def db_option(f: F) -> F:
     """``--db``: the snapshot store (env ``PLATFORMCTL_DB``)."""
     return click.option(
@@ -412,14 +424,7 @@ def snapshots_prune(older_than: timedelta, as_json: bool, root: str | None, db: 
 
 @cli.command("drift-history")
 @click.argument("modules", nargs=-1)
-@click.option(
-    "--since",
-    default="30d",
-    type=Age(),
-    show_default=True,
-    metavar="AGE",
-    help="Window to report (e.g. 30d, 12h, 2w).",
-)
+@since_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (schema v1).")
 @root_option
 @db_option
@@ -497,14 +502,7 @@ def observe_command(
 
 @cli.command("report")
 @click.argument("modules", nargs=-1)
-@click.option(
-    "--since",
-    default="30d",
-    type=Age(),
-    show_default=True,
-    metavar="AGE",
-    help="Window of the timeline (e.g. 30d, 12h, 2w).",
-)
+@since_option
 @click.option(
     "--output",
     "output",
