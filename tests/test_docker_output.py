@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from platformctl.collector.interface import Output
+from platformctl.collector.local import LocalTransport
 from platformctl.collector.script import (
     CONTAINER_TEMPLATE,
     PROTOCOL,
@@ -48,28 +51,52 @@ def output(
     extra_container_lines: tuple[str, ...] = (),
     end: bool = True,
 ) -> bytes:
+    """stdout as the remote script prints it for these containers and images."""
+    return streams(containers, images, info, info_rc, extra_container_lines, end)[0]
+
+
+def streams(
+    containers: list[Any] | None = None,
+    images: list[Any] | None = None,
+    info: str = '{"version":"24.0.7","driver":"overlay2"}',
+    info_rc: int = 0,
+    extra_container_lines: tuple[str, ...] = (),
+    end: bool = True,
+    rc: dict[str, int] | None = None,
+    errors: dict[str, list[str]] | None = None,
+    silent: set[str] | frozenset[str] = frozenset(),
+) -> tuple[bytes, bytes]:
+    """(stdout, stderr) as the remote script prints them: every step marked on both streams,
+    its exit status after its stdout. ``rc`` and ``errors`` override a step's exit status
+    and stderr lines; a ``silent`` step prints nothing on stdout (and, as in the script, no
+    image is inspected when no image ID was printed)."""
     containers = [container()] if containers is None else containers
     images = (
         [{"id": IMAGE_ID, "tags": ["nginx:1.25"], "digests": ["nginx@sha256:" + "bb" * 32]}]
         if images is None
         else images
     )
-    lines = [PROTOCOL, "@@info", info, f"@@rc {info_rc}", "@@ls"]
-    lines += [str(c.get("id", "x")) if isinstance(c, dict) else "x" for c in containers]
-    lines += ["@@rc 0"]
+    rc = {"info": info_rc, **(rc or {})}
+    errors = errors or {}
+    ids = [str(c.get("id", "x")) if isinstance(c, dict) else "x" for c in containers]
+    image_ids = [str(c.get("image_id", "")) if isinstance(c, dict) else "" for c in containers]
+    steps: list[tuple[str, list[str]]] = [("info", [info]), ("ls", ids)]
     if containers:
-        lines += [
-            "@@containers",
-            *[json.dumps(c) for c in containers],
-            *extra_container_lines,
-            "@@rc 0",
-            "@@images",
-            *[json.dumps(i) for i in images],
-            "@@rc 0",
+        steps += [
+            ("containers", [*[json.dumps(c) for c in containers], *extra_container_lines]),
+            ("imageids", image_ids),
+            ("images", [json.dumps(i) for i in images]),
         ]
+    if "imageids" in silent:
+        steps.pop()
+    out, err = [PROTOCOL], []
+    for name, lines in steps:
+        out += [f"@@{name}", *([] if name in silent else lines), f"@@rc {rc.get(name, 0)}"]
+        err += [f"@@{name}", *errors.get(name, [])]
     if end:
-        lines.append("@@end")
-    return ("\n".join(lines) + "\n").encode()
+        out.append("@@end")
+        err.append("@@end")
+    return ("\n".join(out) + "\n").encode(), ("\n".join(err) + "\n").encode()
 
 
 def test_a_normal_host_parses_to_whitelisted_fields() -> None:
@@ -91,6 +118,131 @@ def test_a_container_vanishing_between_list_and_inspect_is_not_an_error() -> Non
     assert len(parse_output(raw).state.containers) == 1
     stderr = b"@@containers\nError: No such container: " + b"d" * 64 + b"\n@@end\n"
     assert len(parse_output(output(), stderr).state.containers) == 1
+
+
+STEPS = ["info", "ls", "containers", "imageids", "images"]
+STEP_NAMES = {
+    "info": "docker info",
+    "ls": "docker container ls",
+    "containers": "docker container inspect",
+    "imageids": "docker container inspect",
+    "images": "docker image inspect",
+}
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_a_failing_step_makes_the_host_unreadable_never_empty(step: str) -> None:
+    """A step that exits non-zero for any reason but a vanished object is a host error: its
+    silence must never read as "no containers" (every module would become a false missing)."""
+    stdout, stderr = streams(
+        rc={step: 1},
+        errors={step: ["Error response from daemon: i/o timeout talking to containerd"]},
+    )
+    with pytest.raises(DockerOutputError, match=f"{STEP_NAMES[step]} failed: .*i/o timeout"):
+        parse_output(stdout, stderr)
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_a_step_failing_without_a_word_is_still_an_error(step: str) -> None:
+    stdout, stderr = streams(rc={step: 2})
+    with pytest.raises(DockerOutputError, match=f"{STEP_NAMES[step]} failed: exit status 2"):
+        parse_output(stdout, stderr)
+
+
+@pytest.mark.parametrize("step", ["containers", "imageids", "images"])
+def test_an_inspect_that_prints_nothing_is_an_error(step: str) -> None:
+    """Exit status 0 but no answer for what was listed (a wrapper that swallows output)."""
+    with pytest.raises(DockerOutputError, match="gave no answer"):
+        parse_output(*streams(silent={step}))
+
+
+def test_a_step_failing_only_because_objects_vanished_is_not_an_error() -> None:
+    gone = "d" * 64
+    listed = [container(), container(id=gone, name="/gone")]
+    stdout, stderr = streams(
+        listed,
+        rc={"containers": 1, "imageids": 1},
+        errors={
+            "containers": [f"Error: No such container: {gone}"],
+            "imageids": [f"Error response from daemon: No such container: {gone}"],
+        },
+    )
+    # The vanished container printed nothing: drop its lines as docker would.
+    stdout = b"\n".join(ln for ln in stdout.split(b"\n") if b"/gone" not in ln)
+    parsed = parse_output(stdout, stderr)
+    assert [c.name for c in parsed.state.containers] == ["apps-web-1"]
+
+
+def test_a_vanished_object_beside_a_real_error_is_still_an_error() -> None:
+    stdout, stderr = streams(
+        rc={"containers": 1},
+        errors={"containers": ["Error: No such container: x", "Error: context deadline exceeded"]},
+    )
+    with pytest.raises(DockerOutputError, match="context deadline exceeded"):
+        parse_output(stdout, stderr)
+
+
+FAKE_DOCKER = """#!/bin/sh
+# Answers the remote script's five docker calls with canned, real-shaped output; the step
+# named in $FAKE_DOCKER_FAIL fails instead, as a broken daemon would.
+case "$1 $2" in
+  "info --format") step=info ;;
+  "container ls") step=ls ;;
+  "container inspect") if [ "$4" = "{{.Image}}" ]; then step=imageids; else step=containers; fi ;;
+  "image inspect") step=images ;;
+  *) echo "fake docker: unexpected $*" >&2; exit 64 ;;
+esac
+if [ "$step" = "$FAKE_DOCKER_FAIL" ]; then
+  echo "Error response from daemon: $step broke" >&2
+  exit 1
+fi
+case $step in
+  info) echo '%(info)s' ;;
+  ls) echo '%(id)s' ;;
+  containers) echo '%(container)s' ;;
+  imageids) echo '%(image_id)s' ;;
+  images) echo '%(image)s' ;;
+esac
+"""
+
+
+@pytest.fixture
+def fake_docker(tmp_path: Path) -> str:
+    path = tmp_path / "docker"
+    path.write_text(
+        FAKE_DOCKER
+        % {
+            "info": '{"version":"24.0.7","driver":"overlay2"}',
+            "id": container()["id"],
+            "container": json.dumps(container()),
+            "image_id": IMAGE_ID,
+            "image": json.dumps({"id": IMAGE_ID, "tags": ["nginx:1.25"], "digests": []}),
+        }
+    )
+    path.chmod(0o755)
+    return str(path)
+
+
+def run_script(docker: str) -> Output:
+    return LocalTransport(command_timeout=30).run(build_script(docker))
+
+
+def test_the_real_script_reads_a_host_through_the_fake_docker(
+    fake_docker: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_DOCKER_FAIL", "")
+    parsed = parse_output(*run_script(fake_docker))
+    assert [c.name for c in parsed.state.containers] == ["apps-web-1"]
+    assert [i.id for i in parsed.state.images] == [IMAGE_ID]
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_the_real_script_reports_each_failing_step(
+    fake_docker: str, monkeypatch: pytest.MonkeyPatch, step: str
+) -> None:
+    monkeypatch.setenv("FAKE_DOCKER_FAIL", step)
+    with pytest.raises(DockerOutputError, match=f"{STEP_NAMES[step]} failed: .*{step} broke"):
+        parse_output(*run_script(fake_docker))
 
 
 def test_warnings_and_floods_on_stderr_do_not_disturb_the_json() -> None:
@@ -205,8 +357,8 @@ def test_parser_handles_unexpected_types(fields: dict[str, Any]) -> None:
 
 
 def test_fifty_megabytes_of_valid_output_parse_completely() -> None:
-    many = [container(id=f"{i:064x}", name=f"/c{i}") for i in range(130_000)]
+    many = [container(id=f"{i:064x}", name=f"/c{i}") for i in range(110_000)]
     raw = output(many)
     assert len(raw) > 50 * 1024 * 1024
     parsed = parse_output(raw)
-    assert len(parsed.state.containers) == 130_000
+    assert len(parsed.state.containers) == 110_000
