@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,8 @@ from platformctl.collector.interface import Output
 from platformctl.collector.local import LocalTransport
 from platformctl.collector.script import (
     CONTAINER_TEMPLATE,
+    IMAGE_TEMPLATE,
+    INFO_TEMPLATE,
     PROTOCOL,
     DockerOutputError,
     build_script,
@@ -318,10 +321,64 @@ def test_script_is_constant_and_quotes_the_docker_command() -> None:
     assert "'docker;' touch /tmp/pwned" in hostile
 
 
-def test_template_reads_labels_one_key_at_a_time() -> None:
-    # The whole Config.Labels map (and Config.Env) must never be requested.
-    assert ".Config.Env" not in CONTAINER_TEMPLATE
-    assert "json .Config.Labels}}" not in CONTAINER_TEMPLATE
+# Every Go template action the remote script may run, and so every field of docker's inspect
+# output that can leave a host (README: "The store holds ..."). Env, Cmd, Entrypoint, Mounts
+# and the labels map hold operators' secrets and must never appear here.
+WHITELIST_CONTAINER = {
+    "id": "json .Id",
+    "name": "json .Name",
+    "created": "json .Created",
+    "started": "json .State.StartedAt",
+    "status": "json .State.Status",
+    "running": "json .State.Running",
+    "image": "json .Config.Image",
+    "image_id": "json .Image",
+    "project": 'json (index .Config.Labels "com.docker.compose.project")',
+    "service": 'json (index .Config.Labels "com.docker.compose.service")',
+    "oneoff": 'json (index .Config.Labels "com.docker.compose.oneoff")',
+    "number": 'json (index .Config.Labels "com.docker.compose.container-number")',
+}
+WHITELIST_IMAGE = {"id": "json .Id", "tags": "json .RepoTags", "digests": "json .RepoDigests"}
+WHITELIST_INFO = {"version": "json .ServerVersion", "driver": "json .Driver"}
+ACTION = re.compile(r"\{\{(.*?)\}\}")
+
+
+def template_fields(template: str) -> dict[str, str]:
+    """The template's JSON keys, each with the one Go action that fills it."""
+    actions = ACTION.findall(template)
+    skeleton = json.loads(
+        ACTION.sub(lambda m: json.dumps(str(actions.index(m.group(1)))), template)
+    )
+    assert isinstance(skeleton, dict)
+    return {key: actions[int(index)] for key, index in skeleton.items()}
+
+
+@pytest.mark.parametrize(
+    ("template", "whitelist"),
+    [
+        (CONTAINER_TEMPLATE, WHITELIST_CONTAINER),
+        (IMAGE_TEMPLATE, WHITELIST_IMAGE),
+        (INFO_TEMPLATE, WHITELIST_INFO),
+    ],
+    ids=["container", "image", "info"],
+)
+def test_each_template_emits_exactly_the_whitelisted_fields(
+    template: str, whitelist: dict[str, str]
+) -> None:
+    assert template_fields(template) == whitelist
+    # Every action is one of the pairs above: none hides outside a JSON value.
+    assert sorted(ACTION.findall(template)) == sorted(whitelist.values())
+
+
+def test_the_script_runs_no_other_template_action() -> None:
+    allowed = {
+        *WHITELIST_CONTAINER.values(),
+        *WHITELIST_IMAGE.values(),
+        *WHITELIST_INFO.values(),
+        ".Image",  # the image-ID listing
+    }
+    for docker in ("docker", "sudo -n docker"):
+        assert set(ACTION.findall(build_script(docker))) == allowed
 
 
 @given(st.binary(max_size=2000))

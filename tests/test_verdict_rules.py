@@ -1,0 +1,176 @@
+"""Which status wins and which exit code a mix of statuses gives: the orderings a one-line
+slip would silently invert (each test names the slip it catches)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from platformctl.collector.model import Container, HostResult, HostState, HostStatus, Image
+from platformctl.declared.model import Module, Orchestrator
+from platformctl.differ import diff
+from platformctl.differ.compare import judge
+from platformctl.differ.history import module_history
+from platformctl.differ.model import ModuleStatus, Report
+from platformctl.snapshots.model import ChangePoint
+from tests.test_differ import (
+    ID303,
+    IMAGES,
+    REPO,
+    host,
+    make_compose,
+    make_container,
+    make_module,
+)
+
+UNPUSHED = "sha256:" + "b1" * 32
+# An image built on the host: a tag, no registry digest.
+LOCAL = Image(UNPUSHED, (f"{REPO}:3.0.6",), ())
+
+
+def replica(name: str, **overrides: object) -> Container:
+    return make_container(id=name.encode().hex().ljust(64, "0")[:64], name=name, **overrides)
+
+
+def test_drift_outranks_unverifiable_in_a_module() -> None:
+    """One replica on a wrong image, one whose digest cannot be confirmed: the module is
+    drift (a verdict), not unverifiable (no verdict)."""
+    unconfirmed = replica("a-unconfirmed", image_id=UNPUSHED)
+    wrong = replica("b-wrong", config_image=f"{REPO}:3.0.3", image_id=ID303)
+    verdict = judge(make_module(), host(unconfirmed, wrong, images=(*IMAGES, LOCAL)))
+    assert {c.result.value for c in verdict.checks if c.check == "manifest-live"} == {
+        "drift",
+        "unverifiable",
+    }
+    assert verdict.status is ModuleStatus.DRIFT
+    assert "b-wrong" in verdict.reason
+
+
+def test_a_compose_drift_outranks_an_unverifiable_manifest_check() -> None:
+    module = make_module(compose=make_compose(f"{REPO}:3.0.5"))
+    verdict = judge(module, host(make_container(image_id=UNPUSHED), images=(LOCAL,)))
+    assert verdict.status is ModuleStatus.DRIFT
+
+
+def test_missing_wins_over_stopped_when_no_container_exists() -> None:
+    assert judge(make_module(), host()).status is ModuleStatus.MISSING
+    exited = make_container(status="exited", running=False)
+    assert judge(make_module(), host(exited)).status is ModuleStatus.STOPPED
+
+
+def test_one_running_replica_makes_the_module_running() -> None:
+    exited = replica("b-old", status="exited", running=False)
+    assert judge(make_module(), host(make_container(), exited)).status is ModuleStatus.OK
+
+
+# --- history: "the worst seen" in an interval (missing > stopped > drift > unverifiable) ---
+
+STATES = {
+    1: HostState((make_container(),), IMAGES),  # ok
+    2: HostState((make_container(image_id=UNPUSHED),), (LOCAL,)),  # unverifiable
+    3: HostState((make_container(config_image=f"{REPO}:3.0.3", image_id=ID303),), IMAGES),
+    4: HostState((make_container(status="exited", running=False),), IMAGES),  # stopped
+    5: HostState((), IMAGES),  # missing
+}
+
+
+def points(*state_ids: int) -> list[ChangePoint]:
+    return [
+        ChangePoint(i + 1, f"2026-11-{i + 1:02d}T00:00:00Z", "rs2000", HostStatus.OK, sid)
+        for i, sid in enumerate(state_ids)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("sequence", "worst"),
+    [
+        ((2, 3, 2), ModuleStatus.DRIFT),
+        ((3, 4, 3), ModuleStatus.STOPPED),
+        ((4, 5, 4), ModuleStatus.MISSING),
+        ((5, 4, 3, 2), ModuleStatus.MISSING),
+        ((2, 4, 3), ModuleStatus.STOPPED),
+    ],
+)
+def test_an_interval_takes_the_worst_status_seen(
+    sequence: tuple[int, ...], worst: ModuleStatus
+) -> None:
+    history = module_history(make_module(), points(1, *sequence, 1), STATES)
+    (interval,) = history.intervals
+    assert interval.status is worst
+    assert (interval.start, interval.end) == ("2026-11-02T00:00:00Z", history_end(sequence))
+
+
+def history_end(sequence: tuple[int, ...]) -> str:
+    return f"2026-11-{len(sequence) + 2:02d}T00:00:00Z"
+
+
+# --- exit codes: 5 before 8 before 2 before 0 ---
+
+
+def report(*pairs: tuple[Module, HostResult | None]) -> Report:
+    hosts = {h.host: h for _, h in pairs if h is not None}
+    return diff(
+        tuple(m for m, _ in pairs),
+        tuple(hosts.values()),
+        snapshot_id=1,
+        taken_at="2026-11-27T10:00:00Z",
+        snapshot_status="partial",
+        replay=False,
+    )
+
+
+def on(name: str, host_name: str) -> Module:
+    return make_module(name=name, host=host_name, compose_service=name)
+
+
+def result(host_name: str, status: HostStatus, *containers: Container) -> HostResult:
+    if status is not HostStatus.OK:
+        return HostResult(host_name, status, "reason")
+    return HostResult(host_name, status, state=HostState(containers, IMAGES))
+
+
+def drifting(service: str) -> Container:
+    return make_container(service=service, config_image=f"{REPO}:3.0.3", image_id=ID303)
+
+
+def test_drift_beside_a_module_without_verdict_is_partial_8_not_2() -> None:
+    a = result("a", HostStatus.OK, drifting("drifts"))
+    b = result("b", HostStatus.UNREACHABLE)
+    assert report((on("drifts", "a"), a), (on("far", "b"), b)).exit_code == 8
+    invalid = Module(name="bad", path=Path("/p/modules/bad/module.yaml"), problem="broken")
+    assert report((on("drifts", "a"), a), (invalid, None)).exit_code == 8
+
+
+def test_drift_alone_is_2() -> None:
+    a = result("a", HostStatus.OK, drifting("drifts"))
+    assert report((on("drifts", "a"), a)).exit_code == 2
+
+
+def test_a_host_whose_docker_failed_was_reached_so_8_not_5() -> None:
+    """It answered over SSH; only its Docker state could not be read."""
+    failed = result("a", HostStatus.ERROR)
+    assert failed.reached
+    assert report((on("x", "a"), failed)).exit_code == 8
+    for down in (HostStatus.UNREACHABLE, HostStatus.AUTH_FAILED):
+        pair = (on("y", "b"), result("b", down))
+        assert report((on("x", "a"), failed), pair).exit_code == 8
+
+
+@pytest.mark.parametrize("status", [HostStatus.UNREACHABLE, HostStatus.AUTH_FAILED])
+def test_no_host_answering_is_5(status: HostStatus) -> None:
+    assert not result("a", status).reached
+    assert report((on("x", "a"), result("a", status))).exit_code == 5
+    both = report((on("x", "a"), result("a", status)), (on("y", "b"), result("b", status)))
+    assert both.exit_code == 5
+
+
+def test_only_skipped_modules_exit_0_with_no_host_in_scope() -> None:
+    external = Module(name="dns", path=Path("/p"), orchestrator=Orchestrator.EXTERNAL)
+    assert report((external, None)).exit_code == 0
+
+
+def test_unverifiable_alone_is_8_not_0() -> None:
+    state = HostState((make_container(image_id=UNPUSHED),), (LOCAL,))
+    unconfirmed = HostResult("a", HostStatus.OK, state=state)
+    assert report((make_module(host="a"), unconfirmed)).exit_code == 8
