@@ -98,14 +98,19 @@ Runner = Callable[..., Result]
 def run_cli(tmp_path: Path) -> Runner:
     """Run ``python -m platformctl ARGS`` in a real process with a per-test store."""
 
-    def run(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> Result:
-        full_env = {**os.environ, "PLATFORMCTL_DB": str(tmp_path / "store.db"), **(env or {})}
-        full_env.pop("NO_COLOR", None)
+    def run(*args: str, env: dict[str, str | None] | None = None, timeout: float = 120) -> Result:
+        """``env`` adds to the environment; a None value removes that variable."""
+        full_env: dict[str, str | None] = {
+            **os.environ,
+            "PLATFORMCTL_DB": str(tmp_path / "store.db"),
+            "NO_COLOR": None,
+            **(env or {}),
+        }
         proc = subprocess.run(
             [sys.executable, "-m", "platformctl", *args],
             capture_output=True,
             text=True,
-            env=full_env,
+            env={k: v for k, v in full_env.items() if v is not None},
             timeout=timeout,
         )
         return Result(proc.returncode, proc.stdout, proc.stderr)

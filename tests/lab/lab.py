@@ -284,15 +284,27 @@ class Lab:
         labels: dict[str, str] | None = None,
         env: dict[str, str] | None = None,
         running: bool = True,
+        entrypoint: str | None = None,
+        command: tuple[str, ...] = (),
+        volumes: tuple[str, ...] = (),
+        paused: bool = False,
     ) -> str:
-        """``docker run -d --network none`` (or ``create`` when not running); returns the ID."""
+        """``docker run -d --network none`` (or ``create`` when not running; ``docker pause``
+        after it when ``paused``); returns the ID."""
         args = ["run", "-d"] if running else ["create"]
         args += ["--network", "none", "--name", name]
         for key, value in (labels or {}).items():
             args += ["--label", f"{key}={value}"]
         for key, value in (env or {}).items():
             args += ["-e", f"{key}={value}"]
-        return engine.docker(*args, image).strip()
+        for volume in volumes:
+            args += ["--volume", volume]
+        if entrypoint is not None:
+            args += ["--entrypoint", entrypoint]
+        container_id = engine.docker(*args, image, *command).strip()
+        if paused:
+            engine.docker("pause", name)
+        return container_id
 
     def compose(
         self,
