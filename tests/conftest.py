@@ -12,11 +12,24 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, settings
 
 from tests.lab import Lab, LabUnavailable
 from tests.lab.topology import Images, standard_lab
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+# Two shared cores: a slow example is load, not a finding. The mutation profile
+# (scripts/mutation) is deterministic, so a mutant is killed or not whatever the run.
+settings.register_profile("default", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile(
+    "mutation",
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    derandomize=True,
+    max_examples=50,
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 @dataclass
@@ -42,8 +55,8 @@ def std_lab() -> Iterator[StandardLab]:
         lab, images = standard_lab()
     except LabUnavailable as exc:
         if IN_CI:
-            pytest.fail(f"lab unavailable in CI: {exc}")
-        pytest.skip(f"lab unavailable: {exc}")
+            pytest.fail(f"in CI: {exc.skip_reason()}")
+        pytest.skip(exc.skip_reason())
     try:
         yield StandardLab(lab, images)
     finally:
@@ -98,8 +111,14 @@ Runner = Callable[..., Result]
 def run_cli(tmp_path: Path) -> Runner:
     """Run ``python -m platformctl ARGS`` in a real process with a per-test store."""
 
-    def run(*args: str, env: dict[str, str | None] | None = None, timeout: float = 120) -> Result:
-        """``env`` adds to the environment; a None value removes that variable."""
+    def run(
+        *args: str,
+        env: dict[str, str | None] | None = None,
+        timeout: float = 120,
+        cwd: Path | None = None,
+    ) -> Result:
+        """``env`` adds to the environment (a None value removes that variable); ``cwd`` is
+        the folder to run in."""
         full_env: dict[str, str | None] = {
             **os.environ,
             "PLATFORMCTL_DB": str(tmp_path / "store.db"),
@@ -112,6 +131,7 @@ def run_cli(tmp_path: Path) -> Runner:
             text=True,
             env={k: v for k, v in full_env.items() if v is not None},
             timeout=timeout,
+            cwd=cwd,
         )
         return Result(proc.returncode, proc.stdout, proc.stderr)
 

@@ -391,11 +391,32 @@ def test_parser_never_raises_past_its_boundary_on_random_bytes(raw: bytes) -> No
         parse_output(output(), raw)
 
 
+TWO = [container(), container(id="e" * 64, name="/x", oneoff="True")]
+
+
+def test_every_truncation_of_the_output_is_rejected() -> None:
+    """Output cut anywhere (a dropped connection, a killed docker) is never read as a host
+    with fewer containers."""
+    stdout, stderr = streams(TWO)
+    assert len(parse_output(stdout, stderr).state.containers) == 2
+    assert stdout.endswith(b"\n@@end\n")
+    for cut in range(len(stdout) - 1):  # the last cut only drops the final newline
+        with pytest.raises(DockerOutputError):
+            parse_output(stdout[:cut], stderr)
+
+
 @given(st.integers(min_value=0, max_value=2000), st.binary(max_size=50))
-def test_parser_handles_truncation_anywhere(cut: int, tail: bytes) -> None:
-    raw = output([container(), container(id="e" * 64, name="/x", oneoff="True")])
-    with contextlib.suppress(DockerOutputError):
-        parse_output(raw[:cut] + tail)
+def test_truncation_with_any_tail_is_rejected_or_reads_the_whole_state(
+    cut: int, tail: bytes
+) -> None:
+    stdout, stderr = streams(TWO)
+    full = parse_output(stdout, stderr)
+    try:
+        parsed = parse_output(stdout[:cut] + tail, stderr)
+    except DockerOutputError:
+        return
+    # Accepted only when the tail happens to restore what was cut.
+    assert parsed == full
 
 
 _json = st.recursive(
