@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -46,6 +47,16 @@ class StandardLab:
     def ref(self, tagged: str) -> str:
         """``repo:tag@digest`` for a pushed image reference."""
         return f"{tagged}@{self.images.digests[tagged]}"
+
+
+def pytest_make_parametrize_id(config: pytest.Config, val: object, argname: str) -> str | None:
+    """Readable test IDs without escapes: a parameter holding newlines or bytes would give an
+    ID with backslashes, which some runners (mutmut) cannot pass back to select the test."""
+    if isinstance(val, bytes):
+        val = val.decode("ascii", errors="replace")
+    if isinstance(val, str) and not val.isprintable():
+        return re.sub(r"[^ -~]+", "_", val)[:60]
+    return None
 
 
 @pytest.fixture(scope="session")
