@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import subprocess
@@ -144,6 +145,46 @@ def run_cli(tmp_path: Path) -> Runner:
             timeout=timeout,
             cwd=cwd,
         )
-        return Result(proc.returncode, proc.stdout, proc.stderr)
+        result = Result(proc.returncode, proc.stdout, proc.stderr)
+        if args and args[0] == "drift-check" and "--json" in args and result.out.strip():
+            assert_drift_check_contract(result.json(), result.code)
+        return result
 
     return run
+
+
+SCHEMA_PATH = Path(__file__).resolve().parents[1] / "docs" / "schema" / "drift-check.v1.json"
+
+
+@functools.cache
+def _drift_check_validator() -> Any:
+    """The published schema made strict: every object that lists its keys allows no others,
+    so a key the code emits but the schema does not document fails the tests (users get the
+    open schema, where later v1 releases may add keys)."""
+    from jsonschema import Draft202012Validator
+
+    def strict(node: Any) -> Any:
+        if isinstance(node, dict):
+            node = {k: strict(v) for k, v in node.items()}
+            if "properties" in node and "required" in node and "additionalProperties" not in node:
+                node["additionalProperties"] = False
+            return node
+        if isinstance(node, list):
+            return [strict(v) for v in node]
+        return node
+
+    import json
+
+    schema = strict(json.loads(SCHEMA_PATH.read_text()))
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema)
+
+
+def assert_drift_check_contract(doc: Any, exit_code: int) -> None:
+    """``doc`` is a valid ``platformctl.drift-check/v1`` report of a run that exited
+    ``exit_code``."""
+    errors = sorted(_drift_check_validator().iter_errors(doc), key=lambda e: list(e.path))
+    if errors:
+        where = "/".join(str(p) for p in errors[0].absolute_path)
+        pytest.fail(f"drift-check --json breaks docs/schema at /{where}: {errors[0].message}")
+    assert doc["exit_code"] == exit_code, "the JSON's exit_code is not the process's"
