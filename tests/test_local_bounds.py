@@ -8,9 +8,11 @@ because the stand-in answers the way an empty engine does.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -39,7 +41,7 @@ def stand_in(tmp_path: Path, before: str) -> Path:
 
 
 @pytest.fixture
-def escaped(tmp_path: Path) -> Path:
+def escaped(tmp_path: Path) -> Iterator[Path]:
     """A file where a stand-in records the PID of the ``setsid`` child it leaves behind; the
     child is killed by that PID when the test ends."""
     pidfile = tmp_path / "escaped.pid"
@@ -68,8 +70,6 @@ def test_a_flood_is_cut_at_the_cap_with_one_line_and_bounded_memory(tmp_path: Pa
     run = flood_run(tmp_path, "--json")
     assert run.code == 8, run.err
     assert "Traceback" not in run.err
-    import json
-
     (host,) = json.loads(run.out)["hosts"]
     assert host["status"] == "error" and host["reason"] == "docker output exceeds 64 MiB"
     # The cap is 64 MiB; buffering the stream before checking it reached gigabytes.
