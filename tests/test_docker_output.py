@@ -440,3 +440,61 @@ def test_fifty_megabytes_of_valid_output_parse_completely() -> None:
     assert len(raw) > 50 * 1024 * 1024
     parsed = parse_output(raw)
     assert len(parsed.state.containers) == 110_000
+
+
+@pytest.mark.parametrize(
+    ("step", "rc", "lines", "reason"),
+    [
+        (
+            "info",
+            127,
+            ["sh: 1: docker: not found"],
+            "docker is not installed or not on PATH: sh: 1: docker: not found",
+        ),
+        ("info", 127, [], "docker is not installed or not on PATH: exit status 127"),
+        (
+            "info",
+            1,
+            ["/usr/bin/Docker: NOT FOUND"],
+            "docker is not installed or not on PATH: /usr/bin/Docker: NOT FOUND",
+        ),
+        ("info", 1, ["image not found"], "docker info failed: image not found"),
+        (
+            "ls",
+            1,
+            ["Got Permission Denied while trying to connect"],
+            "permission denied on the Docker socket (try --docker-command 'sudo -n docker'): "
+            "Got Permission Denied while trying to connect",
+        ),
+        (
+            "info",
+            1,
+            ["", "Cannot connect to the Docker daemon at unix:///x.sock"],
+            "the Docker daemon is not running: Cannot connect to the Docker daemon at unix:///x.sock",
+        ),
+        ("images", 3, [], "docker image inspect failed: exit status 3"),
+    ],
+)
+def test_each_failure_is_named_for_what_to_do(
+    step: str, rc: int, lines: list[str], reason: str
+) -> None:
+    stdout, stderr = streams(rc={step: rc}, errors={step: lines})
+    with pytest.raises(DockerOutputError) as err:
+        parse_output(stdout, stderr)
+    assert str(err.value) == reason
+
+
+def test_a_step_without_its_exit_status_is_a_failure() -> None:
+    stdout, stderr = streams()
+    cut = stdout.replace(
+        b"@@ls\n" + container()["id"].encode() + b"\n@@rc 0\n",
+        b"@@ls\n" + container()["id"].encode() + b"\n",
+    )
+    assert cut != stdout
+    with pytest.raises(DockerOutputError, match="docker container ls failed: no exit status"):
+        parse_output(cut, stderr)
+
+
+def test_an_empty_docker_command_is_refused() -> None:
+    with pytest.raises(ValueError, match="^the docker command is empty$"):
+        build_script("  ")

@@ -174,3 +174,65 @@ def test_unverifiable_alone_is_8_not_0() -> None:
     state = HostState((make_container(image_id=UNPUSHED),), (LOCAL,))
     unconfirmed = HostResult("a", HostStatus.OK, state=state)
     assert report((make_module(host="a"), unconfirmed)).exit_code == 8
+
+
+# --- small rules the mutation run found unguarded ---
+
+
+def test_an_external_module_needs_no_host_even_when_it_names_one() -> None:
+    from platformctl.differ import hosts_in_scope
+
+    external = Module(name="dns", path=Path("/p"), host="edge", orchestrator=Orchestrator.EXTERNAL)
+    invalid = Module(name="bad", path=Path("/p"), host="alpha", problem="broken")
+    assert hosts_in_scope([external, invalid, on("x", "b"), on("y", "a"), on("z", "b")]) == [
+        "a",
+        "b",
+    ]
+
+
+def test_the_summary_counts_each_status_once_and_lists_every_status() -> None:
+    a = result("a", HostStatus.OK, drifting("drifts"))
+    doc = report((on("drifts", "a"), a), (on("gone", "a"), a), (on("far", "b"), None))
+    assert doc.summary() == {
+        "ok": 0,
+        "drift": 1,
+        "missing": 1,
+        "stopped": 0,
+        "unverifiable": 0,
+        "unreachable": 0,
+        "error": 0,
+        "not-collected": 1,
+        "invalid": 0,
+        "skipped": 0,
+    }
+
+
+def test_an_interval_ending_exactly_at_the_window_start_is_outside_it() -> None:
+    from datetime import UTC, datetime
+
+    history = module_history(make_module(), points(1, 3, 1), STATES)
+    (interval,) = history.intervals
+    assert interval.end == "2026-11-03T00:00:00Z"
+    edge = datetime(2026, 11, 3, tzinfo=UTC)
+    assert history.within(edge) == ()
+    assert history.seconds_within(edge, datetime(2026, 11, 10, tzinfo=UTC)) == 0
+    assert history.within(datetime(2026, 11, 2, 23, 59, 59, tzinfo=UTC)) == (interval,)
+
+
+def test_a_timestamp_without_zone_is_utc() -> None:
+    from datetime import UTC, datetime
+
+    from platformctl.differ.history import parse_time
+
+    assert parse_time("2026-11-03T00:00:00") == datetime(2026, 11, 3, tzinfo=UTC)
+    assert parse_time("2026-11-03T00:00:00Z") == datetime(2026, 11, 3, tzinfo=UTC)
+    assert parse_time("2026-11-03T01:00:00+01:00") == datetime(2026, 11, 3, tzinfo=UTC)
+
+
+def test_drift_since_is_none_once_the_last_interval_closed() -> None:
+    from platformctl.differ.history import drift_since
+
+    closed = module_history(make_module(), points(3, 1), STATES)
+    assert drift_since(closed, ModuleStatus.DRIFT) is None
+    reopened = module_history(make_module(), points(3, 1, 4), STATES)
+    assert drift_since(reopened, ModuleStatus.STOPPED) == "2026-11-03T00:00:00Z"
