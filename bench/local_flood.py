@@ -66,21 +66,36 @@ def flood_run(workdir: Path, *extra: str, command_timeout: float = 60) -> FloodR
         *extra,
     ]
     env = {k: v for k, v in os.environ.items() if k != "PLATFORMCTL_DOCKER_COMMAND"}
-    out_path, err_path = workdir / "stdout", workdir / "stderr"
+    out_path, err_path, rss_path = workdir / "stdout", workdir / "stderr", workdir / "maxrss"
     start = time.monotonic()
-    with open(out_path, "wb") as out, open(err_path, "wb") as err:
-        proc = subprocess.Popen(args, stdout=out, stderr=err, env=env)
-        # wait4 rather than Popen.wait: it also returns the child's resource usage.
-        _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
+    # Measured from a small runner process, not from here: a child's peak RSS starts from its
+    # parent's size at fork, so a child of a big test process would report that process.
+    code = subprocess.run(
+        [sys.executable, "-c", _RUNNER, str(out_path), str(err_path), str(rss_path), *args],
+        env=env,
+    ).returncode
     seconds = time.monotonic() - start
     return FloodRun(
-        proc.returncode,
+        code,
         out_path.read_text(),
         err_path.read_text(),
         seconds,
-        usage.ru_maxrss * 1024,  # kilobytes on Linux
+        int(rss_path.read_text()) * 1024,  # kilobytes on Linux
     )
+
+
+# argv: stdout file, stderr file, file for the peak RSS (KiB), then the command to measure.
+_RUNNER = """\
+import os, subprocess, sys
+out, err, rss, *command = sys.argv[1:]
+with open(out, "wb") as o, open(err, "wb") as e:
+    proc = subprocess.Popen(command, stdout=o, stderr=e)
+    # wait4 rather than Popen.wait: it also returns the child's resource usage.
+    _, status, usage = os.wait4(proc.pid, 0)
+with open(rss, "w") as f:
+    f.write(str(usage.ru_maxrss))
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
 
 
 def main() -> None:
