@@ -498,3 +498,84 @@ def test_a_step_without_its_exit_status_is_a_failure() -> None:
 def test_an_empty_docker_command_is_refused() -> None:
     with pytest.raises(ValueError, match="^the docker command is empty$"):
         build_script("  ")
+
+
+def test_every_field_is_read_from_its_own_key() -> None:
+    from platformctl.collector.model import Container, Image
+
+    parsed = parse_output(*streams())
+    assert parsed.state.containers == (
+        Container(
+            id="c" * 64,
+            name="apps-web-1",
+            created="2026-11-27T10:00:00Z",
+            started="2026-11-27T10:00:01Z",
+            status="running",
+            running=True,
+            config_image="nginx:1.25",
+            image_id=IMAGE_ID,
+            project="apps",
+            service="web",
+            oneoff=False,
+            number="1",
+        ),
+    )
+    assert parsed.state.images == (
+        Image(IMAGE_ID, ("nginx:1.25",), ("nginx@sha256:" + "bb" * 32,)),
+    )
+
+
+def test_a_container_without_compose_labels_is_a_plain_container() -> None:
+    from platformctl.collector.model import Container
+
+    bare = container(project=None, service=None, oneoff=None, number=None, started="")
+    (c,) = parse_output(*streams([bare])).state.containers
+    assert (c.project, c.service, c.oneoff, c.number, c.started) == (None, None, False, None, None)
+    assert isinstance(c, Container) and c.name == "apps-web-1"
+
+
+def test_a_host_without_containers_still_reports_its_docker() -> None:
+    parsed = parse_output(*streams([]))
+    assert (parsed.version, parsed.driver, parsed.state.containers) == ("24.0.7", "overlay2", ())
+    odd = parse_output(*streams([], info='{"version":24,"driver":null}'))
+    assert (odd.version, odd.driver) == (None, None)
+
+
+def test_a_container_gone_by_the_second_inspection_is_dropped() -> None:
+    gone = "d" * 64
+    stdout, stderr = streams(
+        [container(), container(id=gone, name="/gone", image_id="sha256:" + "ee" * 32)],
+        rc={"imageids": 1},
+        errors={"imageids": [f"Error: No such container: {gone}"]},
+    )
+    stdout = stdout.replace(("sha256:" + "ee" * 32 + "\n").encode(), b"", 1)
+    assert [c.name for c in parse_output(stdout, stderr).state.containers] == ["apps-web-1"]
+
+
+def test_a_listing_that_fails_over_a_vanished_object_is_still_a_failure() -> None:
+    stdout, stderr = streams(rc={"ls": 1}, errors={"ls": ["Error: No such object: x"]})
+    with pytest.raises(DockerOutputError, match="^docker container ls failed: exit status 1$"):
+        parse_output(stdout, stderr)
+
+
+def test_nothing_at_all_says_so() -> None:
+    with pytest.raises(DockerOutputError, match="^the remote script did not run: no output$"):
+        parse_output(b"", b"")
+    with pytest.raises(DockerOutputError, match="^docker output was cut off before the end"):
+        parse_output(PROTOCOL.encode() + b"\n", b"")
+
+
+def test_one_line_squashes_and_caps() -> None:
+    from platformctl.collector.script import one_line
+
+    assert one_line("a\x1b[2Jb\n  c\td") == "a [2Jb c d"
+    assert one_line("x" * 240) == "x" * 240
+    assert one_line("x" * 241) == "x" * 239 + "…"
+    assert one_line("y" * 50, 10) == "y" * 9 + "…"
+
+
+def test_field_values_up_to_4096_characters_are_read() -> None:
+    (c,) = parse_output(*streams([container(image="n" * 4096)])).state.containers
+    assert len(c.config_image) == 4096
+    with pytest.raises(DockerOutputError, match="^docker output has an oversized 'image'$"):
+        parse_output(*streams([container(image="n" * 4097)]))
