@@ -16,6 +16,7 @@ from platformctl.differ.model import ModuleStatus, Report
 from platformctl.snapshots.model import ChangePoint
 from tests.test_differ import (
     ID303,
+    ID306,
     IMAGES,
     REPO,
     host,
@@ -236,3 +237,58 @@ def test_drift_since_is_none_once_the_last_interval_closed() -> None:
     assert drift_since(closed, ModuleStatus.DRIFT) is None
     reopened = module_history(make_module(), points(3, 1, 4), STATES)
     assert drift_since(reopened, ModuleStatus.STOPPED) == "2026-11-03T00:00:00Z"
+
+
+def test_the_summary_counts_two_of_a_kind_as_two() -> None:
+    a = result("a", HostStatus.OK, drifting("one"), drifting("two"))
+    assert report((on("one", "a"), a), (on("two", "a"), a)).summary()["drift"] == 2
+
+
+def test_each_live_check_names_its_container_and_the_static_one_none() -> None:
+    module = make_module(compose=make_compose(f"{REPO}:3.0.6"))
+    verdict = judge(module, host(replica("a"), replica("b", **WRONG_IMAGE)))
+    assert [(c.check, c.container) for c in verdict.checks] == [
+        ("manifest-live", "a"),
+        ("compose-live", "a"),
+        ("manifest-live", "b"),
+        ("compose-live", "b"),
+        ("manifest-compose", None),
+    ]
+    assert [c.container for c in verdict.live] == ["a", "b"]
+    assert [c.running for c in verdict.live] == [True, True]
+
+
+WRONG_IMAGE = {"config_image": f"{REPO}:3.0.3", "image_id": ID303}
+
+
+def test_a_live_image_without_tag_is_latest() -> None:
+    untagged = make_container(config_image=REPO)
+    latest = judge(make_module(image=f"{REPO}:latest"), host(untagged))
+    assert latest.status is ModuleStatus.OK
+    pinned = judge(make_module(image=f"{REPO}:3.0.6"), host(untagged))
+    assert pinned.checks[0].changes == {"tag": ("3.0.6", "latest")}
+
+
+def test_an_ok_host_without_state_is_an_error_not_a_verdict() -> None:
+    assert judge(make_module(), HostResult("rs2000", HostStatus.OK)).status is ModuleStatus.ERROR
+
+
+def test_manifest_compose_compares_only_what_both_pin() -> None:
+    from platformctl.declared.reference import parse_reference
+    from platformctl.differ.compare import manifest_compose
+
+    declared = parse_reference(f"{REPO}:3.0.6@sha256:" + "06" * 32, default_tag=False)
+    same_tag = manifest_compose(declared, make_compose(f"{REPO}:3.0.6"))
+    assert (same_tag.result.value, same_tag.changes) == ("ok", {})
+    other_digest = manifest_compose(declared, make_compose(f"{REPO}@sha256:" + "07" * 32))
+    assert other_digest.changes == {"digest": ("sha256:" + "06" * 32, "sha256:" + "07" * 32)}
+    tag_only = parse_reference(f"{REPO}:3.0.6", default_tag=False)
+    by_digest = manifest_compose(tag_only, make_compose(f"{REPO}@sha256:" + "07" * 32))
+    assert (by_digest.result.value, by_digest.changes) == ("ok", {})
+
+
+def test_a_digest_drift_reports_the_digest_of_the_declared_repository() -> None:
+    other = "sha256:" + "0f" * 32
+    image = Image(ID306, (), (f"mirror.io/x/honcho@{other}", f"{REPO}@sha256:" + "03" * 32))
+    verdict = judge(make_module(), host(make_container(), images=(image,)))
+    assert verdict.checks[0].changes["digest"] == ("sha256:" + "06" * 32, "sha256:" + "03" * 32)
