@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -12,11 +14,24 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, settings
 
 from tests.lab import Lab, LabUnavailable
 from tests.lab.topology import Images, standard_lab
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+# Two shared cores: a slow example is load, not a finding. The mutation profile
+# (scripts/mutation) is deterministic, so a mutant is killed or not whatever the run.
+settings.register_profile("default", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile(
+    "mutation",
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    derandomize=True,
+    max_examples=50,
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 @dataclass
@@ -35,6 +50,16 @@ class StandardLab:
         return f"{tagged}@{self.images.digests[tagged]}"
 
 
+def pytest_make_parametrize_id(config: pytest.Config, val: object, argname: str) -> str | None:
+    """Readable test IDs without escapes: a parameter holding newlines or bytes would give an
+    ID with backslashes, which some runners (mutmut) cannot pass back to select the test."""
+    if isinstance(val, bytes):
+        val = val.decode("ascii", errors="replace")
+    if isinstance(val, str) and not val.isprintable():
+        return re.sub(r"[^ -~]+", "_", val)[:60]
+    return None
+
+
 @pytest.fixture(scope="session")
 def std_lab() -> Iterator[StandardLab]:
     """The standard lab; skips locally (fails in CI) when a component is missing."""
@@ -42,8 +67,8 @@ def std_lab() -> Iterator[StandardLab]:
         lab, images = standard_lab()
     except LabUnavailable as exc:
         if IN_CI:
-            pytest.fail(f"lab unavailable in CI: {exc}")
-        pytest.skip(f"lab unavailable: {exc}")
+            pytest.fail(f"in CI: {exc.skip_reason()}")
+        pytest.skip(exc.skip_reason())
     try:
         yield StandardLab(lab, images)
     finally:
@@ -98,16 +123,68 @@ Runner = Callable[..., Result]
 def run_cli(tmp_path: Path) -> Runner:
     """Run ``python -m platformctl ARGS`` in a real process with a per-test store."""
 
-    def run(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> Result:
-        full_env = {**os.environ, "PLATFORMCTL_DB": str(tmp_path / "store.db"), **(env or {})}
-        full_env.pop("NO_COLOR", None)
+    def run(
+        *args: str,
+        env: dict[str, str | None] | None = None,
+        timeout: float = 120,
+        cwd: Path | None = None,
+    ) -> Result:
+        """``env`` adds to the environment (a None value removes that variable); ``cwd`` is
+        the folder to run in."""
+        full_env: dict[str, str | None] = {
+            **os.environ,
+            "PLATFORMCTL_DB": str(tmp_path / "store.db"),
+            "NO_COLOR": None,
+            **(env or {}),
+        }
         proc = subprocess.run(
             [sys.executable, "-m", "platformctl", *args],
             capture_output=True,
             text=True,
-            env=full_env,
+            env={k: v for k, v in full_env.items() if v is not None},
             timeout=timeout,
+            cwd=cwd,
         )
-        return Result(proc.returncode, proc.stdout, proc.stderr)
+        result = Result(proc.returncode, proc.stdout, proc.stderr)
+        if args and args[0] == "drift-check" and "--json" in args and result.out.strip():
+            assert_drift_check_contract(result.json(), result.code)
+        return result
 
     return run
+
+
+SCHEMA_PATH = Path(__file__).resolve().parents[1] / "docs" / "schema" / "drift-check.v1.json"
+
+
+@functools.cache
+def _drift_check_validator() -> Any:
+    """The published schema made strict: every object that lists its keys allows no others,
+    so a key the code emits but the schema does not document fails the tests (users get the
+    open schema, where later v1 releases may add keys)."""
+    from jsonschema import Draft202012Validator
+
+    def strict(node: Any) -> Any:
+        if isinstance(node, dict):
+            node = {k: strict(v) for k, v in node.items()}
+            if "properties" in node and "required" in node and "additionalProperties" not in node:
+                node["additionalProperties"] = False
+            return node
+        if isinstance(node, list):
+            return [strict(v) for v in node]
+        return node
+
+    import json
+
+    schema = strict(json.loads(SCHEMA_PATH.read_text()))
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema)
+
+
+def assert_drift_check_contract(doc: Any, exit_code: int) -> None:
+    """``doc`` is a valid ``platformctl.drift-check/v1`` report of a run that exited
+    ``exit_code``."""
+    errors = sorted(_drift_check_validator().iter_errors(doc), key=lambda e: list(e.path))
+    if errors:
+        where = "/".join(str(p) for p in errors[0].absolute_path)
+        pytest.fail(f"drift-check --json breaks docs/schema at /{where}: {errors[0].message}")
+    assert doc["exit_code"] == exit_code, "the JSON's exit_code is not the process's"

@@ -73,8 +73,19 @@ def test_missing_root_and_empty_modules_exit_1(tmp_path: Path, run_cli: Runner) 
     assert_one_line_error(result.err, "no module manifests")
 
 
-def test_root_from_environment_and_from_the_current_folder(platform: Path, run_cli: Runner) -> None:
-    assert run_cli("drift-check", env={"PLATFORMCTL_ROOT": str(platform)}).code == 0
+def test_root_from_environment_and_from_the_current_folder(
+    platform: Path, run_cli: Runner, tmp_path: Path
+) -> None:
+    from_env = run_cli("drift-check", env={"PLATFORMCTL_ROOT": str(platform)}, cwd=tmp_path)
+    assert from_env.code == 0 and "3 skipped" in from_env.out
+    # From a folder inside the repository, without --root or the variable.
+    inside = platform / "modules" / "web"
+    from_cwd = run_cli("drift-check", env={"PLATFORMCTL_ROOT": None}, cwd=inside)
+    assert from_cwd.code == 0 and "3 skipped" in from_cwd.out
+    # Outside any repository there is nothing to find.
+    outside = run_cli("drift-check", env={"PLATFORMCTL_ROOT": None}, cwd=tmp_path)
+    assert outside.code == 1
+    assert_one_line_error(outside.err, "no modules/ folder")
 
 
 def test_invalid_manifest_outside_scope_warns_without_changing_exit(
@@ -122,18 +133,24 @@ def test_unknown_snapshot_id_exits_1(platform: Path, run_cli: Runner, tmp_path: 
         assert_one_line_error(result.err, "snapshot")
 
 
-def test_version_and_help_import_no_heavy_library() -> None:
-    """paramiko, deepdiff and sqlite-utils load lazily, keeping --version fast (bench/README.md)."""
+@pytest.mark.parametrize(
+    "argv",
+    [["--version"], ["--help"], ["drift-check", "--help"], ["snapshots", "list", "--help"]],
+)
+def test_version_and_help_import_no_heavy_library(argv: list[str]) -> None:
+    """paramiko, deepdiff, sqlite-utils and PyYAML load lazily, keeping start-up fast."""
     import subprocess
     import sys
 
     code = (
         "import sys; from platformctl.cli import main\n"
-        "try:\n    main(['--version'])\nexcept SystemExit:\n    pass\n"
-        "print(sorted(m for m in ('paramiko', 'deepdiff', 'sqlite_utils', 'yaml')"
+        f"try:\n    main({argv!r})\nexcept SystemExit as e:\n    code = e.code\n"
+        "print(code, sorted(m for m in ('paramiko', 'deepdiff', 'sqlite_utils', 'yaml')"
         " if m in sys.modules))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
-    assert out.strip().splitlines()[-1] == "[]"
+    assert out.strip().splitlines()[-1] == "0 []"
+    if "--help" in argv:
+        assert "Usage: platformctl" in out

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from platformctl.declared.compose import load_stack, normalize_project_name
 from platformctl.declared.manifests import find_root, load_declared, load_manifest
-from platformctl.declared.model import ExternalModule, InvalidModule, Module
+from platformctl.declared.model import ExternalModule, InvalidModule, Module, Orchestrator
+from platformctl.declared.reference import parse_reference
 from platformctl.errors import DeclaredStateError
 from tests.conftest import write_compose, write_module
 
@@ -212,8 +213,9 @@ def test_compose_images_interpolate_from_dotenv(tmp_path: Path) -> None:
 def test_override_file_replaces_the_image(tmp_path: Path) -> None:
     path = write_compose(tmp_path, "apps", {"web": {"image": "nginx:1.24", "ports": ["80"]}})
     (path.parent / "compose.override.yaml").write_text("services:\n  web:\n    image: nginx:1.25\n")
-    assert load_stack(path).services["web"].image == load_stack(path).services["web"].image
-    assert load_stack(path).services["web"].raw == "nginx:1.25"
+    web = load_stack(path).services["web"]
+    assert web.raw == "nginx:1.25"
+    assert web.image == parse_reference("docker.io/library/nginx:1.25")
 
 
 def test_module_links_to_the_stack_defining_its_service(tmp_path: Path) -> None:
@@ -288,7 +290,22 @@ _yaml_values = st.recursive(
 def test_manifest_loader_handles_any_runtime_shape(tmp_path: Path, runtime: dict) -> None:
     path = write_module(tmp_path, "shape", runtime)
     module = load_manifest(path)
-    assert invalid(module) == (problem(module) is not None)
+    if isinstance(module, InvalidModule):
+        # Unusable: one line that names the file, never a crash.
+        assert str(path) in module.problem and "\n" not in module.problem
+        return
+    # Usable: everything its orchestrator needs is there, with the right types.
+    assert module.orchestrator is not None
+    if module.orchestrator is Orchestrator.EXTERNAL:
+        return
+    assert isinstance(module.host, str) and module.host
+    assert module.declared is not None
+    if isinstance(runtime["image_observed"], str):
+        assert module.declared_raw == runtime["image_observed"]
+    if module.orchestrator is Orchestrator.DOCKER:
+        assert module.container == runtime["container"]
+    else:
+        assert module.compose_service == runtime["compose_service"]
 
 
 @settings(max_examples=100, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -298,7 +315,13 @@ def test_compose_loader_never_raises(tmp_path: Path, data: bytes) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "compose.yaml").write_bytes(data)
     stack = load_stack(folder / "compose.yaml")
-    assert stack.problem is not None or isinstance(stack.services, dict)
+    if stack.problem is not None:
+        assert str(folder / "compose.yaml") in stack.problem and not stack.services
+        return
+    # Every service has an image to compare, or says why it has none.
+    for service in stack.services.values():
+        assert (service.image is not None) != (service.reason is not None), service
+        assert service.resolved or service.reason
 
 
 def test_two_manifests_with_one_name_make_the_second_invalid(tmp_path: Path) -> None:

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from platformctl.collector.interface import Output
+from platformctl.collector.local import LocalTransport
 from platformctl.collector.script import (
     CONTAINER_TEMPLATE,
+    IMAGE_TEMPLATE,
+    INFO_TEMPLATE,
     PROTOCOL,
     DockerOutputError,
     build_script,
@@ -48,28 +54,52 @@ def output(
     extra_container_lines: tuple[str, ...] = (),
     end: bool = True,
 ) -> bytes:
+    """stdout as the remote script prints it for these containers and images."""
+    return streams(containers, images, info, info_rc, extra_container_lines, end)[0]
+
+
+def streams(
+    containers: list[Any] | None = None,
+    images: list[Any] | None = None,
+    info: str = '{"version":"24.0.7","driver":"overlay2"}',
+    info_rc: int = 0,
+    extra_container_lines: tuple[str, ...] = (),
+    end: bool = True,
+    rc: dict[str, int] | None = None,
+    errors: dict[str, list[str]] | None = None,
+    silent: set[str] | frozenset[str] = frozenset(),
+) -> tuple[bytes, bytes]:
+    """(stdout, stderr) as the remote script prints them: every step marked on both streams,
+    its exit status after its stdout. ``rc`` and ``errors`` override a step's exit status
+    and stderr lines; a ``silent`` step prints nothing on stdout (and, as in the script, no
+    image is inspected when no image ID was printed)."""
     containers = [container()] if containers is None else containers
     images = (
         [{"id": IMAGE_ID, "tags": ["nginx:1.25"], "digests": ["nginx@sha256:" + "bb" * 32]}]
         if images is None
         else images
     )
-    lines = [PROTOCOL, "@@info", info, f"@@rc {info_rc}", "@@ls"]
-    lines += [str(c.get("id", "x")) if isinstance(c, dict) else "x" for c in containers]
-    lines += ["@@rc 0"]
+    rc = {"info": info_rc, **(rc or {})}
+    errors = errors or {}
+    ids = [str(c.get("id", "x")) if isinstance(c, dict) else "x" for c in containers]
+    image_ids = [str(c.get("image_id", "")) if isinstance(c, dict) else "" for c in containers]
+    steps: list[tuple[str, list[str]]] = [("info", [info]), ("ls", ids)]
     if containers:
-        lines += [
-            "@@containers",
-            *[json.dumps(c) for c in containers],
-            *extra_container_lines,
-            "@@rc 0",
-            "@@images",
-            *[json.dumps(i) for i in images],
-            "@@rc 0",
+        steps += [
+            ("containers", [*[json.dumps(c) for c in containers], *extra_container_lines]),
+            ("imageids", image_ids),
+            ("images", [json.dumps(i) for i in images]),
         ]
+    if "imageids" in silent:
+        steps.pop()
+    out, err = [PROTOCOL], []
+    for name, lines in steps:
+        out += [f"@@{name}", *([] if name in silent else lines), f"@@rc {rc.get(name, 0)}"]
+        err += [f"@@{name}", *errors.get(name, [])]
     if end:
-        lines.append("@@end")
-    return ("\n".join(lines) + "\n").encode()
+        out.append("@@end")
+        err.append("@@end")
+    return ("\n".join(out) + "\n").encode(), ("\n".join(err) + "\n").encode()
 
 
 def test_a_normal_host_parses_to_whitelisted_fields() -> None:
@@ -91,6 +121,131 @@ def test_a_container_vanishing_between_list_and_inspect_is_not_an_error() -> Non
     assert len(parse_output(raw).state.containers) == 1
     stderr = b"@@containers\nError: No such container: " + b"d" * 64 + b"\n@@end\n"
     assert len(parse_output(output(), stderr).state.containers) == 1
+
+
+STEPS = ["info", "ls", "containers", "imageids", "images"]
+STEP_NAMES = {
+    "info": "docker info",
+    "ls": "docker container ls",
+    "containers": "docker container inspect",
+    "imageids": "docker container inspect",
+    "images": "docker image inspect",
+}
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_a_failing_step_makes_the_host_unreadable_never_empty(step: str) -> None:
+    """A step that exits non-zero for any reason but a vanished object is a host error: its
+    silence must never read as "no containers" (every module would become a false missing)."""
+    stdout, stderr = streams(
+        rc={step: 1},
+        errors={step: ["Error response from daemon: i/o timeout talking to containerd"]},
+    )
+    with pytest.raises(DockerOutputError, match=f"{STEP_NAMES[step]} failed: .*i/o timeout"):
+        parse_output(stdout, stderr)
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_a_step_failing_without_a_word_is_still_an_error(step: str) -> None:
+    stdout, stderr = streams(rc={step: 2})
+    with pytest.raises(DockerOutputError, match=f"{STEP_NAMES[step]} failed: exit status 2"):
+        parse_output(stdout, stderr)
+
+
+@pytest.mark.parametrize("step", ["containers", "imageids", "images"])
+def test_an_inspect_that_prints_nothing_is_an_error(step: str) -> None:
+    """Exit status 0 but no answer for what was listed (a wrapper that swallows output)."""
+    with pytest.raises(DockerOutputError, match="gave no answer"):
+        parse_output(*streams(silent={step}))
+
+
+def test_a_step_failing_only_because_objects_vanished_is_not_an_error() -> None:
+    gone = "d" * 64
+    listed = [container(), container(id=gone, name="/gone")]
+    stdout, stderr = streams(
+        listed,
+        rc={"containers": 1, "imageids": 1},
+        errors={
+            "containers": [f"Error: No such container: {gone}"],
+            "imageids": [f"Error response from daemon: No such container: {gone}"],
+        },
+    )
+    # The vanished container printed nothing: drop its lines as docker would.
+    stdout = b"\n".join(ln for ln in stdout.split(b"\n") if b"/gone" not in ln)
+    parsed = parse_output(stdout, stderr)
+    assert [c.name for c in parsed.state.containers] == ["apps-web-1"]
+
+
+def test_a_vanished_object_beside_a_real_error_is_still_an_error() -> None:
+    stdout, stderr = streams(
+        rc={"containers": 1},
+        errors={"containers": ["Error: No such container: x", "Error: context deadline exceeded"]},
+    )
+    with pytest.raises(DockerOutputError, match="context deadline exceeded"):
+        parse_output(stdout, stderr)
+
+
+FAKE_DOCKER = """#!/bin/sh
+# Answers the remote script's five docker calls with canned, real-shaped output; the step
+# named in $FAKE_DOCKER_FAIL fails instead, as a broken daemon would.
+case "$1 $2" in
+  "info --format") step=info ;;
+  "container ls") step=ls ;;
+  "container inspect") if [ "$4" = "{{.Image}}" ]; then step=imageids; else step=containers; fi ;;
+  "image inspect") step=images ;;
+  *) echo "fake docker: unexpected $*" >&2; exit 64 ;;
+esac
+if [ "$step" = "$FAKE_DOCKER_FAIL" ]; then
+  echo "Error response from daemon: $step broke" >&2
+  exit 1
+fi
+case $step in
+  info) echo '%(info)s' ;;
+  ls) echo '%(id)s' ;;
+  containers) echo '%(container)s' ;;
+  imageids) echo '%(image_id)s' ;;
+  images) echo '%(image)s' ;;
+esac
+"""
+
+
+@pytest.fixture
+def fake_docker(tmp_path: Path) -> str:
+    path = tmp_path / "docker"
+    path.write_text(
+        FAKE_DOCKER
+        % {
+            "info": '{"version":"24.0.7","driver":"overlay2"}',
+            "id": container()["id"],
+            "container": json.dumps(container()),
+            "image_id": IMAGE_ID,
+            "image": json.dumps({"id": IMAGE_ID, "tags": ["nginx:1.25"], "digests": []}),
+        }
+    )
+    path.chmod(0o755)
+    return str(path)
+
+
+def run_script(docker: str) -> Output:
+    return LocalTransport(command_timeout=30).run(build_script(docker))
+
+
+def test_the_real_script_reads_a_host_through_the_fake_docker(
+    fake_docker: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_DOCKER_FAIL", "")
+    parsed = parse_output(*run_script(fake_docker))
+    assert [c.name for c in parsed.state.containers] == ["apps-web-1"]
+    assert [i.id for i in parsed.state.images] == [IMAGE_ID]
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_the_real_script_reports_each_failing_step(
+    fake_docker: str, monkeypatch: pytest.MonkeyPatch, step: str
+) -> None:
+    monkeypatch.setenv("FAKE_DOCKER_FAIL", step)
+    with pytest.raises(DockerOutputError, match=f"{STEP_NAMES[step]} failed: .*{step} broke"):
+        parse_output(*run_script(fake_docker))
 
 
 def test_warnings_and_floods_on_stderr_do_not_disturb_the_json() -> None:
@@ -166,10 +321,64 @@ def test_script_is_constant_and_quotes_the_docker_command() -> None:
     assert "'docker;' touch /tmp/pwned" in hostile
 
 
-def test_template_reads_labels_one_key_at_a_time() -> None:
-    # The whole Config.Labels map (and Config.Env) must never be requested.
-    assert ".Config.Env" not in CONTAINER_TEMPLATE
-    assert "json .Config.Labels}}" not in CONTAINER_TEMPLATE
+# Every Go template action the remote script may run, and so every field of docker's inspect
+# output that can leave a host (README: "The store holds ..."). Env, Cmd, Entrypoint, Mounts
+# and the labels map hold operators' secrets and must never appear here.
+WHITELIST_CONTAINER = {
+    "id": "json .Id",
+    "name": "json .Name",
+    "created": "json .Created",
+    "started": "json .State.StartedAt",
+    "status": "json .State.Status",
+    "running": "json .State.Running",
+    "image": "json .Config.Image",
+    "image_id": "json .Image",
+    "project": 'json (index .Config.Labels "com.docker.compose.project")',
+    "service": 'json (index .Config.Labels "com.docker.compose.service")',
+    "oneoff": 'json (index .Config.Labels "com.docker.compose.oneoff")',
+    "number": 'json (index .Config.Labels "com.docker.compose.container-number")',
+}
+WHITELIST_IMAGE = {"id": "json .Id", "tags": "json .RepoTags", "digests": "json .RepoDigests"}
+WHITELIST_INFO = {"version": "json .ServerVersion", "driver": "json .Driver"}
+ACTION = re.compile(r"\{\{(.*?)\}\}")
+
+
+def template_fields(template: str) -> dict[str, str]:
+    """The template's JSON keys, each with the one Go action that fills it."""
+    actions = ACTION.findall(template)
+    skeleton = json.loads(
+        ACTION.sub(lambda m: json.dumps(str(actions.index(m.group(1)))), template)
+    )
+    assert isinstance(skeleton, dict)
+    return {key: actions[int(index)] for key, index in skeleton.items()}
+
+
+@pytest.mark.parametrize(
+    ("template", "whitelist"),
+    [
+        (CONTAINER_TEMPLATE, WHITELIST_CONTAINER),
+        (IMAGE_TEMPLATE, WHITELIST_IMAGE),
+        (INFO_TEMPLATE, WHITELIST_INFO),
+    ],
+    ids=["container", "image", "info"],
+)
+def test_each_template_emits_exactly_the_whitelisted_fields(
+    template: str, whitelist: dict[str, str]
+) -> None:
+    assert template_fields(template) == whitelist
+    # Every action is one of the pairs above: none hides outside a JSON value.
+    assert sorted(ACTION.findall(template)) == sorted(whitelist.values())
+
+
+def test_the_script_runs_no_other_template_action() -> None:
+    allowed = {
+        *WHITELIST_CONTAINER.values(),
+        *WHITELIST_IMAGE.values(),
+        *WHITELIST_INFO.values(),
+        ".Image",  # the image-ID listing
+    }
+    for docker in ("docker", "sudo -n docker"):
+        assert set(ACTION.findall(build_script(docker))) == allowed
 
 
 @given(st.binary(max_size=2000))
@@ -182,11 +391,32 @@ def test_parser_never_raises_past_its_boundary_on_random_bytes(raw: bytes) -> No
         parse_output(output(), raw)
 
 
+TWO = [container(), container(id="e" * 64, name="/x", oneoff="True")]
+
+
+def test_every_truncation_of_the_output_is_rejected() -> None:
+    """Output cut anywhere (a dropped connection, a killed docker) is never read as a host
+    with fewer containers."""
+    stdout, stderr = streams(TWO)
+    assert len(parse_output(stdout, stderr).state.containers) == 2
+    assert stdout.endswith(b"\n@@end\n")
+    for cut in range(len(stdout) - 1):  # the last cut only drops the final newline
+        with pytest.raises(DockerOutputError):
+            parse_output(stdout[:cut], stderr)
+
+
 @given(st.integers(min_value=0, max_value=2000), st.binary(max_size=50))
-def test_parser_handles_truncation_anywhere(cut: int, tail: bytes) -> None:
-    raw = output([container(), container(id="e" * 64, name="/x", oneoff="True")])
-    with contextlib.suppress(DockerOutputError):
-        parse_output(raw[:cut] + tail)
+def test_truncation_with_any_tail_is_rejected_or_reads_the_whole_state(
+    cut: int, tail: bytes
+) -> None:
+    stdout, stderr = streams(TWO)
+    full = parse_output(stdout, stderr)
+    try:
+        parsed = parse_output(stdout[:cut] + tail, stderr)
+    except DockerOutputError:
+        return
+    # Accepted only when the tail happens to restore what was cut.
+    assert parsed == full
 
 
 _json = st.recursive(
@@ -205,8 +435,147 @@ def test_parser_handles_unexpected_types(fields: dict[str, Any]) -> None:
 
 
 def test_fifty_megabytes_of_valid_output_parse_completely() -> None:
-    many = [container(id=f"{i:064x}", name=f"/c{i}") for i in range(130_000)]
+    many = [container(id=f"{i:064x}", name=f"/c{i}") for i in range(110_000)]
     raw = output(many)
     assert len(raw) > 50 * 1024 * 1024
     parsed = parse_output(raw)
-    assert len(parsed.state.containers) == 130_000
+    assert len(parsed.state.containers) == 110_000
+
+
+@pytest.mark.parametrize(
+    ("step", "rc", "lines", "reason"),
+    [
+        (
+            "info",
+            127,
+            ["sh: 1: docker: not found"],
+            "docker is not installed or not on PATH: sh: 1: docker: not found",
+        ),
+        ("info", 127, [], "docker is not installed or not on PATH: exit status 127"),
+        (
+            "info",
+            1,
+            ["/usr/bin/Docker: NOT FOUND"],
+            "docker is not installed or not on PATH: /usr/bin/Docker: NOT FOUND",
+        ),
+        ("info", 1, ["image not found"], "docker info failed: image not found"),
+        (
+            "ls",
+            1,
+            ["Got Permission Denied while trying to connect"],
+            "permission denied on the Docker socket (try --docker-command 'sudo -n docker'): "
+            "Got Permission Denied while trying to connect",
+        ),
+        (
+            "info",
+            1,
+            ["", "Cannot connect to the Docker daemon at unix:///x.sock"],
+            "the Docker daemon is not running: Cannot connect to the Docker daemon at unix:///x.sock",
+        ),
+        ("images", 3, [], "docker image inspect failed: exit status 3"),
+    ],
+)
+def test_each_failure_is_named_for_what_to_do(
+    step: str, rc: int, lines: list[str], reason: str
+) -> None:
+    stdout, stderr = streams(rc={step: rc}, errors={step: lines})
+    with pytest.raises(DockerOutputError) as err:
+        parse_output(stdout, stderr)
+    assert str(err.value) == reason
+
+
+def test_a_step_without_its_exit_status_is_a_failure() -> None:
+    stdout, stderr = streams()
+    cut = stdout.replace(
+        b"@@ls\n" + container()["id"].encode() + b"\n@@rc 0\n",
+        b"@@ls\n" + container()["id"].encode() + b"\n",
+    )
+    assert cut != stdout
+    with pytest.raises(DockerOutputError, match="docker container ls failed: no exit status"):
+        parse_output(cut, stderr)
+
+
+def test_an_empty_docker_command_is_refused() -> None:
+    with pytest.raises(ValueError, match="^the docker command is empty$"):
+        build_script("  ")
+
+
+def test_every_field_is_read_from_its_own_key() -> None:
+    from platformctl.collector.model import Container, Image
+
+    parsed = parse_output(*streams())
+    assert parsed.state.containers == (
+        Container(
+            id="c" * 64,
+            name="apps-web-1",
+            created="2026-11-27T10:00:00Z",
+            started="2026-11-27T10:00:01Z",
+            status="running",
+            running=True,
+            config_image="nginx:1.25",
+            image_id=IMAGE_ID,
+            project="apps",
+            service="web",
+            oneoff=False,
+            number="1",
+        ),
+    )
+    assert parsed.state.images == (
+        Image(IMAGE_ID, ("nginx:1.25",), ("nginx@sha256:" + "bb" * 32,)),
+    )
+
+
+def test_a_container_without_compose_labels_is_a_plain_container() -> None:
+    from platformctl.collector.model import Container
+
+    bare = container(project=None, service=None, oneoff=None, number=None, started="")
+    (c,) = parse_output(*streams([bare])).state.containers
+    assert (c.project, c.service, c.oneoff, c.number, c.started) == (None, None, False, None, None)
+    assert isinstance(c, Container) and c.name == "apps-web-1"
+
+
+def test_a_host_without_containers_still_reports_its_docker() -> None:
+    parsed = parse_output(*streams([]))
+    assert (parsed.version, parsed.driver, parsed.state.containers) == ("24.0.7", "overlay2", ())
+    odd = parse_output(*streams([], info='{"version":24,"driver":null}'))
+    assert (odd.version, odd.driver) == (None, None)
+
+
+def test_a_container_gone_by_the_second_inspection_is_dropped() -> None:
+    gone = "d" * 64
+    stdout, stderr = streams(
+        [container(), container(id=gone, name="/gone", image_id="sha256:" + "ee" * 32)],
+        rc={"imageids": 1},
+        errors={"imageids": [f"Error: No such container: {gone}"]},
+    )
+    stdout = stdout.replace(("sha256:" + "ee" * 32 + "\n").encode(), b"", 1)
+    assert [c.name for c in parse_output(stdout, stderr).state.containers] == ["apps-web-1"]
+
+
+def test_a_listing_that_fails_over_a_vanished_object_is_still_a_failure() -> None:
+    stdout, stderr = streams(rc={"ls": 1}, errors={"ls": ["Error: No such object: x"]})
+    with pytest.raises(DockerOutputError, match="^docker container ls failed: exit status 1$"):
+        parse_output(stdout, stderr)
+
+
+def test_nothing_at_all_says_so() -> None:
+    with pytest.raises(DockerOutputError, match="^the remote script did not run: no output$"):
+        parse_output(b"", b"")
+    with pytest.raises(DockerOutputError, match="^docker output was cut off before the end"):
+        parse_output(PROTOCOL.encode() + b"\n", b"")
+
+
+def test_one_line_squashes_and_caps() -> None:
+    from platformctl.collector.script import one_line
+
+    assert one_line("a\x1b[2Jb\n  c\td") == "a [2Jb c d"
+    assert one_line("x" * 240) == "x" * 240
+    assert one_line("x" * 241) == "x" * 239 + "…"
+    assert one_line("y" * 50, 10) == "y" * 9 + "…"
+
+
+def test_field_values_up_to_4096_characters_are_read() -> None:
+    (c,) = parse_output(*streams([container(image="n" * 4096)])).state.containers
+    assert len(c.config_image) == 4096
+    with pytest.raises(DockerOutputError, match="^docker output has an oversized 'image'$"):
+        parse_output(*streams([container(image="n" * 4097)]))

@@ -54,7 +54,8 @@ def build_script(docker_command: str = "docker") -> str:
     invocation = " ".join(shlex.quote(w) for w in words)
     # Markers go to both streams, so stdout (JSON only) and stderr (messages) can each be
     # split into the same sections: a warning or a vanished-container error on stderr never
-    # lands in the middle of the JSON.
+    # lands in the middle of the JSON. Every docker call's exit status is printed after its
+    # section: the parser must be able to tell "nothing there" from "could not read it".
     return f"""\
 d() {{ {invocation} "$@"; }}
 mark() {{ echo "@@$1"; echo "@@$1" >&2; }}
@@ -71,7 +72,12 @@ if [ "$rc" -eq 0 ] && [ -n "$ids" ]; then
   mark containers
   d container inspect --format '{CONTAINER_TEMPLATE}' $ids
   echo "@@rc $?"
-  imgs=$(d container inspect --format '{{{{.Image}}}}' $ids 2>/dev/null | sort -u)
+  mark imageids
+  imgs=$(d container inspect --format '{{{{.Image}}}}' $ids)
+  rc=$?
+  printf '%s\\n' "$imgs"
+  echo "@@rc $rc"
+  imgs=$(printf '%s\\n' "$imgs" | grep -E '^[a-z0-9]+:[0-9a-f]+$' | sort -u)
   if [ -n "$imgs" ]; then
     mark images
     d image inspect --format '{IMAGE_TEMPLATE}' $imgs
@@ -95,8 +101,15 @@ class Parsed:
     state: HostState
 
 
-_VANISHED = re.compile(r"no such (container|object|image)", re.I)
-_SECTION_RE = re.compile(r"^@@(info|ls|containers|images|end)$")
+_VANISHED = re.compile(r"no such (container|object|image):\s*(\S*)", re.I)
+_SECTION_RE = re.compile(r"^@@(info|ls|containers|imageids|images|end)$")
+_STEPS = {
+    "info": "docker info",
+    "ls": "docker container ls",
+    "containers": "docker container inspect",
+    "imageids": "docker container inspect",
+    "images": "docker image inspect",
+}
 
 
 def one_line(text: str, limit: int = 240) -> str:
@@ -127,7 +140,12 @@ def _sections(text: str) -> tuple[dict[str, list[str]], dict[str, int]]:
 
 
 def parse_output(stdout: bytes, stderr: bytes = b"") -> Parsed:
-    """Parse the script's output; raise :class:`DockerOutputError` with a one-line reason."""
+    """Parse the script's output; raise :class:`DockerOutputError` with a one-line reason.
+
+    Every docker step must have succeeded, or failed only because a container or image went
+    away between listing and inspecting it: a step that failed otherwise means the host's
+    state is unknown, never that it runs nothing.
+    """
     if len(stdout) > MAX_OUTPUT_BYTES:
         raise DockerOutputError(
             f"docker output exceeds {MAX_OUTPUT_BYTES // (1024 * 1024)} MiB; refusing to parse"
@@ -149,23 +167,93 @@ def parse_output(stdout: bytes, stderr: bytes = b"") -> Parsed:
     if "end" not in sections:
         raise DockerOutputError("docker output was cut off before the end (truncated)")
 
-    def failure(section: str) -> str:
-        return _docker_failure(
-            errors.get(section, []) + sections.get(section, []), codes.get(section, 1)
+    def step(name: str) -> _Step:
+        return _step(name, sections.get(name, []), errors.get(name, []), codes.get(name))
+
+    info = step("info")
+    info.require_success()
+    version, driver = _parse_info(sections.get("info", []))
+    listing = step("ls")
+    listing.require_success()
+    listed = [ln.strip() for ln in sections.get("ls", []) if ln.strip()]
+    if not listed:
+        return Parsed(version, driver, HostState())
+
+    inspected = step("containers")
+    inspected.require_success(vanished_allowed=True)
+    image_ids = step("imageids")
+    image_ids.require_success(vanished_allowed=True)
+    # A container gone by the second inspection is gone: its image need not be found.
+    gone = inspected.gone | image_ids.gone
+    containers = [
+        c for c in (_container(obj) for obj in _objects(inspected, "container")) if c.id not in gone
+    ]
+    answered = {c.id for c in containers} | gone
+    unanswered = [i for i in listed if i not in answered]
+    if unanswered:
+        raise DockerOutputError(
+            f"docker container inspect gave no answer for {len(unanswered)} of {len(listed)} "
+            f"listed containers (first: {one_line(unanswered[0], 80)})"
         )
 
-    if codes.get("info", 1) != 0:
-        raise DockerOutputError(failure("info"))
-    version, driver = _parse_info(sections.get("info", []))
-    if codes.get("ls", 1) != 0:
-        raise DockerOutputError(failure("ls"))
+    needed = {c.image_id for c in containers}
+    images_step = step("images") if "images" in sections else _Step("images", [], [], 0, set())
+    if needed:
+        images_step.require_success(vanished_allowed=True)
+    images = [_image(obj) for obj in _objects(images_step, "image")]
+    unread = sorted(needed - {i.id for i in images} - images_step.gone)
+    if unread:
+        raise DockerOutputError(
+            f"docker image inspect gave no answer for {len(unread)} of {len(needed)} images "
+            f"(first: {one_line(unread[0], 80)})"
+        )
+    return Parsed(version, driver, HostState(containers=tuple(containers), images=tuple(images)))
 
-    containers = [
-        _container(obj) for obj in _json_lines(sections.get("containers", []), "container")
-    ]
-    images = [_image(obj) for obj in _json_lines(sections.get("images", []), "image")]
-    state = HostState(containers=tuple(containers), images=tuple(images))
-    return Parsed(version, driver, state)
+
+@dataclass(frozen=True)
+class _Step:
+    """One docker call of the script: what it printed, and what it said had vanished."""
+
+    name: str
+    stdout: list[str]
+    complaints: list[str]
+    rc: int | None
+    gone: set[str]
+
+    def require_success(self, vanished_allowed: bool = False) -> None:
+        """Raise unless the call exited 0, or (where allowed) failed only over vanished
+        objects."""
+        if self.rc == 0:
+            return
+        if vanished_allowed and self.gone and not self.complaints and self.rc is not None:
+            return
+        raise DockerOutputError(
+            _docker_failure(self.complaints, self.rc, _STEPS.get(self.name, "docker"))
+        )
+
+
+def _step(name: str, stdout: list[str], stderr: list[str], rc: int | None) -> _Step:
+    gone: set[str] = set()
+    complaints: list[str] = []
+    kept: list[str] = []
+    for line in stdout:
+        # The script keeps docker's stderr apart, but a --docker-command wrapper may merge
+        # it into stdout: a container removed between listing and inspecting is still
+        # not a host error.
+        m = _VANISHED.search(line)
+        if m and not line.startswith("{"):
+            gone.add(m.group(2))
+        else:
+            kept.append(line)
+    for line in stderr:
+        if not line.strip():
+            continue
+        m = _VANISHED.search(line)
+        if m:
+            gone.add(m.group(2))
+        else:
+            complaints.append(line)
+    return _Step(name, kept, complaints, rc, gone)
 
 
 def _parse_info(lines: list[str]) -> tuple[str | None, str | None]:
@@ -185,8 +273,9 @@ def _parse_info(lines: list[str]) -> tuple[str | None, str | None]:
     raise DockerOutputError(f"docker info printed no JSON: {one_line(first, 120)}")
 
 
-def _docker_failure(lines: list[str], rc: int) -> str:
-    message = next((ln for ln in lines if ln.strip()), "") or f"exit status {rc}"
+def _docker_failure(lines: list[str], rc: int | None, step: str = "docker") -> str:
+    status = "no exit status" if rc is None else f"exit status {rc}"
+    message = next((ln for ln in lines if ln.strip()), "") or status
     message = one_line(message)
     if rc == 127 or "not found" in message.lower() and "docker" in message.lower():
         return f"docker is not installed or not on PATH: {message}"
@@ -197,20 +286,15 @@ def _docker_failure(lines: list[str], rc: int) -> str:
         )
     if "cannot connect to the docker daemon" in message.lower():
         return f"the Docker daemon is not running: {message}"
-    return f"docker failed: {message}"
+    return f"{step} failed: {message}"
 
 
-def _json_lines(lines: list[str], what: str) -> list[dict[str, Any]]:
+def _objects(step: _Step, what: str) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
-    for line in lines:
+    for line in step.stdout:
         if not line.strip():
             continue
         if not line.startswith("{"):
-            # The script keeps docker's stderr apart, but a --docker-command wrapper may merge
-            # it into stdout: a container removed between listing and inspecting is still
-            # not a host error.
-            if _VANISHED.search(line):
-                continue
             raise DockerOutputError(f"unexpected {what} inspect output: {one_line(line, 120)}")
         try:
             obj = json.loads(line)

@@ -89,10 +89,24 @@ def scenario(std_lab: StandardLab, tmp_path_factory: pytest.TempPathFactory) -> 
             "com.docker.compose.container-number": "2",
         },
     )
+    # Canaries wherever docker inspect carries operator data: Env, labels, Cmd, Entrypoint
+    # and a mount's source. The entrypoint is a script inside the canary-named mount.
+    mount = root.parent / f"mnt-{CANARY}"
+    mount.mkdir()
+    (mount / "run").write_text("#!/bin/sh\nexec sleep infinity\n")
+    (mount / "run").chmod(0o755)
     lab.run_container(
-        beta, "scn-cache", images.web_10, env=secret_env, labels={"secret.token": CANARY}
+        beta,
+        "scn-cache",
+        images.web_10,
+        env=secret_env,
+        labels={"secret.token": CANARY},
+        volumes=(f"{mount}:/{CANARY}:ro",),
+        entrypoint=f"/{CANARY}/run",
+        command=(f"--token={CANARY}",),
     )
     lab.run_container(beta, "scn-batch", images.web_10, running=False)
+    lab.run_container(beta, "scn-napping", images.web_10, paused=True)
     lab.run_container(alpha, "scn-local", images.local_dev)
 
     d = images.digests
@@ -156,6 +170,16 @@ def scenario(std_lab: StandardLab, tmp_path_factory: pytest.TempPathFactory) -> 
     )
     write_module(
         root,
+        "napping",
+        {
+            "host": "beta",
+            "orchestrator": "docker",
+            "container": "scn-napping",
+            "image_observed": std_lab.ref(images.web_10),
+        },
+    )
+    write_module(
+        root,
         "localapp",
         {
             "host": "alpha",
@@ -188,6 +212,7 @@ EXPECTED = {
     "cache": "ok",
     "gone": "missing",
     "batch": "stopped",
+    "napping": "stopped",
     "localapp": "unverifiable",
     "backup": "unreachable",
     "dns": "skipped",
@@ -219,6 +244,8 @@ def test_every_module_gets_its_status_and_the_repo_exits_partial(
         (["web", "honcho-api"], 2),
         (["gone"], 2),
         (["batch"], 2),
+        (["napping"], 2),
+        (["napping", "web", "localapp"], 8),
         (["worker"], 2),
         (["backup"], 5),
         (["web", "localapp"], 8),
@@ -280,16 +307,16 @@ def test_one_connection_and_one_command_per_host(scenario: Scenario, run_cli: Ru
     alpha, beta = scenario.std.lab.hosts["alpha"], scenario.std.lab.hosts["beta"]
     before = (alpha.connections(), alpha.commands(), beta.connections(), beta.commands())
     result = run_cli("drift-check", *scenario.args())
-    assert result.code == 8
+    assert result.code == 8, result.out + result.err
     after = (alpha.connections(), alpha.commands(), beta.connections(), beta.commands())
-    # alpha carries five modules and beta three: still one login and one command each.
+    # alpha carries five modules and beta four: still one login and one command each.
     assert [a - b for a, b in zip(after, before, strict=True)] == [1, 1, 1, 1]
     # A run scoped to alpha's modules does not touch beta at all.
     run_cli("drift-check", "web", "honcho-api", *scenario.args())
     assert beta.connections() == after[2]
 
 
-def test_secrets_in_env_and_labels_never_reach_store_json_or_table(
+def test_secrets_in_env_labels_cmd_entrypoint_and_mounts_never_reach_store_json_or_table(
     scenario: Scenario, run_cli: Runner, tmp_path: Path
 ) -> None:
     db = tmp_path / "secrets.db"
@@ -300,9 +327,94 @@ def test_secrets_in_env_and_labels_never_reach_store_json_or_table(
         assert CANARY not in text
     for path in tmp_path.iterdir():
         assert CANARY.encode() not in path.read_bytes()
-    # The canary is really there on the host, so the test can fail.
-    env = scenario.std.lab.engines["beta"].docker("container", "inspect", "scn-cache")
-    assert CANARY in env
+    # The canary is really there on the host, in every field, so the test can fail.
+    (inspect,) = json.loads(
+        scenario.std.lab.engines["beta"].docker("container", "inspect", "scn-cache")
+    )
+    config = inspect["Config"]
+    assert f"SECRET={CANARY}" in config["Env"]
+    assert config["Labels"]["secret.token"] == CANARY
+    assert config["Cmd"] == [f"--token={CANARY}"]
+    assert config["Entrypoint"] == [f"/{CANARY}/run"]
+    assert CANARY in inspect["Mounts"][0]["Source"]
+
+
+# The fields the store keeps, and nothing else (README: "The store holds, per host ...").
+STORED_CONTAINER = {
+    "id",
+    "name",
+    "created",
+    "started",
+    "status",
+    "running",
+    "config_image",
+    "image_id",
+    "project",
+    "service",
+    "oneoff",
+    "number",
+}
+SHOWN_CONTAINER = {
+    "id",
+    "name",
+    "created",
+    "started",
+    "state",
+    "running",
+    "image",
+    "image_id",
+    "compose_project",
+    "compose_service",
+    "compose_oneoff",
+    "compose_number",
+}
+STORED_IMAGE = {"id", "repo_tags", "repo_digests"}
+
+
+def test_stored_containers_hold_exactly_the_whitelisted_keys(
+    scenario: Scenario, run_cli: Runner, tmp_path: Path
+) -> None:
+    db = tmp_path / "whitelist.db"
+    assert run_cli("drift-check", "--db", str(db), *scenario.args()).code == 8
+    shown = run_cli("snapshots", "show", "latest", "--json", "--db", str(db))
+    assert CANARY not in shown.out
+    hosts = {h["host"]: h for h in shown.json()["hosts"]}
+    assert hosts["refused"]["containers"] is None
+    names = set()
+    for host in ("alpha", "beta"):
+        for c in hosts[host]["containers"]:
+            assert set(c) == SHOWN_CONTAINER, sorted(set(c) ^ SHOWN_CONTAINER)
+            names.add(c["name"])
+        for image in hosts[host]["images"]:
+            assert set(image) == STORED_IMAGE
+    assert "scn-cache" in names  # the container carrying the canaries was recorded
+    conn = sqlite3.connect(db)
+    bodies = [json.loads(body) for (body,) in conn.execute("SELECT body FROM host_states")]
+    conn.close()
+    assert bodies
+    for body in bodies:
+        assert set(body) == {"containers", "images"}
+        for c in body["containers"]:
+            assert set(c) == STORED_CONTAINER, sorted(set(c) ^ STORED_CONTAINER)
+        for image in body["images"]:
+            assert set(image) == STORED_IMAGE
+    for path in tmp_path.iterdir():
+        assert CANARY.encode() not in path.read_bytes(), path
+
+
+def test_a_paused_container_is_stopped_though_docker_says_running(
+    scenario: Scenario, run_cli: Runner, tmp_path: Path
+) -> None:
+    db = tmp_path / "paused.db"
+    result = run_cli("drift-check", "napping", "--json", "--db", str(db), *scenario.args())
+    assert result.code == 2, result.out
+    (module,) = result.json()["modules"]
+    assert module["status"] == "stopped" and "paused" in module["reason"]
+    assert [c["state"] for c in module["live"]] == ["paused"]
+    # Docker's State.Running is true while paused: only State.Status tells.
+    shown = run_cli("snapshots", "show", "latest", "--json", "--db", str(db)).json()
+    (napping,) = [c for h in shown["hosts"] for c in h["containers"] if c["name"] == "scn-napping"]
+    assert napping["running"] is True and napping["state"] == "paused"
 
 
 def test_store_is_private_wal_and_holds_the_snapshot(

@@ -203,6 +203,48 @@ def test_a_container_vanishing_between_listing_and_inspecting(
     assert keep in {c["container"] for m in doc["modules"] for c in m["live"]}
 
 
+@pytest.mark.parametrize("host", ["alpha", "localhost"])
+@pytest.mark.parametrize("step", ["container inspect", "image inspect"])
+def test_a_failing_inspect_makes_the_host_an_error_never_a_false_missing(
+    std_lab: StandardLab, run_cli: Runner, tmp_path: Path, host: str, step: str
+) -> None:
+    """The container exists and runs; only the inspection of it fails. Reading that as "no
+    containers" would report it missing (exit 2): the truth is "could not read" (exit 8)."""
+    module_on(tmp_path, std_lab, host)
+    broken = docker_wrapper(
+        tmp_path,
+        (
+            f'if [ "$1 $2" = "{step}" ]; then\n'
+            '  echo "Error response from daemon: context deadline exceeded" >&2; exit 1\nfi'
+        ),
+    )
+    result = run_cli(
+        "drift-check",
+        "--json",
+        *std_lab.args(tmp_path),
+        "--docker-command",
+        broken,
+        env={"DOCKER_HOST": std_lab.lab.engines["alpha"].socket},
+    )
+    assert result.code == 8, result.out + result.err
+    doc = result.json()
+    assert doc["modules"][0]["status"] == "error"
+    (h,) = doc["hosts"]
+    assert h["status"] == "error" and h["containers"] is None
+    assert (
+        h["reason"]
+        == f"docker {step} failed: Error response from daemon: context deadline exceeded"
+    )
+    # The same host without the fault is read, so the fault alone made the difference.
+    fine = run_cli(
+        "drift-check",
+        "--json",
+        *std_lab.args(tmp_path),
+        env={"DOCKER_HOST": std_lab.lab.engines["alpha"].socket},
+    )
+    assert fine.code == 0, fine.out
+
+
 def test_stderr_flood_is_drained_and_ignored(
     std_lab: StandardLab, run_cli: Runner, tmp_path: Path
 ) -> None:

@@ -37,7 +37,23 @@ INSTALL_HINT = (
 
 
 class LabUnavailable(RuntimeError):
-    """A lab component is missing or failed to start; the message says how to fix it."""
+    """A lab component is missing or failed to start; the message says how to fix it.
+
+    ``component`` names the part (``dockerd alpha``, ``sshd beta``, ``docker-registry``...);
+    ``missing`` tells "not installed" from "installed but failed", so a broken dockerd is not
+    taken for a missing package.
+    """
+
+    def __init__(self, message: str, component: str = "lab", missing: bool = False) -> None:
+        super().__init__(message)
+        self.component = component
+        self.missing = missing
+
+    def skip_reason(self) -> str:
+        """The one line a test skip (or a CI failure) shows."""
+        if self.missing:
+            return f"lab not installed ({self.component}): {self}"
+        return f"lab component {self.component} failed to start: {self}"
 
 
 def free_port(address: str = "127.0.0.1") -> int:
@@ -54,16 +70,22 @@ def wait_for(predicate: object, timeout: float, what: str) -> None:
         if predicate():  # type: ignore[operator]
             return
         time.sleep(0.1)
-    raise LabUnavailable(f"{what} did not come up within {timeout:g}s")
+    raise LabUnavailable(f"{what} did not come up within {timeout:g}s", component=what)
 
 
 def check_components() -> None:
     """Raise :class:`LabUnavailable` when a component is not installed or we are not root."""
     missing = [name for name, path in REQUIRED.items() if not os.path.exists(path)]
     if missing:
-        raise LabUnavailable(f"missing lab components: {', '.join(missing)}; {INSTALL_HINT}")
+        raise LabUnavailable(
+            f"missing lab components: {', '.join(missing)}; {INSTALL_HINT}",
+            component=", ".join(missing),
+            missing=True,
+        )
     if os.geteuid() != 0:
-        raise LabUnavailable("the lab starts dockerd and sshd and must run as root")
+        raise LabUnavailable(
+            "the lab starts dockerd and sshd and must run as root", component="root", missing=True
+        )
 
 
 @dataclass
@@ -92,7 +114,8 @@ class Engine:
         )
         if check and proc.returncode != 0:
             raise LabUnavailable(
-                f"docker {' '.join(args[:3])} on {self.name} failed: {proc.stderr.decode()[-400:]}"
+                f"docker {' '.join(args[:3])} on {self.name} failed: {proc.stderr.decode()[-400:]}",
+                component=f"dockerd {self.name} (docker {args[0] if args else ''})",
             )
         return proc.stdout.decode()
 
@@ -241,7 +264,7 @@ class Lab:
         def ready() -> bool:
             if proc.poll() is not None:
                 log = (root / "dockerd.log").read_text(errors="replace")[-600:]
-                raise LabUnavailable(f"dockerd {name} exited: {log}")
+                raise LabUnavailable(f"dockerd {name} exited: {log}", component=f"dockerd {name}")
             return (
                 subprocess.run(
                     ["docker", "version"], env=engine.env(), capture_output=True
@@ -284,15 +307,27 @@ class Lab:
         labels: dict[str, str] | None = None,
         env: dict[str, str] | None = None,
         running: bool = True,
+        entrypoint: str | None = None,
+        command: tuple[str, ...] = (),
+        volumes: tuple[str, ...] = (),
+        paused: bool = False,
     ) -> str:
-        """``docker run -d --network none`` (or ``create`` when not running); returns the ID."""
+        """``docker run -d --network none`` (or ``create`` when not running; ``docker pause``
+        after it when ``paused``); returns the ID."""
         args = ["run", "-d"] if running else ["create"]
         args += ["--network", "none", "--name", name]
         for key, value in (labels or {}).items():
             args += ["--label", f"{key}={value}"]
         for key, value in (env or {}).items():
             args += ["-e", f"{key}={value}"]
-        return engine.docker(*args, image).strip()
+        for volume in volumes:
+            args += ["--volume", volume]
+        if entrypoint is not None:
+            args += ["--entrypoint", entrypoint]
+        container_id = engine.docker(*args, image, *command).strip()
+        if paused:
+            engine.docker("pause", name)
+        return container_id
 
     def compose(
         self,
@@ -313,7 +348,8 @@ class Lab:
         )
         if proc.returncode != 0:
             raise LabUnavailable(
-                f"docker-compose {' '.join(args)} failed: {proc.stderr.decode()[-600:]}"
+                f"docker-compose {' '.join(args)} failed: {proc.stderr.decode()[-600:]}",
+                component="docker-compose",
             )
         return proc.stdout.decode()
 
@@ -379,7 +415,9 @@ class Lab:
 
         def listening() -> bool:
             if proc.poll() is not None:
-                raise LabUnavailable(f"sshd {alias} exited: {log.read_text()[-400:]}")
+                raise LabUnavailable(
+                    f"sshd {alias} exited: {log.read_text()[-400:]}", component=f"sshd {alias}"
+                )
             return "Server listening on" in log.read_text(errors="replace")
 
         wait_for(listening, 20, f"sshd {alias}")
@@ -400,7 +438,9 @@ class Lab:
         ):
             proc = subprocess.run(args, capture_output=True)
             if proc.returncode != 0:
-                raise LabUnavailable(f"cannot create a network namespace: {proc.stderr!r}")
+                raise LabUnavailable(
+                    f"cannot create a network namespace: {proc.stderr!r}", component="ip netns"
+                )
         self.netns.append(name)
         return name
 

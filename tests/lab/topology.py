@@ -3,9 +3,10 @@ registry with pushed images, a refused port and a silent listener."""
 
 from __future__ import annotations
 
+import subprocess
 from dataclasses import dataclass
 
-from tests.lab.lab import Lab, check_components
+from tests.lab.lab import Lab, LabUnavailable, check_components
 
 
 @dataclass
@@ -24,9 +25,12 @@ def standard_lab() -> tuple[Lab, Images]:
     """Start the standard lab; the caller must call ``lab.stop()``."""
     check_components()
     lab = Lab()
+    step = "docker-registry"
     try:
         reg = lab.start_registry()
+        step = "dockerd alpha"
         alpha = lab.start_engine("alpha")
+        step = "dockerd beta"
         beta = lab.start_engine("beta")
         images = Images(
             honcho_306=f"{reg}/plastic-labs/honcho:3.0.6",
@@ -36,14 +40,25 @@ def standard_lab() -> tuple[Lab, Images]:
             local_dev=f"{reg}/org/local:dev",
             digests={},
         )
+        step = "the lab images (build, push to the registry, pull)"
         for ref in (images.honcho_306, images.honcho_303, images.web_10, images.web_11):
             images.digests[ref] = lab.build_image(alpha, ref, ref)
             lab.pull(beta, ref)
         lab.build_image(alpha, images.local_dev, "local build", push=False)
+        step = "sshd alpha"
         lab.start_sshd("alpha", alpha)
+        step = "sshd beta"
         lab.start_sshd("beta", beta)
+        step = "the refused and silent ports"
         lab.add_alias("refused", "127.0.0.1", _closed_port())
         lab.add_alias("silent", "127.0.0.1", lab.silent_listener())
+    except LabUnavailable:
+        lab.stop()
+        raise
+    except (OSError, subprocess.SubprocessError) as exc:
+        # Not our own diagnosis (a key generation, a socket): still say which part failed.
+        lab.stop()
+        raise LabUnavailable(f"{type(exc).__name__}: {exc}", component=step) from exc
     except BaseException:
         lab.stop()
         raise
