@@ -131,8 +131,6 @@ def _read_env(folder: Path, root: Path) -> DotEnv:
         data = read_repo_file(root, path, MAX_ENV_BYTES)
     except RepoFileError as exc:
         raise _Problem(str(exc)) from None
-    except OSError as exc:
-        raise _Problem(f"{path}: cannot read: {exc.strerror or exc}") from None
     try:
         return parse_env(data.decode("utf-8", errors="replace"))
     except EnvFileError as exc:

@@ -100,8 +100,6 @@ def plan_edit(root: Path, path: Path, observed: Observed) -> ManifestEdit:
         data = read_repo_file(root, path, MAX_FILE_BYTES)
     except RepoFileError as exc:
         raise EditProblem(str(exc)) from None
-    except OSError as exc:
-        raise EditProblem(f"{path}: cannot read: {exc.strerror or exc}") from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -142,7 +140,7 @@ def write_edit(root: Path, edit: ManifestEdit) -> None:
         # a `git checkout` since the plan must win over our edit.
         try:
             current = read_repo_file(root, real, MAX_FILE_BYTES)
-        except (RepoFileError, OSError) as exc:
+        except RepoFileError as exc:
             raise EditConflict(
                 f"{edit.path}: cannot be read again before writing ({exc}); not written"
             ) from None

@@ -49,7 +49,7 @@ def read_repo_file(root: Path, path: Path, max_bytes: int) -> bytes:
     The size is checked on the open file descriptor before reading, and the read itself is
     bounded, so a file that grows meanwhile is still refused without being read whole.
     Raises :class:`RepoFileError` (outside the root, not a regular file, too large,
-    unreadable) and ``FileNotFoundError`` when the file does not exist.
+    missing or unreadable), so callers turn one exception into their own problem.
     """
     real = resolve_inside(root, path)
     # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever.
@@ -57,8 +57,6 @@ def read_repo_file(root: Path, path: Path, max_bytes: int) -> bytes:
     flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_NOCTTY | os.O_CLOEXEC
     try:
         fd = os.open(real, flags)
-    except FileNotFoundError:
-        raise
     except OSError as exc:
         raise RepoFileError(f"{path}: cannot read: {exc.strerror or exc}") from None
     try:

@@ -23,8 +23,6 @@ def load_yaml(path: Path, root: Path) -> Any:
         data = read_repo_file(root, path, MAX_FILE_BYTES)
     except RepoFileError as exc:
         raise YamlProblem(str(exc)) from None
-    except OSError as exc:
-        raise YamlProblem(f"{path}: cannot read: {exc.strerror or exc}") from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
