@@ -26,12 +26,7 @@ def host_json(h: HostResult) -> dict[str, Any]:
     whose state could not be read)."""
     state = h.state
     return {
-        "host": h.host,
-        "status": str(h.status),
-        "reason": h.reason,
-        "docker_version": h.docker_version,
-        "storage_driver": h.storage_driver,
-        "duration_ms": h.duration_ms,
+        **_scalars(h),
         "containers": None
         if state is None
         else [
@@ -62,6 +57,18 @@ def host_json(h: HostResult) -> dict[str, Any]:
 
 def host_summary(h: HostResult, keys: Iterable[str] = SUMMARY) -> dict[str, Any]:
     """:func:`host_json` with only ``keys``, in that order, and containers as a count."""
-    full = host_json(h)
-    full["containers"] = None if h.state is None else len(h.state.containers)
-    return {k: full[k] for k in keys}
+    # Only the scalars and a count: serialising every container just to count them would put
+    # the whole state on drift-check's path for nothing.
+    fields = {**_scalars(h), "containers": None if h.state is None else len(h.state.containers)}
+    return {k: fields[k] for k in keys}
+
+
+def _scalars(h: HostResult) -> dict[str, Any]:
+    return {
+        "host": h.host,
+        "status": str(h.status),
+        "reason": h.reason,
+        "docker_version": h.docker_version,
+        "storage_driver": h.storage_driver,
+        "duration_ms": h.duration_ms,
+    }
