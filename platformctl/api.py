@@ -17,7 +17,7 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
@@ -25,16 +25,16 @@ from typing import TYPE_CHECKING, Protocol
 from platformctl import __version__
 from platformctl.clock import utc_now
 from platformctl.collector.connector import CollectOptions
-from platformctl.declared.model import CheckedModule, Module
-from platformctl.differ import Report, diff, hosts_in_scope
-from platformctl.differ.model import NOT_OK
+from platformctl.declared.model import CheckedModule, Module, hosts_in_scope
 from platformctl.errors import UsageError
-from platformctl.snapshots.model import snapshot_status
 
+# The differ, the store's writer and the renderers are imported where used: a collection
+# starts before them and they are imported while hosts answer (docs/design.md, "Start-up").
 if TYPE_CHECKING:
     from pathlib import Path
 
     from platformctl.collector.model import Collection
+    from platformctl.differ import Report
     from platformctl.differ.changes import Change
     from platformctl.differ.history import ModuleHistory
     from platformctl.differ.observe import ObserveReport
@@ -42,29 +42,68 @@ if TYPE_CHECKING:
     from platformctl.snapshots.store import Store
 
 
-def collect(
-    hosts: Iterable[str], store: Store, options: CollectOptions
-) -> tuple[int | None, Collection]:
-    """Collect ``hosts`` in parallel and save one snapshot; returns its ID (None: no hosts)."""
-    from platformctl.collector.connector import Connector
-    from platformctl.collector.fanout import StderrProgress
-    from platformctl.collector.fanout import collect as fan_out
-    from platformctl.collector.script import build_script
+class Collecting:
+    """A collection that started when made and runs in the background until :meth:`finish`:
+    the caller prepares the rest of the run while hosts answer (docs/design.md, "Start-up")."""
 
+    def __init__(self, hosts: Iterable[str], options: CollectOptions) -> None:
+        from platformctl.collector.connector import Connector
+        from platformctl.collector.fanout import Fanout, StderrProgress
+        from platformctl.collector.script import build_script
+
+        try:
+            script = build_script(options.docker_command)
+        except ValueError as exc:
+            raise UsageError(f"--docker-command: {exc}") from None
+        self._connector = Connector(options)
+        self._progress = StderrProgress()
+        self._fanout = Fanout(hosts, self._connector, script, jobs=options.jobs)
+
+    def warm_up(self, store: Store) -> None:
+        """Import, while hosts answer, what the end of the run needs: paramiko (every SSH host
+        needs it at once, so one import now spares them queueing on it later) and the
+        store's writer."""
+        from platformctl.collector.connector import LOCAL_HOSTS
+        from platformctl.collector.paramiko_import import import_paramiko
+
+        if any(name not in LOCAL_HOSTS for name in self._fanout.names):
+            import_paramiko()
+        if store.writable:
+            store.db  # noqa: B018 - sqlite-utils, made on first use
+        import platformctl.differ  # noqa: F401
+
+    def finish(self, store: Store) -> tuple[int | None, Collection]:
+        """Wait for every host, save one snapshot; returns its ID (None: no hosts) and the
+        collection."""
+        try:
+            collection = self._fanout.wait(self._progress)
+        finally:
+            self.close()
+        snapshot_id = store.save(collection, __version__) if collection.hosts else None
+        return snapshot_id, collection
+
+    def close(self) -> None:
+        """Clear the progress line and close shared connections (also when interrupted)."""
+        self._progress.clear()
+        self._connector.close()
+
+
+def collect(
+    hosts: Iterable[str],
+    store: Store,
+    options: CollectOptions,
+    while_waiting: Callable[[], object] | None = None,
+) -> tuple[int | None, Collection]:
+    """Collect ``hosts`` in parallel and save one snapshot; returns its ID (None: no hosts).
+    ``while_waiting`` is called after the collection has started."""
+    collecting = Collecting(hosts, options)
     try:
-        script = build_script(options.docker_command)
-    except ValueError as exc:
-        raise UsageError(f"--docker-command: {exc}") from None
-    connector = Connector(options)
-    names = sorted(set(hosts))
-    progress = StderrProgress()
-    try:
-        collection = fan_out(names, connector, script, jobs=options.jobs, progress=progress)
+        collecting.warm_up(store)
+        if while_waiting is not None:
+            while_waiting()
+        return collecting.finish(store)
     finally:
-        progress.clear()
-        connector.close()
-    snapshot_id = store.save(collection, __version__) if names else None
-    return snapshot_id, collection
+        collecting.close()
 
 
 def check(
@@ -73,14 +112,18 @@ def check(
     options: CollectOptions,
     snapshot: str | None = None,
     now: datetime | None = None,
+    while_waiting: Callable[[], object] | None = None,
 ) -> Report:
     """Replay ``snapshot`` or collect the hosts ``scope`` needs, save, judge, add drift ages.
 
     Acceptances (``drift_accepted``) are judged at ``now`` (default: the current time), for a
-    replay too: a replay says how that state is judged today.
+    replay too: a replay says how that state is judged today. ``while_waiting`` is called
+    once hosts are being collected (the CLI imports its renderer there).
     """
     now = now or utc_now()
     if snapshot is not None:
+        from platformctl.differ import diff
+
         snap = store.load(snapshot)
         report = diff(
             scope,
@@ -92,7 +135,10 @@ def check(
             now=now,
         )
     else:
-        snapshot_id, collection = collect(hosts_in_scope(scope), store, options)
+        snapshot_id, collection = collect(hosts_in_scope(scope), store, options, while_waiting)
+        from platformctl.differ import diff  # imported while hosts answered
+        from platformctl.snapshots.model import snapshot_status
+
         report = diff(
             scope,
             collection.hosts,
@@ -129,6 +175,7 @@ def with_drift_since(report: Report, store: Store, now: datetime | None = None) 
     """Fill ``drift_since`` for every drifting, missing or stopped module of ``report``
     (accepted ones included: an acceptance does not change since when the hosts drifted)."""
     from platformctl.differ.history import drift_since
+    from platformctl.differ.model import NOT_OK
 
     if report.snapshot_id is None:
         return report

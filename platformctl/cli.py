@@ -256,16 +256,21 @@ def drift_check(
 
         platformctl drift-check honcho-api --json
     """
+    import importlib
     import time
 
     from platformctl import api, exitcodes
-    from platformctl.output.drift_check import render_json, render_table, warning_lines
 
     started = time.monotonic()
     channels = _alert_channels(snapshot, notify_urls, metrics_file)
     scope = _load_scope(root, modules)
     store = _open_store(db, create=snapshot is None)
-    report = api.check(scope, store, options, snapshot)
+    renderer = "platformctl.output.drift_check"
+    report = api.check(
+        scope, store, options, snapshot, while_waiting=lambda: importlib.import_module(renderer)
+    )
+    from platformctl.output.drift_check import render_json, render_table, warning_lines
+
     code = exitcodes.for_report(report)
     for line in warning_lines(report):  # a stale drift_accepted: on stderr, also with --json
         click.echo(line, err=True)

@@ -53,6 +53,47 @@ def collect_host(host: str, factory: TransportFactory, script: str) -> HostResul
     )
 
 
+class Fanout:
+    """A collection of ``hosts`` running in daemon threads, up to ``jobs`` at once: it starts
+    when made, so the caller can do other work while hosts answer; :meth:`wait` for it."""
+
+    def __init__(
+        self, hosts: Iterable[str], factory: TransportFactory, script: str, jobs: int = 16
+    ) -> None:
+        self.taken_at = utc_now()
+        self.names = sorted(set(hosts))
+        todo: queue.Queue[str] = queue.Queue()
+        for name in self.names:
+            todo.put(name)
+        self._done: queue.Queue[HostResult] = queue.Queue()
+
+        def worker() -> None:
+            while True:
+                try:
+                    name = todo.get_nowait()
+                except queue.Empty:
+                    return
+                self._done.put(collect_host(name, factory, script))
+
+        for _ in range(max(1, min(jobs, len(self.names)))):
+            threading.Thread(target=worker, daemon=True, name="platformctl-collect").start()
+
+    def wait(self, progress: Progress | None = None) -> Collection:
+        """Every host's result, in host order, once all are in."""
+        results: dict[str, HostResult] = {}
+        while len(results) < len(self.names):
+            try:
+                result = self._done.get(timeout=0.2)
+            except queue.Empty:
+                if progress:
+                    progress(len(results), len(self.names))
+                continue
+            results[result.host] = result
+            if progress:
+                progress(len(results), len(self.names))
+        return Collection(taken_at=self.taken_at, hosts=tuple(results[n] for n in self.names))
+
+
 def collect(
     hosts: Iterable[str],
     factory: TransportFactory,
@@ -61,35 +102,7 @@ def collect(
     progress: Progress | None = None,
 ) -> Collection:
     """Collect ``hosts`` with up to ``jobs`` at once; results in host order."""
-    taken_at = utc_now()
-    names = sorted(set(hosts))
-    todo: queue.Queue[str] = queue.Queue()
-    for name in names:
-        todo.put(name)
-    done: queue.Queue[HostResult] = queue.Queue()
-
-    def worker() -> None:
-        while True:
-            try:
-                name = todo.get_nowait()
-            except queue.Empty:
-                return
-            done.put(collect_host(name, factory, script))
-
-    for _ in range(max(1, min(jobs, len(names)))):
-        threading.Thread(target=worker, daemon=True, name="platformctl-collect").start()
-    results: dict[str, HostResult] = {}
-    while len(results) < len(names):
-        try:
-            result = done.get(timeout=0.2)
-        except queue.Empty:
-            if progress:
-                progress(len(results), len(names))
-            continue
-        results[result.host] = result
-        if progress:
-            progress(len(results), len(names))
-    return Collection(taken_at=taken_at, hosts=tuple(results[n] for n in names))
+    return Fanout(hosts, factory, script, jobs).wait(progress)
 
 
 class StderrProgress:

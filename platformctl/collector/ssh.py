@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, TypeAlias
 from platformctl.collector.interface import Output, TransportFailure
 from platformctl.collector.knownhosts import KeyCheck, KeyDecision, KnownHosts, host_key_decision
 from platformctl.collector.model import HostStatus
+from platformctl.collector.paramiko_import import import_paramiko
 from platformctl.collector.script import MAX_OUTPUT_BYTES, MAX_STDERR_BYTES, one_line
 from platformctl.collector.sshconfig import DEFAULT_IDENTITIES, Resolver, SshTarget
 from platformctl.collector.sshtokens import (
@@ -178,6 +179,7 @@ class SshTransport:
         sock: Socket,
         deadline: float,
     ) -> paramiko.Transport:
+        import_paramiko()
         import paramiko
 
         name = target.known_hosts_name
@@ -298,6 +300,7 @@ class SshTransport:
         encrypted: list[str],
     ) -> None:
         """Offer keys in OpenSSH's order; returns once authenticated or out of keys."""
+        import_paramiko()
         import paramiko
 
         for label, load in _candidate_keys(target, agent, encrypted):
@@ -470,6 +473,7 @@ def _start_proxy(target: SshTarget) -> _ProxySocket:
     """Run the host's ``ProxyCommand`` as ssh does (``$SHELL -c 'exec COMMAND'``), its tokens
     expanded from resolved values only: the alias was checked to be alias-shaped, the rest
     comes from the user's own config."""
+    import_paramiko()
     import paramiko
 
     values = TokenValues(target.hostname, target.port, target.user, target.alias)
@@ -611,6 +615,7 @@ def _candidate_keys(
 ) -> list[tuple[str, Callable[[], paramiko.PKey | None]]]:
     """Keys to offer, in OpenSSH's order (:func:`order_identities`): IdentityFile, or the
     default key files when the config names none."""
+    import_paramiko()
     import paramiko
 
     agent_keys = list(agent.get_keys()) if agent is not None else []
@@ -650,6 +655,7 @@ class _SocketAgent:
     """An ssh-agent at a given socket path (paramiko's ``Agent`` reads only SSH_AUTH_SOCK)."""
 
     def __init__(self, path: str) -> None:
+        import_paramiko()
         from paramiko.agent import AgentSSH
 
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

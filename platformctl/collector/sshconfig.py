@@ -16,8 +16,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
-from paramiko.config import SSHConfig
-
 from platformctl.errors import UsageError
 
 MAX_INCLUDE_DEPTH = 16
@@ -95,8 +93,10 @@ class SshConfigFile:
                 text = _expand_includes(path, Path(_expand("~/.ssh")), 0)
             except OSError as exc:
                 raise UsageError(f"cannot read ssh config {path}: {exc.strerror}") from None
+        from platformctl.collector.paramiko_import import with_match_exec
+
         try:
-            self._config = SSHConfig.from_text(text)
+            self._config = with_match_exec().SSHConfig.from_text(text)
         except Exception as exc:  # paramiko raises ConfigParseError and plain ValueErrors
             raise UsageError(f"cannot parse ssh config {path}: {exc}") from None
 

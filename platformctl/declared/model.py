@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -117,3 +118,8 @@ class DeclaredState:
         for n in names:
             seen.setdefault(n, by_name[n])
         return tuple(seen.values())
+
+
+def hosts_in_scope(modules: Iterable[Module]) -> list[str]:
+    """The hosts whose live state the given modules need, sorted."""
+    return sorted({m.host for m in modules if isinstance(m, CheckedModule)})

@@ -7,19 +7,15 @@ two snapshots, ``fields`` explains a difference field by field (deepdiff).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import datetime
 
 from platformctl.collector.model import HostResult
-from platformctl.declared.model import CheckedModule, Module
+from platformctl.declared.model import Module, hosts_in_scope
 from platformctl.differ.compare import judge_all
 from platformctl.differ.model import ModuleStatus, ModuleVerdict, Report
 from platformctl.snapshots.model import SnapshotStatus
 
-
-def hosts_in_scope(modules: Iterable[Module]) -> list[str]:
-    """The hosts whose live state the given modules need, sorted."""
-    return sorted({m.host for m in modules if isinstance(m, CheckedModule)})
+__all__ = ["diff", "hosts_in_scope"]
 
 
 def diff(

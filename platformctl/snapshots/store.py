@@ -17,9 +17,7 @@ from datetime import datetime
 from enum import StrEnum
 from functools import cache
 from pathlib import Path
-from typing import Any, TypeVar, get_type_hints
-
-from sqlite_utils import Database
+from typing import TYPE_CHECKING, Any, TypeVar, get_type_hints
 
 from platformctl.clock import from_iso, to_iso
 from platformctl.collector.model import (
@@ -39,6 +37,9 @@ from platformctl.snapshots.model import (
     SnapshotSummary,
     snapshot_status,
 )
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
 
 SCHEMA_VERSION = 3
 BUSY_TIMEOUT_MS = 30_000
@@ -120,7 +121,8 @@ def default_db_path() -> Path:
 
 
 class Store:
-    """Snapshots in one SQLite database. Takes an open ``Database``; use :meth:`open` for files.
+    """Snapshots in one SQLite database. Takes an open connection (or sqlite-utils
+    ``Database``); use :meth:`open` for files.
 
     A store opened for writing is brought to the current schema and kept at mode 0600; one
     opened read-only (``writable=False``) is read as it is, whatever older schema it has, and
@@ -129,22 +131,27 @@ class Store:
 
     def __init__(
         self,
-        db: Database,
+        db: Database | sqlite3.Connection,
         label: str = ":memory:",
         *,
         writable: bool = True,
         path: Path | None = None,
     ) -> None:
-        self.db = db
+        if isinstance(db, sqlite3.Connection):
+            self.conn = db
+            self._db: Database | None = None
+        else:
+            self.conn = db.conn
+            self._db = db
         self.label = label
         self.writable = writable
         self.path = path
         try:
-            self.db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            self.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             if not writable:
                 # Belt and braces over the read-only file handle: no statement on this
                 # connection may write, whatever Database it is.
-                self.db.execute("PRAGMA query_only = ON")
+                self.conn.execute("PRAGMA query_only = ON")
             # Identify before anything can write: a foreign or newer file is refused untouched.
             self.version = self._identify()
             if writable:
@@ -197,14 +204,27 @@ class Store:
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open snapshot store {path}: {_problem(exc, path)}") from None
         try:
-            return cls(Database(conn), label=str(path), writable=writable, path=path)
+            return cls(conn, label=str(path), writable=writable, path=path)
         except BaseException:
             conn.close()
             raise
 
+    @property
+    def db(self) -> Database:
+        """sqlite-utils' view of the connection, for single-table writes; made (and
+        sqlite-utils imported) on first use, so reading and opening a store do not pay for it
+        (docs/design.md, "Start-up")."""
+        if self._db is None:
+            from sqlite_utils import Database
+
+            # No plugins: code installed beside platformctl must not run on our connection
+            # (and finding plugins scans every installed package's metadata).
+            self._db = Database(self.conn, execute_plugins=False)
+        return self._db
+
     def close(self) -> None:
         """Close the connection (and, for the last one, let SQLite fold its WAL back in)."""
-        self.db.conn.close()
+        self.conn.close()
 
     def _identify(self) -> int:
         """The file's schema version, once it is known to be a platformctl store we can read.
@@ -215,7 +235,7 @@ class Store:
         version = self.schema_version()
         tables = {
             r[0]
-            for r in self.db.execute(
+            for r in self.conn.execute(
                 "SELECT name FROM sqlite_master WHERE type = 'table'"
                 " AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
             ).fetchall()
@@ -244,10 +264,10 @@ class Store:
         return version
 
     def _configure(self) -> None:
-        self.db.execute("PRAGMA foreign_keys = ON")
-        mode = self.db.execute("PRAGMA journal_mode").fetchone()[0]
+        self.conn.execute("PRAGMA foreign_keys = ON")
+        mode = self.conn.execute("PRAGMA journal_mode").fetchone()[0]
         if mode != "wal" and self.label != ":memory:":
-            self.db.execute("PRAGMA journal_mode = WAL")
+            self.conn.execute("PRAGMA journal_mode = WAL")
 
     def _migrate(self) -> None:
         """Bring the schema forward, one version at a time, in one transaction."""
@@ -270,7 +290,7 @@ class Store:
         error or interrupt, so the store never holds part of a write."""
         if not self.writable:
             raise StoreError(f"cannot {action} snapshot store {self.label}: opened read-only")
-        conn = self.db.conn
+        conn = self.conn
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -291,7 +311,7 @@ class Store:
 
     def schema_version(self) -> int:
         """The schema version recorded in the file (0 for a new, empty store)."""
-        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
+        return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
 
     def save(
         self, collection: Collection, tool_version: str, status: SnapshotStatus | None = None
@@ -593,7 +613,7 @@ class Store:
 
     def _read(self, sql: str, params: tuple[object, ...]) -> list[tuple[Any, ...]]:
         try:
-            return list(self.db.execute(sql, params).fetchall())
+            return list(self.conn.execute(sql, params).fetchall())
         except sqlite3.Error as exc:
             raise StoreError(
                 f"cannot read snapshot store {self.label}: {_problem(exc, self.path)}"
