@@ -1,30 +1,43 @@
-"""Benchmark: drift-check across a fleet of real sshd hosts (SPEC §8, issue 4).
+"""Benchmark: drift-check across a fleet of real sshd hosts, against the obvious script, a
+batched OpenSSH loop and (optionally) Ansible.
 
-Run (as root, lab packages installed): ``python -m bench.fleet [--hosts 1,10,50]
-[--latency 0,50] [--baseline-limit N]``.
+Run (as root, lab packages installed)::
 
-* Every host is a real ``sshd`` on its own loopback address (127.0.1.N), with 20 containers.
+    python -m bench.fleet [--hosts 1,10,50,500] [--latency 0,50] [--runs 3]
+                          [--baseline-limit N] [--ansible PATH] [--jobs-sweep 16,32,64,128]
+
+* Every host is its own loopback address (127.0.x.y) served by a real ``sshd``; one sshd
+  process listens on up to ``--per-sshd`` addresses (500 sshd processes would measure this
+  machine's process table, not the fan-out). platformctl sees one host per address.
 * The remote ``docker`` is a stand-in that replays output captured, in the same run, from a real
-  engine running those 20 containers (compose labels, registry digests). Why: this machine has
-  2 cores; 50 hosts running the real docker CLI (4 invocations each, ~40 ms of CPU apiece)
+  engine running the 20 containers (compose labels, registry digests). Why: this machine has
+  2 cores; 500 hosts running the real docker CLI (4 invocations each, ~40 ms of CPU apiece)
   against one shared engine would measure that engine and this machine's CPU, not the
   fan-out — real hosts each bring their own engine and CPU.
 * Added latency: a userspace relay (``tests.lab.relay``) in front of every host holds each
-  chunk back by half the round trip in each direction (this kernel has no netem).
-* Baseline, in the same run: the obvious script — a serial loop of OpenSSH
-  ``ssh host docker container inspect NAME`` once per module. ``--baseline-limit`` caps how
-  many of its calls are timed; the rest is extrapolated linearly (it is a serial loop of
-  identical calls) and the table says so.
-
-Prints wall time, CPU time (user+sys of the process and its children) and peak RSS.
+  chunk back by half the round trip in each direction (this kernel has no netem). Points
+  above ``--relay-max`` hosts run without it: one relay process for hundreds of hosts would
+  be the bottleneck on two cores.
+* In the same run, for every point:
+  - the obvious script: a serial loop of OpenSSH ``ssh host docker container inspect NAME``
+    once per module; ``--baseline-limit`` caps how many of its calls are timed, the rest is
+    extrapolated linearly (a serial loop of identical calls) and the table says so;
+  - batched OpenSSH: one ``ssh host sh -s < script`` per host, all hosts at once, running
+    platformctl's own remote script (the floor of collecting, with nothing parsed or stored);
+  - Ansible ad-hoc, with ``--ansible PATH`` (an ``ansible`` installed in its own venv, never a
+    dependency of ours): ``-m shell`` of the same script, pipelining on, forks = hosts.
+* platformctl's CPU is split: its own process, and the ``ssh -G`` children it runs to resolve
+  hosts. Peak RSS is its own process's.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -59,22 +72,57 @@ exit 1
 """
 
 
+# Runs platformctl's own entry point in this interpreter and, at exit, writes the process's
+# own CPU, its children's (ssh -G) and its peak RSS to the file named by argv[1].
+MEASURED = """
+import atexit, json, resource, sys
+out = sys.argv.pop(1)
+def report():
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    with open(out, "w") as fh:
+        json.dump([me.ru_utime + me.ru_stime, kids.ru_utime + kids.ru_stime,
+                   me.ru_maxrss / 1024], fh)
+atexit.register(report)
+from platformctl.cli import main
+main()
+"""
+
+
 @dataclass
 class Measure:
     wall: float
     cpu: float
+    """platformctl's own process."""
+    children_cpu: float
+    """The ``ssh -G`` it ran."""
     rss_mb: float
     code: int
 
 
-def run_measured(cmd: list[str], env: dict[str, str] | None = None) -> Measure:
-    """Run ``cmd``; wall time, CPU (user+sys, children included) and peak RSS via wait4."""
+def run_measured(cmd: list[str], folder: Path) -> Measure:
+    """Run platformctl with ``cmd`` (its arguments) under :data:`MEASURED`."""
+    out = folder / "rusage.json"
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    _, status, usage = os.wait4(proc.pid, 0)
+    proc = subprocess.run(
+        [sys.executable, "-c", MEASURED, str(out), *cmd],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     wall = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return Measure(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, proc.returncode)
+    cpu, children, rss = json.loads(out.read_text())
+    if proc.returncode != 0:
+        print(proc.stderr.decode()[-600:], file=sys.stderr)
+    return Measure(wall, cpu, children, rss, proc.returncode)
+
+
+def timed(cmd: list[str], env: dict[str, str] | None = None) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"{cmd[:3]} exited {proc.returncode}: {proc.stderr.decode()[-600:]}")
+    return wall
 
 
 def capture(lab: Lab, folder: Path) -> tuple[list[str], list[dict[str, str]]]:
@@ -173,17 +221,87 @@ def ssh_config(lab: Lab, path: Path, hosts: dict[str, tuple[str, int]]) -> None:
     path.write_text("".join(lines))
 
 
+@dataclass
+class FleetHost:
+    alias: str
+    address: str
+    port: int
+    key: str
+
+
+def address_of(index: int) -> str:
+    """127.0.1.1 .. 127.0.1.250, then 127.0.2.1 ..."""
+    return f"127.0.{1 + index // 250}.{1 + index % 250}"
+
+
+def start_fleet(lab: Lab, count: int, per_sshd: int) -> list[FleetHost]:
+    """``count`` hosts, each its own loopback address, ``per_sshd`` addresses per sshd."""
+    hosts: list[FleetHost] = []
+    for first in range(0, count, per_sshd):
+        addresses = [address_of(i) for i in range(first, min(count, first + per_sshd))]
+        extra = "".join(f"ListenAddress {a}\n" for a in addresses[1:])
+        sshd = lab.start_sshd(f"sshd{first // per_sshd + 1:03d}", None, addresses[0], extra=extra)
+        for i, address in enumerate(addresses):
+            hosts.append(
+                FleetHost(f"fleet{first + i + 1:03d}", address, sshd.port, sshd.host_key_pub)
+            )
+    with open(lab.known_hosts, "a") as fh:
+        for h in hosts:
+            fh.write(f"[{h.address}]:{h.port} {h.key}\n")
+    return hosts
+
+
+BATCHED = r"""
+cfg=$1 script=$2; shift 2
+for h in "$@"; do
+  ssh -F "$cfg" "$h" sh -s < "$script" > /dev/null 2>&1 &
+done
+wait
+"""
+
+
+def ansible_wall(
+    ansible: str, folder: Path, config: Path, aliases: list[str], script: str
+) -> float:
+    """One ``ansible -m shell`` run of the remote script on every host, forks = hosts."""
+    inventory = folder / "inventory.ini"
+    inventory.write_text("[fleet]\n" + "\n".join(aliases) + "\n")
+    env = {
+        **os.environ,
+        "ANSIBLE_PIPELINING": "True",
+        "ANSIBLE_HOST_KEY_CHECKING": "True",
+        "ANSIBLE_SSH_ARGS": f"-F {config} -o ControlMaster=no",
+        "ANSIBLE_PYTHON_INTERPRETER": "/usr/bin/python3",
+        "ANSIBLE_LOCAL_TEMP": str(folder / "ansible-tmp"),
+        "ANSIBLE_NOCOLOR": "1",
+    }
+    cmd = [ansible, "fleet", "-i", str(inventory), "-m", "shell", "-a", script]
+    return timed([*cmd, "--forks", str(len(aliases))], env=env)
+
+
+def spread(values: list[float]) -> str:
+    return f"{statistics.median(values):.2f} s ({min(values):.2f}–{max(values):.2f})"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--hosts", default="1,10,50")
+    parser.add_argument("--hosts", default="1,10,50,500")
     parser.add_argument("--latency", default="0,50", help="added round trips in ms")
-    parser.add_argument("--runs", type=int, default=3, help="drift-check runs per point")
+    parser.add_argument("--relay-max", type=int, default=50, help="most hosts behind the relay")
+    parser.add_argument("--per-sshd", type=int, default=10, help="addresses per sshd process")
+    parser.add_argument("--runs", type=int, default=3, help="runs per point and command")
     parser.add_argument("--jobs", type=int, default=None, help="pass --jobs to drift-check")
+    parser.add_argument(
+        "--jobs-sweep",
+        default="",
+        help="also time these --jobs values at the largest relayed point, e.g. 16,32,64,128",
+    )
+    parser.add_argument("--ansible", default=None, help="an ansible executable (optional)")
     parser.add_argument(
         "--baseline-limit",
         type=int,
-        default=200,
-        help="baseline calls timed per point (rest extrapolated)",
+        default=100,
+        help="obvious-script calls timed per point (rest extrapolated)",
     )
     args = parser.parse_args()
     counts = [int(n) for n in args.hosts.split(",")]
@@ -192,84 +310,123 @@ def main() -> None:
     try:
         names, modules = capture(lab, lab.root / "capture")
         docker = str(lab.root / "capture" / "docker")
-        fleet = max(counts)
-        hosts = []
-        for i in range(fleet):
-            address = f"127.0.1.{i + 1}"
-            host = lab.start_sshd(f"fleet{i + 1:02d}", None, address=address)
-            hosts.append(host)
-        print(f"{fleet} sshd up; capture of {len(names)} containers from a real engine\n")
+        from platformctl.collector.script import build_script
+
+        script = build_script(docker)
+        script_file = lab.root / "remote.sh"
+        script_file.write_text(script)
+        hosts = start_fleet(lab, max(counts), args.per_sshd)
         print(
-            "| hosts | added RTT | drift-check wall | CPU | peak RSS | 1-host ratio "
-            "| baseline wall | speed-up |"
+            f"{len(hosts)} hosts on {len(lab.hosts)} sshd; capture of {len(names)} containers "
+            "from a real engine\n",
+            flush=True,
         )
-        print("|---|---|---|---|---|---|---|---|")
+        rows = []
+        sweep_rows = []
         for latency in latencies:
+            relayed = [n for n in counts if not latency or n <= args.relay_max]
+            if not relayed:
+                continue
             targets: dict[str, tuple[str, int]] = {}
+            relay = None
             if latency:
                 relay_maps = []
-                for h in hosts:
-                    port = free_port(h.address)
-                    relay_maps.append((f"{h.address}:{port}", f"{h.address}:{h.port}"))
-                    targets[h.alias] = (h.address, port)
-                    with open(lab.known_hosts, "a") as fh:
-                        fh.write(f"[{h.address}]:{port} {h.host_key_pub}\n")
+                with open(lab.known_hosts, "a") as fh:
+                    for h in hosts[: max(relayed)]:
+                        port = free_port(h.address)
+                        relay_maps.append((f"{h.address}:{port}", f"{h.address}:{h.port}"))
+                        targets[h.alias] = (h.address, port)
+                        fh.write(f"[{h.address}]:{port} {h.key}\n")
                 relay = lab.start_relay(relay_maps, delay_ms=latency, name=f"delay{latency:g}")
             else:
                 targets = {h.alias: (h.address, h.port) for h in hosts}
             config = lab.root / f"ssh_config_{latency:g}"
             ssh_config(lab, config, targets)
             one_host_wall = None
-            for n in counts:
+            for n in relayed:
                 aliases = [h.alias for h in hosts[:n]]
                 root = lab.root / f"platform-{n}"
                 write_platform(root, aliases, modules)
+                db = lab.root / f"b{n}-{latency:g}.db"
                 cmd = [
-                    sys.executable,
-                    "-m",
-                    "platformctl",
-                    "drift-check",
-                    "--root",
-                    str(root),
-                    "--ssh-config",
-                    str(config),
-                    "--db",
-                    str(lab.root / f"b{n}.db"),
-                    "--docker-command",
-                    docker,
-                ]
+                    "drift-check", "--root", str(root), "--ssh-config", str(config),
+                    "--db", str(db), "--docker-command", docker,
+                ]  # fmt: skip
                 if args.jobs:
                     cmd += ["--jobs", str(args.jobs)]
-                runs = [run_measured(cmd) for _ in range(args.runs)]
-                runs.sort(key=lambda m: m.wall)
-                med = runs[len(runs) // 2]
-                if med.code != 0:
-                    print(f"drift-check exited {med.code} for {n} hosts; aborting")
+                batched = ["bash", "-c", BATCHED, "batched", str(config), str(script_file)]
+                ours: list[Measure] = []
+                floor: list[float] = []
+                for _ in range(args.runs):  # alternating, so both see the same machine
+                    ours.append(run_measured(cmd, lab.root))
+                    floor.append(timed([*batched, *aliases]))
+                if any(m.code != 0 for m in ours):
+                    print(f"drift-check exited {[m.code for m in ours]} for {n} hosts; aborting")
                     return
+                walls = [m.wall for m in ours]
+                med = sorted(ours, key=lambda m: m.wall)[len(ours) // 2]
                 if n == 1:
-                    one_host_wall = med.wall
-                ratio = med.wall / one_host_wall if one_host_wall else float("nan")
+                    one_host_wall = statistics.median(walls)
+                ratio = statistics.median(walls) / one_host_wall if one_host_wall else float("nan")
                 calls = [(a, name) for a in aliases for name in names]
-                timed = calls[: args.baseline_limit]
+                timed_calls = calls[: args.baseline_limit]
                 start = time.perf_counter()
-                for alias, name in timed:
+                for alias, name in timed_calls:
                     subprocess.run(
                         ["ssh", "-F", str(config), alias, docker, "container", "inspect", name],
                         capture_output=True,
                         check=True,
                     )
-                spent = time.perf_counter() - start
-                baseline = spent * len(calls) / len(timed)
-                note = "" if len(timed) == len(calls) else f" (extrapolated from {len(timed)})"
-                print(
-                    f"| {n} | {latency:g} ms | {med.wall:.2f} s | {med.cpu:.2f} s | "
-                    f"{med.rss_mb:.0f} MB | {ratio:.2f}x | {baseline:.1f} s{note} | "
-                    f"{baseline / med.wall:.0f}x |",
-                    flush=True,
+                obvious = (time.perf_counter() - start) * len(calls) / len(timed_calls)
+                note = "" if len(timed_calls) == len(calls) else "*"
+                ansible = "-"
+                if args.ansible:
+                    wall = ansible_wall(args.ansible, lab.root, config, aliases, script)
+                    ansible = f"{wall:.2f} s"
+                ours_med = statistics.median(walls)
+                row = (
+                    f"| {n} | {latency:g} ms | {spread(walls)} | {med.cpu:.2f} s | "
+                    f"{med.cpu * 1000 / n:.1f} ms | {med.children_cpu * 1000 / n:.1f} ms | "
+                    f"{med.rss_mb:.0f} MB | {ratio:.2f}x | {spread(floor)} | "
+                    f"{ours_med / statistics.median(floor):.2f}x | {obvious:.1f} s{note} | "
+                    f"{obvious / ours_med:.0f}x | {ansible} |"
                 )
-            if latency:
+                rows.append(row)
+                print(row, flush=True)
+            sweep = [int(j) for j in args.jobs_sweep.split(",") if j]
+            if sweep and latency == max(latencies):
+                n = max(relayed)
+                root = lab.root / f"platform-{n}"
+                write_platform(root, [h.alias for h in hosts[:n]], modules)
+                for jobs in sweep:
+                    cmd = [
+                        "drift-check", "--root", str(root), "--ssh-config", str(config),
+                        "--db", str(lab.root / f"sweep{jobs}.db"), "--docker-command", docker,
+                        "--jobs", str(jobs),
+                    ]  # fmt: skip
+                    runs = [run_measured(cmd, lab.root) for _ in range(args.runs)]
+                    sweep_rows.append(
+                        f"| {n} | {latency:g} ms | {jobs} | {spread([m.wall for m in runs])} | "
+                        f"{statistics.median(m.cpu for m in runs):.2f} s | "
+                        f"{max(m.rss_mb for m in runs):.0f} MB |"
+                    )
+                    print(sweep_rows[-1], flush=True)
+            if relay is not None:
                 relay.terminate()
                 relay.wait()
+        print(
+            "\n| hosts | added RTT | drift-check wall, median (min–max) | CPU | CPU per host "
+            "| ssh -G CPU per host | peak RSS | × 1-host wall | batched OpenSSH | × batched "
+            "| obvious script | speed-up | Ansible |"
+        )
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        print("\n".join(rows))
+        if sweep_rows:
+            print("\n| hosts | added RTT | --jobs | wall, median (min–max) | CPU | peak RSS |")
+            print("|---|---|---|---|---|---|")
+            print("\n".join(sweep_rows))
+        print("\n* obvious script extrapolated from the first", args.baseline_limit, "calls")
+        print(f"load average at the end: {os.getloadavg()[0]:.2f}")
     finally:
         lab.stop()
 

@@ -59,17 +59,15 @@ class Collecting:
         self._progress = StderrProgress()
         self._fanout = Fanout(hosts, self._connector, script, jobs=options.jobs)
 
-    def warm_up(self, store: Store) -> None:
+    def warm_up(self) -> None:
         """Import, while hosts answer, what the end of the run needs: paramiko (every SSH host
         needs it at once, so one import now spares them queueing on it later) and the
-        store's writer."""
+        differ."""
         from platformctl.collector.connector import LOCAL_HOSTS
         from platformctl.collector.paramiko_import import import_paramiko
 
         if any(name not in LOCAL_HOSTS for name in self._fanout.names):
             import_paramiko()
-        if store.writable:
-            store.db  # noqa: B018 - sqlite-utils, made on first use
         import platformctl.differ  # noqa: F401
 
     def finish(self, store: Store) -> tuple[int | None, Collection]:
@@ -98,7 +96,7 @@ def collect(
     ``while_waiting`` is called after the collection has started."""
     collecting = Collecting(hosts, options)
     try:
-        collecting.warm_up(store)
+        collecting.warm_up()
         if while_waiting is not None:
             while_waiting()
         return collecting.finish(store)

@@ -128,9 +128,10 @@ def run_cli(tmp_path: Path) -> Runner:
         env: dict[str, str | None] | None = None,
         timeout: float = 120,
         cwd: Path | None = None,
+        preexec: Callable[[], object] | None = None,
     ) -> Result:
         """``env`` adds to the environment (a None value removes that variable); ``cwd`` is
-        the folder to run in."""
+        the folder to run in; ``preexec`` runs in the child before platformctl (limits)."""
         full_env: dict[str, str | None] = {
             **os.environ,
             "PLATFORMCTL_DB": str(tmp_path / "store.db"),
@@ -144,6 +145,7 @@ def run_cli(tmp_path: Path) -> Runner:
             env={k: v for k, v in full_env.items() if v is not None},
             timeout=timeout,
             cwd=cwd,
+            preexec_fn=preexec,
         )
         result = Result(proc.returncode, proc.stdout, proc.stderr)
         if args and args[0] == "drift-check" and "--json" in args and result.out.strip():

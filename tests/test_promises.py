@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import pty
+import resource
 import select
 import socket
 import subprocess
@@ -114,7 +115,7 @@ def test_colour_on_a_terminal_and_never_with_no_color_or_the_flag(
     assert "SKIPPED" in piped.out and "\x1b[" not in piped.out
 
 
-# --- "--jobs N: 16 hosts at once"; "localhost or local = this machine, no SSH" ---
+# --- "--jobs N: 64 hosts at once"; "localhost or local = this machine, no SSH" ---
 
 # Each host's `docker info` waits at a barrier until the other host's has arrived: only a run
 # that really collects both at once gets past it before the wait runs out.
@@ -396,3 +397,36 @@ def test_prune_changes_no_drift_history_answer(
     assert after["365d"] == before["365d"]
     assert after["130d"][0]["intervals"] == before["130d"][0]["intervals"]
     assert abs(after["130d"][0]["drift_seconds"] - before["130d"][0]["drift_seconds"]) <= 60
+
+
+# --- "--jobs ... is capped so that a run never runs out of file descriptors" ---
+def test_jobs_beyond_the_open_file_limit_wait_rather_than_fail(
+    tmp_path: Path, run_cli: Runner
+) -> None:
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(1024)  # accepts TCP, never says a word: each host holds its socket 0.5 s
+    port = silent.getsockname()[1]
+    root = tmp_path / "p"
+    aliases = [f"quiet{i:02d}" for i in range(40)]
+    for alias in aliases:
+        local_module(root, alias, host=alias)
+    config = tmp_path / "ssh_config"
+    config.write_text(
+        "".join(f"Host {a}\n  HostName 127.0.0.1\n  Port {port}\n" for a in aliases)
+        + f"Host *\n  UserKnownHostsFile {tmp_path / 'known_hosts'}\n"
+    )
+    limit = 48  # room for (48 - 32) // 4 = 4 hosts at once; 40 at once would run out
+    try:
+        result = run_cli(
+            "drift-check", "--json", "--root", str(root), "--ssh-config", str(config),
+            "--jobs", "40", "--connect-timeout", "0.5",
+            preexec=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit)),
+        )  # fmt: skip
+    finally:
+        silent.close()
+    hosts = result.json()["hosts"]
+    assert result.code == 5, result.err
+    assert len(hosts) == 40
+    assert {h["status"] for h in hosts} == {"unreachable"}, {h["reason"] for h in hosts}
+    assert all("did not complete the SSH handshake" in h["reason"] for h in hosts)

@@ -25,7 +25,7 @@ class CollectOptions:
 
     ssh_config: str | None = None
     docker_command: str = "docker"
-    jobs: int = 16
+    jobs: int = 64
     connect_timeout: float = 10.0
     command_timeout: float = 60.0
 

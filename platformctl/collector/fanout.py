@@ -8,6 +8,7 @@ timeout instead of exiting within two seconds (docs/design.md, "Interrupts").
 from __future__ import annotations
 
 import queue
+import resource
 import sys
 import threading
 import time
@@ -19,6 +20,20 @@ from platformctl.collector.model import Collection, HostResult, HostStatus
 from platformctl.collector.script import DockerOutputError, one_line, parse_output
 
 Progress = Callable[[int, int], None]
+
+FDS_PER_HOST = 4
+"""File descriptors one host in flight holds at most at once: its socket and the pipe paramiko
+makes to select on a channel, or the three pipes of its ``ssh -G`` (or of a local docker)."""
+FDS_RESERVED = 32
+"""Kept for the rest of the process: the store, stdio, imports, a notification."""
+
+
+def max_jobs() -> int:
+    """The most hosts a run can have in flight without running out of file descriptors."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return 1 << 16
+    return max(1, (soft - FDS_RESERVED) // FDS_PER_HOST)
 
 
 def collect_host(host: str, factory: TransportFactory, script: str) -> HostResult:
@@ -58,7 +73,7 @@ class Fanout:
     when made, so the caller can do other work while hosts answer; :meth:`wait` for it."""
 
     def __init__(
-        self, hosts: Iterable[str], factory: TransportFactory, script: str, jobs: int = 16
+        self, hosts: Iterable[str], factory: TransportFactory, script: str, jobs: int = 64
     ) -> None:
         self.taken_at = utc_now()
         self.names = sorted(set(hosts))
@@ -75,7 +90,9 @@ class Fanout:
                     return
                 self._done.put(collect_host(name, factory, script))
 
-        for _ in range(max(1, min(jobs, len(self.names)))):
+        # More workers than file descriptors allow would fail hosts with "too many open
+        # files"; past that bound they only wait, so --jobs is capped to it (README).
+        for _ in range(max(1, min(jobs, len(self.names), max_jobs()))):
             threading.Thread(target=worker, daemon=True, name="platformctl-collect").start()
 
     def wait(self, progress: Progress | None = None) -> Collection:
@@ -98,7 +115,7 @@ def collect(
     hosts: Iterable[str],
     factory: TransportFactory,
     script: str,
-    jobs: int = 16,
+    jobs: int = 64,
     progress: Progress | None = None,
 ) -> Collection:
     """Collect ``hosts`` with up to ``jobs`` at once; results in host order."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -87,7 +87,8 @@ class HostState:
     def to_json(self) -> str:
         """Canonical JSON: the same state always gives the same text (and hash)."""
         body = {
-            "containers": [asdict(c) for c in sorted(self.containers)],
+            # vars(), not asdict(): the fields are flat values, and asdict deep-copies each.
+            "containers": [vars(c) for c in sorted(self.containers)],
             "images": [
                 {
                     "id": i.id,

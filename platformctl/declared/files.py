@@ -9,6 +9,7 @@ run, and a huge file would be read whole into memory before any size check.
 
 from __future__ import annotations
 
+import functools
 import os
 import stat
 from pathlib import Path
@@ -25,13 +26,22 @@ class RepoFileError(ValueError):
 
 def inside(root: Path, path: Path) -> bool:
     """True when ``path`` (already resolved) is ``root`` (resolved) or below it."""
-    return path == root or root in path.parents
+    # On strings: both are absolute and normalized, and Path.parents costs a path object per
+    # level, for every file of the repository.
+    top, below = str(root), str(path)
+    return below == top or below.startswith(top if top.endswith(os.sep) else top + os.sep)
+
+
+@functools.lru_cache(maxsize=64)
+def _real_root(root: Path) -> Path:
+    """``root`` resolved, once per root: every file of the repository is checked against it."""
+    return root.resolve()
 
 
 def resolve_inside(root: Path, path: Path) -> Path:
     """``path`` with every symlink resolved; raise :class:`RepoFileError` when that leaves
     ``root``."""
-    real_root = root.resolve()
+    real_root = _real_root(root)
     real = Path(os.path.realpath(path))
     if not inside(real_root, real):
         raise RepoFileError(

@@ -8,6 +8,7 @@ tag and the digest, plus one clear error message for a manifest author.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -94,6 +95,11 @@ def parse_reference(text: str, *, default_tag: bool = True) -> ImageRef:
     """
     if not isinstance(text, str):
         raise InvalidReference(f"image reference must be a string, got {type(text).__name__}")
+    return _parse(text, default_tag)
+
+
+def _parse_text(text: str, default_tag: bool) -> ImageRef:
+    """:func:`parse_reference` of a string (called through the cache :data:`_parse`)."""
     ref = text.strip()
     if not ref:
         raise InvalidReference("image reference is empty")
@@ -133,6 +139,11 @@ def parse_reference(text: str, *, default_tag: bool = True) -> ImageRef:
     if tag is None and digest is None and default_tag:
         tag = "latest"
     return ImageRef(domain=domain, path=path, tag=tag, digest=digest)
+
+
+# Once per distinct string: a fleet names the same few images in thousands of manifests and
+# containers, and ImageRef is immutable.
+_parse = functools.lru_cache(maxsize=4096)(_parse_text)
 
 
 def try_parse_reference(text: object) -> ImageRef | None:

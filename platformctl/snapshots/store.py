@@ -318,52 +318,45 @@ class Store:
     ) -> int:
         """Store one collection atomically; return the new snapshot ID."""
         status = status or snapshot_status(collection.hosts)
-        with self._write("write"):
-            snapshots = self.db.table("snapshots")
-            snapshots.insert(
-                {
-                    "taken_at": to_iso(collection.taken_at),
-                    "status": str(status),
-                    "tool_version": tool_version,
-                }
+        with self._write("write") as conn:
+            cursor = conn.execute(
+                "INSERT INTO snapshots (taken_at, status, tool_version) VALUES (?, ?, ?)",
+                (to_iso(collection.taken_at), str(status), tool_version),
             )
-            snapshot_id = int(snapshots.last_pk or 0)
+            snapshot_id = int(cursor.lastrowid or 0)
             for result in collection.hosts:
-                self._save_host(snapshot_id, result)
+                self._save_host(conn, snapshot_id, result)
         return snapshot_id
 
-    def _save_host(self, snapshot_id: int, result: HostResult) -> None:
-        # lookup() finds the row by its UNIQUE column or inserts it; inside our transaction
-        # sqlite-utils nests its writes in a savepoint, so the save stays all-or-nothing.
-        host_id = self.db.table("hosts").lookup({"name": result.host})
+    @staticmethod
+    def _save_host(conn: sqlite3.Connection, snapshot_id: int, result: HostResult) -> None:
+        # Plain SQL, not sqlite-utils' table API: this runs once per host of every run, and
+        # each table-API call re-reads the schema (docs/design.md, "Store").
+        host_id = _lookup(conn, "hosts", "name", result.host)
         state_id = None
         if result.state is not None:
             body = result.state.to_json()
-            state_id = self.db.table("host_states").lookup(
-                {"hash": content_hash(body)}, {"body": body}
-            )
-        previous = next(
-            self.db.table("snapshot_hosts").rows_where(
-                "host_id = ?", [host_id], order_by="snapshot_id DESC", limit=1
+            state_id = _lookup(conn, "host_states", "hash", content_hash(body), body=body)
+        previous = conn.execute(
+            "SELECT status, state_id FROM snapshot_hosts WHERE host_id = ?"
+            " ORDER BY snapshot_id DESC LIMIT 1",
+            (host_id,),
+        ).fetchone()
+        changed = previous is None or tuple(previous) != (str(result.status), state_id)
+        conn.execute(
+            "INSERT INTO snapshot_hosts (snapshot_id, host_id, status, reason, docker_version,"
+            " storage_driver, duration_ms, state_id, changed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                snapshot_id,
+                host_id,
+                str(result.status),
+                result.reason,
+                result.docker_version,
+                result.storage_driver,
+                result.duration_ms,
+                state_id,
+                int(changed),
             ),
-            None,
-        )
-        changed = previous is None or (previous["status"], previous["state_id"]) != (
-            str(result.status),
-            state_id,
-        )
-        self.db.table("snapshot_hosts").insert(
-            {
-                "snapshot_id": snapshot_id,
-                "host_id": host_id,
-                "status": str(result.status),
-                "reason": result.reason,
-                "docker_version": result.docker_version,
-                "storage_driver": result.storage_driver,
-                "duration_ms": result.duration_ms,
-                "state_id": state_id,
-                "changed": int(changed),
-            }
         )
 
     def resolve_id(self, ref: str | int) -> int:
@@ -626,6 +619,21 @@ FOLDER_MODE = 0o700
 # (whatever the umask), so a store kept at 0600 gets 0600 companions. Ones left over from
 # before the store was tightened keep their old mode until we fix it.
 _COMPANIONS = ("-wal", "-shm", "-journal")
+
+
+def _lookup(
+    conn: sqlite3.Connection, table: str, column: str, value: str, body: str | None = None
+) -> int:
+    """The ID of the row of ``table`` whose UNIQUE ``column`` is ``value``, inserted (with
+    ``body``, for host states) when there is none. ``table`` and ``column`` are ours."""
+    row = conn.execute(f"SELECT id FROM {table} WHERE {column} = ?", (value,)).fetchone()
+    if row is not None:
+        return int(row[0])
+    if body is None:
+        cursor = conn.execute(f"INSERT INTO {table} ({column}) VALUES (?)", (value,))
+    else:
+        cursor = conn.execute(f"INSERT INTO {table} ({column}, body) VALUES (?, ?)", (value, body))
+    return int(cursor.lastrowid or 0)
 
 
 def _problem(exc: sqlite3.Error, path: Path | None) -> str:
