@@ -25,7 +25,8 @@ Run (as root, lab packages installed)::
   - batched OpenSSH: one ``ssh host sh -s < script`` per host, all hosts at once, running
     platformctl's own remote script (the floor of collecting, with nothing parsed or stored);
   - Ansible ad-hoc, with ``--ansible PATH`` (an ``ansible`` installed in its own venv, never a
-    dependency of ours): ``-m shell`` of the same script, pipelining on, forks = hosts.
+    dependency of ours): ``-m shell`` of the same script, pipelining on, forks = hosts, up to
+    ``--ansible-max`` hosts (each fork is a Python process; 500 would need gigabytes).
 * platformctl's CPU is split: its own process, and the ``ssh -G`` children it runs to resolve
   hosts. Peak RSS is its own process's.
 """
@@ -46,6 +47,7 @@ from pathlib import Path
 
 import yaml
 
+from bench.install import DEFAULT, installed, user_env
 from tests.lab.lab import Lab, free_port
 
 CONTAINERS = 20
@@ -100,14 +102,20 @@ class Measure:
     code: int
 
 
+PYTHON = sys.executable
+"""The interpreter of the platformctl install under test (main() sets it)."""
+
+
 def run_measured(cmd: list[str], folder: Path) -> Measure:
     """Run platformctl with ``cmd`` (its arguments) under :data:`MEASURED`."""
     out = folder / "rusage.json"
     start = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-c", MEASURED, str(out), *cmd],
+        [PYTHON, "-c", MEASURED, str(out), *cmd],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        env=user_env(),
+        cwd="/",
     )
     wall = time.perf_counter() - start
     cpu, children, rss = json.loads(out.read_text())
@@ -118,10 +126,13 @@ def run_measured(cmd: list[str], folder: Path) -> Measure:
 
 def timed(cmd: list[str], env: dict[str, str] | None = None) -> float:
     start = time.perf_counter()
-    proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    proc = subprocess.run(cmd, capture_output=True, env=env)
     wall = time.perf_counter() - start
     if proc.returncode != 0:
-        raise SystemExit(f"{cmd[:3]} exited {proc.returncode}: {proc.stderr.decode()[-600:]}")
+        raise SystemExit(
+            f"{cmd[:3]} exited {proc.returncode}: {proc.stderr.decode()[-600:]}"
+            f"{proc.stdout.decode()[-600:]}"
+        )
     return wall
 
 
@@ -275,7 +286,10 @@ def ansible_wall(
         "ANSIBLE_LOCAL_TEMP": str(folder / "ansible-tmp"),
         "ANSIBLE_NOCOLOR": "1",
     }
-    cmd = [ansible, "fleet", "-i", str(inventory), "-m", "shell", "-a", script]
+    # raw/endraw: the script's Go templates are not Jinja2 for Ansible to expand; the leading
+    # no-op keeps Ansible from reading arguments that start with "{" as JSON.
+    command = ":\n{% raw %}" + script + "{% endraw %}"
+    cmd = [ansible, "fleet", "-i", str(inventory), "-m", "shell", "-a", command]
     return timed([*cmd, "--forks", str(len(aliases))], env=env)
 
 
@@ -298,12 +312,21 @@ def main() -> None:
     )
     parser.add_argument("--ansible", default=None, help="an ansible executable (optional)")
     parser.add_argument(
+        "--ansible-max",
+        type=int,
+        default=50,
+        help="most hosts to run Ansible on (forks = hosts: one Python process each)",
+    )
+    parser.add_argument(
         "--baseline-limit",
         type=int,
         default=100,
         help="obvious-script calls timed per point (rest extrapolated)",
     )
+    parser.add_argument("--venv", type=Path, default=DEFAULT, help="where to install platformctl")
     args = parser.parse_args()
+    global PYTHON
+    PYTHON = str(installed(args.venv) / "python")
     counts = [int(n) for n in args.hosts.split(",")]
     latencies = [float(x) for x in args.latency.split(",")]
     lab = Lab()
@@ -380,7 +403,7 @@ def main() -> None:
                 obvious = (time.perf_counter() - start) * len(calls) / len(timed_calls)
                 note = "" if len(timed_calls) == len(calls) else "*"
                 ansible = "-"
-                if args.ansible:
+                if args.ansible and n <= args.ansible_max:
                     wall = ansible_wall(args.ansible, lab.root, config, aliases, script)
                     ansible = f"{wall:.2f} s"
                 ours_med = statistics.median(walls)

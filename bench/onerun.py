@@ -6,8 +6,9 @@ The lab is the tests' standard lab: two real ``sshd`` on loopback, each in front
 real Docker engine, images pulled from a real registry. Ten modules, five containers per host,
 all matching (exit 0). Three commands are timed, alternating, in one run:
 
-* ``platformctl drift-check``: the installed console script, whole process (start-up,
-  imports, manifests, SSH, parse, compare, store, table).
+* ``platformctl drift-check``: the console script of a regular install of this checkout in
+  its own venv (``bench/install.py``), whole process (start-up, imports, manifests, SSH,
+  parse, compare, store, table).
 * **batched OpenSSH**: the loop someone writes by hand to collect the same state the fastest
   way: one OpenSSH ``ssh`` per host, all hosts in parallel, each running platformctl's own
   remote script (so the remote work is the same) into a file. It parses, compares and stores
@@ -26,10 +27,10 @@ import shlex
 import signal
 import statistics
 import subprocess
-import sys
 import time
 from pathlib import Path
 
+from bench.install import DEFAULT, installed, user_env
 from tests.conftest import write_module
 from tests.lab.topology import standard_lab
 
@@ -55,15 +56,9 @@ done
 """
 
 
-def platformctl_command() -> list[str]:
-    """The console script users run, beside this interpreter; else ``python -m``."""
-    script = Path(sys.executable).parent / "platformctl"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "platformctl"]
-
-
 def timed(cmd: list[str], expect: int = 0) -> float:
     start = time.perf_counter()
-    proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=user_env())
     wall = time.perf_counter() - start
     if proc.returncode != expect:
         raise SystemExit(f"{cmd[0]} exited {proc.returncode}: {proc.stderr.decode()[-400:]}")
@@ -76,7 +71,10 @@ def main() -> None:
     parser.add_argument(
         "--serve", action="store_true", help="print the commands and keep the lab up until Ctrl-C"
     )
+    parser.add_argument("--venv", type=Path, default=DEFAULT, help="where to install platformctl")
     args = parser.parse_args()
+    print(f"installing this checkout into {args.venv}...", flush=True)
+    bin_dir = installed(args.venv)
     print("starting the standard lab...", flush=True)
     lab, images = standard_lab()
     try:
@@ -119,7 +117,7 @@ def main() -> None:
         env_db = lab.root / "bench.db"
         commands = {
             "platformctl drift-check": [
-                *platformctl_command(),
+                str(bin_dir / "platformctl"),
                 "drift-check",
                 "--root",
                 str(root),

@@ -1,0 +1,40 @@
+"""A regular (non-editable) install of this checkout in its own venv, as users install it.
+
+The development venv's editable install adds an import hook to every start-up, and this
+machine's environment sets PYTHONDONTWRITEBYTECODE, which makes every run compile the
+package from source: neither is what a user's ``pipx install`` runs. The benchmarks time
+the installed console script, in an environment without PYTHONDONTWRITEBYTECODE.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT = Path("/tmp/platformctl-bench-venv")
+
+
+def installed(folder: Path = DEFAULT) -> Path:
+    """The venv's ``bin`` folder, after (re)installing this checkout into it."""
+    python = folder / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True)
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+         "--force-reinstall", "--no-deps", str(REPO)],
+        check=True,
+    )  # fmt: skip
+    # Dependencies once (no --force-reinstall for them).
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", str(REPO)],
+        check=True,
+    )
+    return folder / "bin"
+
+
+def user_env() -> dict[str, str]:
+    """This environment without what a user's would not have."""
+    return {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
