@@ -136,6 +136,16 @@ def timed(cmd: list[str], env: dict[str, str] | None = None) -> float:
     return wall
 
 
+def compose_labels(service: str) -> dict[str, str]:
+    """The labels docker compose gives the first container of ``service`` in project apps."""
+    return {
+        "com.docker.compose.project": "apps",
+        "com.docker.compose.service": service,
+        "com.docker.compose.oneoff": "False",
+        "com.docker.compose.container-number": "1",
+    }
+
+
 def capture(lab: Lab, folder: Path) -> tuple[list[str], list[dict[str, str]]]:
     """Start a real engine with 20 compose-labelled containers on pushed images, run our
     remote script and the baseline's inspections through a recording wrapper."""
@@ -151,12 +161,7 @@ def capture(lab: Lab, folder: Path) -> tuple[list[str], list[dict[str, str]]]:
             engine,
             name,
             ref,
-            labels={
-                "com.docker.compose.project": "apps",
-                "com.docker.compose.service": f"svc{i}",
-                "com.docker.compose.oneoff": "False",
-                "com.docker.compose.container-number": "1",
-            },
+            labels=compose_labels(f"svc{i}"),
             env={"SECRET": "not-for-benchmarks"},
         )
         names.append(name)

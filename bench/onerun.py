@@ -30,6 +30,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from bench.fleet import compose_labels
 from bench.install import DEFAULT, installed, user_env
 from tests.conftest import write_module
 from tests.lab.topology import standard_lab
@@ -72,6 +73,12 @@ def main() -> None:
         "--serve", action="store_true", help="print the commands and keep the lab up until Ctrl-C"
     )
     parser.add_argument("--venv", type=Path, default=DEFAULT, help="where to install platformctl")
+    parser.add_argument(
+        "--also",
+        type=Path,
+        default=None,
+        help="another platformctl executable (e.g. an older release) timed the same way",
+    )
     args = parser.parse_args()
     print(f"installing this checkout into {args.venv}...", flush=True)
     bin_dir = installed(args.venv)
@@ -89,12 +96,7 @@ def main() -> None:
                     lab.engines[host],
                     name,
                     ref,
-                    labels={
-                        "com.docker.compose.project": "apps",
-                        "com.docker.compose.service": f"svc{i}",
-                        "com.docker.compose.oneoff": "False",
-                        "com.docker.compose.container-number": "1",
-                    },
+                    labels=compose_labels(f"svc{i}"),
                 )
                 write_module(
                     root,
@@ -152,6 +154,10 @@ def main() -> None:
             print("lab up; Ctrl-C ends it", flush=True)
             signal.sigwait({signal.SIGINT, signal.SIGTERM})
             return
+        if args.also:
+            theirs = [str(args.also), *commands["platformctl drift-check"][1:]]
+            theirs[theirs.index("--db") + 1] = str(lab.root / "also.db")
+            commands[f"{args.also} drift-check"] = theirs
         for cmd in commands.values():  # warm caches once; not counted
             timed(cmd)
         walls: dict[str, list[float]] = {name: [] for name in commands}
@@ -168,7 +174,7 @@ def main() -> None:
         for name, values in walls.items():
             medians[name] = statistics.median(values)
             print(f"| {name} | {medians[name]:.3f} s | {min(values):.3f} s | {max(values):.3f} s |")
-        ours, batched, obvious = medians.values()
+        ours, batched, obvious = list(medians.values())[:3]
         print(f"\nplatformctl / batched OpenSSH: {ours / batched:.2f}x (target <= 1.25x)")
         print(f"obvious script / platformctl: {obvious / ours:.2f}x (target >= 5x)")
     finally:
