@@ -60,6 +60,17 @@ def pytest_make_parametrize_id(config: pytest.Config, val: object, argname: str)
     return None
 
 
+@pytest.fixture(autouse=True)
+def _fresh_caches() -> None:
+    """Each test starts with platformctl's in-process caches empty, so what it checks is
+    computed in that test: a value cached by an earlier test would hide the code under test
+    (from mutation testing too)."""
+    from platformctl.declared import files, reference
+
+    reference._parse.cache_clear()
+    files._real_root.cache_clear()
+
+
 @pytest.fixture(scope="session")
 def std_lab() -> Iterator[StandardLab]:
     """The standard lab; skips locally (fails in CI) when a component is missing."""
