@@ -20,18 +20,12 @@ DEFAULT = Path("/tmp/platformctl-bench-venv")
 def installed(folder: Path = DEFAULT) -> Path:
     """The venv's ``bin`` folder, after (re)installing this checkout into it."""
     python = folder / "bin" / "python"
-    if not python.exists():
+    pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    if python.exists():  # dependencies in place: replace only platformctl, same version or not
+        subprocess.run([*pip, "--force-reinstall", "--no-deps", str(REPO)], check=True)
+    else:
         subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True)
-    subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-         "--force-reinstall", "--no-deps", str(REPO)],
-        check=True,
-    )  # fmt: skip
-    # Dependencies once (no --force-reinstall for them).
-    subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", str(REPO)],
-        check=True,
-    )
+        subprocess.run([*pip, str(REPO)], check=True)
     return folder / "bin"
 
 

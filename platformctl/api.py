@@ -43,8 +43,9 @@ if TYPE_CHECKING:
 
 
 class Collecting:
-    """A collection that started when made and runs in the background until :meth:`finish`:
-    the caller prepares the rest of the run while hosts answer (docs/design.md, "Start-up")."""
+    """A collection that started when made and runs in the background until :meth:`wait`:
+    the caller prepares the rest of the run while hosts answer (docs/design.md, "Start-up").
+    :meth:`close` it in any case."""
 
     def __init__(self, hosts: Iterable[str], options: CollectOptions) -> None:
         from platformctl.collector.connector import Connector
@@ -70,15 +71,9 @@ class Collecting:
             import_paramiko()
         import platformctl.differ  # noqa: F401
 
-    def finish(self, store: Store) -> tuple[int | None, Collection]:
-        """Wait for every host, save one snapshot; returns its ID (None: no hosts) and the
-        collection."""
-        try:
-            collection = self._fanout.wait(self._progress)
-        finally:
-            self.close()
-        snapshot_id = store.save(collection, __version__) if collection.hosts else None
-        return snapshot_id, collection
+    def wait(self) -> Collection:
+        """Every host's result, once all are in."""
+        return self._fanout.wait(self._progress)
 
     def close(self) -> None:
         """Clear the progress line and close shared connections (also when interrupted)."""
@@ -99,9 +94,11 @@ def collect(
         collecting.warm_up()
         if while_waiting is not None:
             while_waiting()
-        return collecting.finish(store)
+        collection = collecting.wait()
     finally:
         collecting.close()
+    snapshot_id = store.save(collection, __version__) if collection.hosts else None
+    return snapshot_id, collection
 
 
 def check(

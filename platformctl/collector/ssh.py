@@ -179,6 +179,8 @@ class SshTransport:
         sock: Socket,
         deadline: float,
     ) -> paramiko.Transport:
+        # The first paramiko use of a connection (with _start_proxy): import it without invoke
+        # (docs/design.md, "Start-up"); later uses find it loaded.
         import_paramiko()
         import paramiko
 
@@ -300,7 +302,6 @@ class SshTransport:
         encrypted: list[str],
     ) -> None:
         """Offer keys in OpenSSH's order; returns once authenticated or out of keys."""
-        import_paramiko()
         import paramiko
 
         for label, load in _candidate_keys(target, agent, encrypted):
@@ -615,7 +616,6 @@ def _candidate_keys(
 ) -> list[tuple[str, Callable[[], paramiko.PKey | None]]]:
     """Keys to offer, in OpenSSH's order (:func:`order_identities`): IdentityFile, or the
     default key files when the config names none."""
-    import_paramiko()
     import paramiko
 
     agent_keys = list(agent.get_keys()) if agent is not None else []
@@ -655,7 +655,6 @@ class _SocketAgent:
     """An ssh-agent at a given socket path (paramiko's ``Agent`` reads only SSH_AUTH_SOCK)."""
 
     def __init__(self, path: str) -> None:
-        import_paramiko()
         from paramiko.agent import AgentSSH
 
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
