@@ -257,6 +257,26 @@ def test_with_a_digest_only_that_live_image_is_accepted() -> None:
     assert "live no container)" in gone.reason
 
 
+def test_the_digest_is_checked_against_the_containers_the_comparison_judges() -> None:
+    leftover = make_container(id="2" * 64, name="old", status="exited", running=False)
+    # Running ones only: a stopped leftover of another image does not undo the acceptance.
+    mixed = check(accepted_module(digest=D303), ROLLED_BACK, leftover).modules[0]
+    assert mixed.status is ModuleStatus.ACCEPTED
+    # None running: the stopped ones are what is judged, and they run the accepted image.
+    stopped = replace(ROLLED_BACK, status="exited", running=False)
+    down = check(accepted_module(digest=D303), stopped).modules[0]
+    assert down.status is ModuleStatus.ACCEPTED and down.real_status is ModuleStatus.STOPPED
+
+
+def test_a_locally_built_live_image_is_shown_by_its_image_id() -> None:
+    local = (Image(ID303, (f"{REPO}:3.0.3",), ()),)
+    other = "sha256:" + "05" * 32
+    (verdict,) = check(accepted_module(digest=other), ROLLED_BACK, images=local).modules
+    assert verdict.reason.startswith(
+        f"live changed since it was accepted (accepted {other[:19]}…, live {ID303[:19]}…); "
+    )
+
+
 def test_an_acceptance_on_an_ok_module_is_a_warning() -> None:
     report = check(accepted_module(), make_container())
     (verdict,) = report.modules

@@ -252,6 +252,90 @@ def test_broken_compose_file_makes_its_modules_invalid(tmp_path: Path) -> None:
     assert invalid(module) and "compose.yaml:3" in (problem(module) or "")
 
 
+def broken_stack(root: Path, project: str) -> Path:
+    folder = root / "compose" / project
+    folder.mkdir(parents=True)
+    (folder / "compose.yaml").write_text("services:\n  honcho-api: [\n")
+    return folder / "compose.yaml"
+
+
+def test_only_a_stack_that_defines_the_service_is_linked(tmp_path: Path) -> None:
+    write_compose(tmp_path, "apps", {"honcho-api": {"image": "ghcr.io/x/api:1"}})
+    write_compose(tmp_path, "tools", {"adminer": {"image": "adminer:4"}})
+    write_module(tmp_path, "honcho-api", compose_runtime())
+    (module,) = load_declared(tmp_path).modules
+    assert not invalid(module) and module.compose_project == "apps"
+    assert module.compose is not None and module.compose.raw == "ghcr.io/x/api:1"
+
+
+def test_several_stacks_are_named_relative_to_the_manifest(tmp_path: Path) -> None:
+    write_compose(tmp_path, "one", {"honcho-api": {"image": "a"}})
+    write_compose(tmp_path, "two", {"honcho-api": {"image": "b"}})
+    path = write_module(tmp_path, "api", compose_runtime())
+    (module,) = load_declared(tmp_path).modules
+    assert module.path == path and module.name == "api"
+    assert problem(module) == (
+        f"{path}: compose service 'honcho-api' is defined by several stacks "
+        "(../../compose/one/compose.yaml, ../../compose/two/compose.yaml); "
+        "set spec.runtime.compose_project"
+    )
+
+
+def test_a_broken_stack_invalidates_only_modules_it_could_be_for(tmp_path: Path) -> None:
+    broken = broken_stack(tmp_path, "broken")
+    write_compose(tmp_path, "apps", {"web": {"image": "nginx:1.25"}})
+    # No project named: the broken stack may be the one that defines the service.
+    guess = write_module(tmp_path, "guess", compose_runtime())
+    # Its project named, and that stack is fine but lacks the service: checked without it.
+    elsewhere = write_module(tmp_path, "elsewhere", compose_runtime(compose_project="apps"))
+    # Its project named, and that stack is the broken one.
+    pinned = write_module(tmp_path, "pinned", compose_runtime(compose_project="broken"))
+    modules = {m.name: m for m in load_declared(tmp_path).modules}
+    assert modules["guess"].path == guess and modules["pinned"].path == pinned
+    assert problem(modules["guess"]) == problem(modules["pinned"])
+    said = problem(modules["guess"]) or ""
+    assert said.startswith(f"compose stack unusable: {broken}:3")
+    ok = modules["elsewhere"]
+    assert ok.path == elsewhere and not invalid(ok) and ok.compose is None
+
+
+def test_a_plain_docker_module_is_never_linked_to_a_compose_service(tmp_path: Path) -> None:
+    write_compose(tmp_path, "apps", {"honcho-api": {"image": "ghcr.io/x/api:1"}})
+    write_module(tmp_path, "plain", compose_runtime(orchestrator="docker", container="honcho-api"))
+    (module,) = load_declared(tmp_path).modules
+    assert not invalid(module) and module.compose is None and module.compose_project is None
+
+
+def test_every_duplicate_name_after_the_first_is_invalid(tmp_path: Path) -> None:
+    for folder, name in [("a", "api"), ("b", "api"), ("c", "web"), ("d", "web"), ("e", "api")]:
+        write_module(tmp_path, folder, compose_runtime(), metadata={"name": name})
+    modules = load_declared(tmp_path).modules
+    assert [(m.name, m.path.parent.name, invalid(m)) for m in modules] == [
+        ("api", "a", False),
+        ("api", "b", True),
+        ("api", "e", True),
+        ("web", "c", False),
+        ("web", "d", True),
+    ]
+    first = tmp_path / "modules" / "a" / "module.yaml"
+    assert problem(modules[2]) == f"module name 'api' is also used by {first}"
+
+
+def test_root_errors_say_where_and_what_to_do(tmp_path: Path) -> None:
+    with pytest.raises(DeclaredStateError) as caught:
+        find_root(str(tmp_path / "nope"))
+    assert str(caught.value) == f"platform root {tmp_path / 'nope'} is not a folder (check --root)"
+    with pytest.raises(DeclaredStateError) as caught:
+        find_root(None, start=tmp_path)
+    assert str(caught.value) == (
+        f"no modules/ folder of yours at or above {tmp_path.resolve()}; "
+        "run inside a platform repository or pass --root"
+    )
+    with pytest.raises(DeclaredStateError) as caught:
+        load_declared(tmp_path)
+    assert str(caught.value) == f"no modules/ folder under {tmp_path} (check --root)"
+
+
 @settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.one_of(st.binary(max_size=400), st.text(max_size=400).map(str.encode)))
 def test_manifest_loader_never_raises(tmp_path: Path, data: bytes) -> None:

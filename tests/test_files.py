@@ -4,6 +4,7 @@ they are read, and a root found by walking up only when the user owns its module
 from __future__ import annotations
 
 import os
+import socket
 import stat
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from platformctl.declared.compose import load_stack_dir
-from platformctl.declared.files import RepoFileError, read_repo_file
+from platformctl.declared.files import MiB, RepoFileError, read_repo_file
 from platformctl.declared.manifests import find_root, load_declared
 from platformctl.declared.model import InvalidModule
 from platformctl.errors import DeclaredStateError
@@ -142,13 +143,35 @@ def test_a_fifo_is_refused_and_does_not_hang(tmp_path: Path, run_cli: Runner) ->
     assert "not a regular file (a FIFO)" in modules["web"]["reason"]
 
 
-def test_a_device_inside_the_root_is_refused(tmp_path: Path) -> None:
+def test_what_is_not_a_regular_file_is_named_in_the_refusal(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "folder").mkdir()
+    for name, kind in [("fifo", "a FIFO"), ("folder", "a folder")]:
+        with pytest.raises(RepoFileError) as caught:
+            read_repo_file(tmp_path, tmp_path / name, 1024)
+        assert str(caught.value) == f"{tmp_path / name}: not a regular file ({kind}); refused"
+    # A socket cannot even be opened: refused at once, not waited on.
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(tmp_path / "sock"))
+        with pytest.raises(RepoFileError, match=r"sock: cannot read: No such device"):
+            read_repo_file(tmp_path, tmp_path / "sock", 1024)
+
+
+@pytest.mark.parametrize(
+    ("kind", "device"),
+    [(stat.S_IFCHR, os.makedev(1, 5)), (stat.S_IFBLK, os.makedev(7, 0))],
+    ids=["character /dev/zero", "block /dev/loop0"],
+)
+def test_device_nodes_are_refused_as_devices(tmp_path: Path, kind: int, device: int) -> None:
     if os.getuid() != 0:
         pytest.skip("making a device node needs root")
-    path = tmp_path / "zero"
-    os.mknod(path, stat.S_IFCHR | 0o600, os.makedev(1, 5))  # /dev/zero
-    with pytest.raises(RepoFileError, match="a device"):
+    path = tmp_path / "node"
+    os.mknod(path, kind | 0o600, device)
+    with pytest.raises(RepoFileError) as caught:
         read_repo_file(tmp_path, path, 1024)
+    if str(caught.value).endswith("cannot read: No such device or address"):
+        pytest.skip("this kernel has no driver behind the device number; nothing to open")
+    assert str(caught.value) == f"{path}: not a regular file (a device); refused"
 
 
 def test_an_oversized_manifest_is_refused_without_being_read(tmp_path: Path) -> None:
@@ -193,6 +216,18 @@ def test_a_file_at_the_cap_is_read_and_one_byte_more_is_not(tmp_path: Path) -> N
     assert read_repo_file(tmp_path, path, 100) == b"x" * 100
     with pytest.raises(RepoFileError, match="larger than 99 bytes"):
         read_repo_file(tmp_path, path, 99)
+
+
+def test_the_size_cap_is_said_in_mib_only_when_it_is_a_whole_number_of_them(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "f"
+    with path.open("wb") as f:
+        f.truncate(3 * MiB + 2)
+    for cap, said in [(2 * MiB, "2 MiB"), (3 * MiB + 1, f"{3 * MiB + 1} bytes")]:
+        with pytest.raises(RepoFileError) as caught:
+            read_repo_file(tmp_path, path, cap)
+        assert str(caught.value) == f"{path}: file is larger than {said}; refused"
 
 
 def test_walking_up_passes_over_a_modules_folder_owned_by_someone_else(tmp_path: Path) -> None:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import difflib
+import os
 import shutil
+import stat
+import tempfile
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -150,6 +153,16 @@ def test_missing_digest_and_observed_at_are_added_in_the_mapping_style(tmp_path:
     }
 
 
+def test_keys_are_added_after_a_last_line_without_a_newline(tmp_path: Path) -> None:
+    for eol in ("\n", "\r\n"):
+        text = f"spec:{eol}  runtime:{eol}    image_observed:{eol}      image: a/b:1"
+        path = put(tmp_path, text, f"m{len(eol)}")
+        assert plan_edit(tmp_path, path, NEW).after_text == (
+            f"spec:{eol}  runtime:{eol}    image_observed:{eol}      image: {NEW.name}{eol}"
+            f"      digest: {NEW.digest}{eol}      observed_at: 2026-11-27"
+        )
+
+
 def test_bom_crlf_and_a_missing_final_newline_are_kept(tmp_path: Path) -> None:
     text = "\ufeffspec:\r\n  runtime:\r\n    image_observed: a/b:1@sha256:" + "0" * 64
     path = put(tmp_path, text)
@@ -193,10 +206,105 @@ def test_a_file_changed_after_it_was_read_is_not_overwritten(tmp_path: Path) -> 
     edit = plan_edit(tmp_path, path, NEW)
     someone_elses = path.read_bytes().replace(b"owner: platform-team", b"owner: someone-else")
     path.write_bytes(someone_elses)
-    with pytest.raises(EditConflict, match="changed on disk since it was read"):
+    with pytest.raises(EditConflict) as caught:
         write_edit(tmp_path, edit)
+    assert str(caught.value) == (
+        f"{path}: changed on disk since it was read; not overwritten (run observe again)"
+    )
     assert path.read_bytes() == someone_elses
     assert sorted(p.name for p in path.parent.iterdir()) == ["module.yaml"]
+
+
+def test_the_new_text_is_renamed_into_place_from_a_hidden_file_beside_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = put(tmp_path, (CORPUS / "plain-string.yaml").read_bytes())
+    edit = plan_edit(tmp_path, path, NEW)
+    renames: list[tuple[Path, Path]] = []
+    real_replace = os.replace
+
+    def recording_replace(src: str, dst: Path) -> None:
+        renames.append((Path(src), Path(dst)))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", recording_replace)
+    write_edit(tmp_path, edit)
+    # Same folder, so the same filesystem and an atomic rename; hidden, should a crash leave it.
+    ((src, dst),) = renames
+    assert dst == path.resolve() and src.parent == dst.parent
+    assert src.name.startswith(".module.yaml.") and src.name.endswith(".tmp")
+    assert path.read_bytes() == edit.after
+
+
+def test_a_file_gone_or_replaced_after_planning_is_not_written(tmp_path: Path) -> None:
+    path = put(tmp_path, (CORPUS / "plain-string.yaml").read_bytes())
+    edit = plan_edit(tmp_path, path, NEW)
+    path.unlink()
+    with pytest.raises(EditProblem) as caught:
+        write_edit(tmp_path, edit)
+    assert str(caught.value) == f"{path}: cannot write: No such file or directory"
+    os.mkfifo(path)
+    with pytest.raises(EditConflict) as caught:
+        write_edit(tmp_path, edit)
+    assert str(caught.value) == (
+        f"{path}: cannot be read again before writing ({path.resolve()}: not a regular file "
+        "(a FIFO); refused); not written"
+    )
+    assert stat.S_ISFIFO(path.lstat().st_mode)
+    assert sorted(p.name for p in path.parent.iterdir()) == ["module.yaml"]
+
+
+def test_a_link_moved_to_another_file_inside_the_root_is_not_written(tmp_path: Path) -> None:
+    first = tmp_path / "shared" / "a.yaml"
+    first.parent.mkdir()
+    first.write_text("spec:\n  runtime:\n    image_observed: a/b:1\n")
+    second = first.with_name("b.yaml")
+    shutil.copyfile(first, second)
+    link = tmp_path / "modules" / "m" / "module.yaml"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(first)
+    edit = plan_edit(tmp_path, link, NEW)
+    link.unlink()
+    link.symlink_to(second)
+    with pytest.raises(EditConflict) as caught:
+        write_edit(tmp_path, edit)
+    assert str(caught.value) == (
+        f"{link}: now resolves to {second.resolve()}, not {first.resolve()}; not written"
+    )
+    assert (
+        first.read_text() == second.read_text() == "spec:\n  runtime:\n    image_observed: a/b:1\n"
+    )
+
+
+def test_a_writer_who_is_not_root_becomes_the_owner_of_the_file(tmp_path: Path) -> None:
+    """A shared, group-writable repository: the file belongs to someone else, and the writer
+    may not give the new file away, so it is theirs (the mode is kept)."""
+    if os.getuid() != 0:
+        pytest.skip("switching to another user needs root")
+    root = Path(tempfile.mkdtemp(prefix="platformctl-shared-"))
+    try:
+        path = put(root, (CORPUS / "plain-string.yaml").read_bytes())
+        for folder in (root, root / "modules", path.parent):
+            folder.chmod(0o777)
+        path.chmod(0o666)
+        edit = plan_edit(root, path, NEW)
+        pid = os.fork()
+        if pid == 0:  # the child writes as nobody and reports by its exit status
+            status = 1
+            try:
+                os.setgid(65534)
+                os.setuid(65534)
+                write_edit(root, edit)
+                status = 0
+            finally:
+                os._exit(status)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        info = path.stat()
+        assert (info.st_uid, info.st_mode & 0o7777) == (65534, 0o666)
+        assert runtime(path.read_text())["image_observed"] == NEW.reference
+    finally:
+        shutil.rmtree(root)
 
 
 def test_a_symlink_out_of_the_root_is_refused(tmp_path: Path) -> None:

@@ -121,43 +121,53 @@ def write_edit(root: Path, edit: ManifestEdit) -> None:
         raise EditProblem(str(exc)) from None
     if real != edit.real:
         raise EditConflict(f"{edit.path}: now resolves to {real}, not {edit.real}; not written")
-    tmp: str | None = None
     try:
         info = os.stat(real)
+        # Beside the file, so the rename is atomic; hidden, should a crash leave it behind.
         fd, tmp = tempfile.mkstemp(prefix=f".{real.name}.", suffix=".tmp", dir=real.parent)
         try:
-            os.fchmod(fd, stat.S_IMODE(info.st_mode))
-            # Only root may give a file away; elsewhere the new file is the writer's own.
-            with contextlib.suppress(PermissionError):
-                os.fchown(fd, info.st_uid, info.st_gid)
-            view = memoryview(edit.after)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        # Compare what is on disk now with what was read, as late as possible: an editor or
-        # a `git checkout` since the plan must win over our edit.
-        try:
-            current = read_repo_file(root, real, MAX_FILE_BYTES)
-        except RepoFileError as exc:
-            raise EditConflict(
-                f"{edit.path}: cannot be read again before writing ({exc}); not written"
-            ) from None
-        if _digest(current) != _digest(edit.before):
-            raise EditConflict(
-                f"{edit.path}: changed on disk since it was read; not overwritten "
-                "(run observe again)"
-            )
-        os.replace(tmp, real)
-        tmp = None
+            _fill(fd, edit.after, info)
+            # Compare what is on disk now with what was read, as late as possible: an editor
+            # or a `git checkout` since the plan must win over our edit.
+            _check_unchanged(root, real, edit)
+            os.replace(tmp, real)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
         _fsync_folder(real.parent)
     except OSError as exc:
         raise EditProblem(f"{edit.path}: cannot write: {exc.strerror or exc}") from None
+
+
+def _fill(fd: int, data: bytes, like: os.stat_result) -> None:
+    """Write ``data`` to the new file ``fd`` with the mode (and owner) of the file it
+    replaces, durably, and close it."""
+    try:
+        os.fchmod(fd, stat.S_IMODE(like.st_mode))
+        # Only root may give a file away; elsewhere the new file is the writer's own.
+        with contextlib.suppress(PermissionError):
+            os.fchown(fd, like.st_uid, like.st_gid)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
     finally:
-        if tmp is not None:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+        os.close(fd)
+
+
+def _check_unchanged(root: Path, real: Path, edit: ManifestEdit) -> None:
+    try:
+        current = read_repo_file(root, real, MAX_FILE_BYTES)
+    except RepoFileError as exc:
+        raise EditConflict(
+            f"{edit.path}: cannot be read again before writing ({exc}); not written"
+        ) from None
+    if _digest(current) != _digest(edit.before):
+        raise EditConflict(
+            f"{edit.path}: changed on disk since it was read; not overwritten "
+            "(run observe again)"
+        )
 
 
 def _digest(data: bytes) -> str:
@@ -166,7 +176,7 @@ def _digest(data: bytes) -> str:
 
 def _fsync_folder(folder: Path) -> None:
     """Make the rename itself durable."""
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    fd = os.open(folder, os.O_DIRECTORY)  # read-only: O_RDONLY is 0
     try:
         os.fsync(fd)
     finally:
@@ -330,7 +340,7 @@ def _insertion(
     eol = text.find("\n", at)
     if eol == -1:
         eol = len(text)
-    elif eol > 0 and text[eol - 1] == "\r":
+    elif text[eol - 1] == "\r":  # eol > at > 0: after the value
         eol -= 1
     indent = " " * int(first_key.start_mark.column)
     return _Splice(eol, eol, "".join(f"{newline}{indent}{k}: {v}" for k, v in entries))

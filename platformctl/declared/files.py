@@ -107,8 +107,6 @@ def _kind(mode: int) -> str:
         return "a FIFO"
     if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
         return "a device"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
     if stat.S_ISDIR(mode):
         return "a folder"
     return "not a file"

@@ -76,7 +76,7 @@ def load_declared(root: Path) -> DeclaredState:
             f"no module manifests under {modules_dir} (expected modules/<name>/module.yaml)"
         )
     stacks = find_stacks(root)
-    modules = [_link_compose(load_manifest(p, root), stacks) for p in paths]
+    modules = [_link_compose(load_manifest(p), stacks) for p in paths]
     by_name: dict[str, Module] = {}
     for i, module in enumerate(modules):
         if module.name in by_name:
@@ -84,18 +84,17 @@ def load_declared(root: Path) -> DeclaredState:
             modules[i] = _invalid(module.path, module.name, problem)
             continue
         by_name[module.name] = module
-    modules.sort(key=lambda m: (m.name, str(m.path)))
-    return DeclaredState(root=root, modules=tuple(modules))
+    # Stable: modules of one name stay in folder order, the first valid, the others not.
+    modules.sort(key=lambda m: m.name)
+    return DeclaredState(modules=tuple(modules))
 
 
-def load_manifest(path: Path, root: Path | None = None) -> Module:
-    """Parse one manifest into a :class:`Module`; a bad manifest gives one with a problem.
-
-    ``root`` (default: the folder holding ``modules/``) bounds what the file may resolve to.
-    """
+def load_manifest(path: Path) -> Module:
+    """Parse one manifest (``ROOT/modules/<name>/module.yaml``) into a :class:`Module`; a bad
+    manifest gives one with a problem. The file may resolve only to somewhere under ROOT."""
     folder_name = path.parent.name
     try:
-        doc = load_yaml(path, root if root is not None else path.parent.parent.parent)
+        doc = load_yaml(path, path.parent.parent.parent)
     except YamlProblem as exc:
         return _invalid(path, folder_name, str(exc))
     if not isinstance(doc, dict):

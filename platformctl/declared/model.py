@@ -99,7 +99,6 @@ Module = CheckedModule | InvalidModule | ExternalModule
 class DeclaredState:
     """Every module of a platform repository, in name order."""
 
-    root: Path
     modules: tuple[Module, ...]
 
     def names(self) -> list[str]:

@@ -15,8 +15,6 @@ from platformctl.differ.compare import judge_all
 from platformctl.differ.model import ModuleStatus, ModuleVerdict, Report
 from platformctl.snapshots.model import SnapshotStatus
 
-__all__ = ["diff", "hosts_in_scope"]
-
 
 def diff(
     modules: tuple[Module, ...],

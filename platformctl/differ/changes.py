@@ -11,6 +11,7 @@ outage is not news (docs/notify.md, "What a change is").
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,10 +20,9 @@ from typing import Any, assert_never
 from platformctl.clock import from_iso, to_iso
 from platformctl.collector.model import HostResult, HostStatus
 from platformctl.declared.model import CheckedModule, ExternalModule, InvalidModule, Module
-from platformctl.differ import diff
+from platformctl.differ.compare import judge_all
 from platformctl.differ.model import ModuleStatus, Report
 from platformctl.exitcodes import Verdict, weigh
-from platformctl.snapshots.model import SnapshotStatus
 
 
 @dataclass(frozen=True)
@@ -94,18 +94,10 @@ def module_changes(
                 assert_never(module)
     for host, modules in needs_host.items():
         base = collected_before[host]
-        # diff() rather than judge(): the previous verdict is taken at the previous snapshot's
-        # time, so anything that depends on time (an acceptance's expiry) is judged as it was.
-        previous = diff(
-            tuple(modules),
-            (base.result,),
-            snapshot_id=None,
-            taken_at=base.taken_at,
-            snapshot_status=SnapshotStatus.COMPLETE,
-            replay=True,
-            now=base.taken_at,
-        )
-        before.update((v.module.name, v.status) for v in previous.modules)
+        # Acceptances are applied at the previous run's time, so anything that depends on time
+        # (an acceptance's expiry) is judged as it was then.
+        previous = judge_all(modules, {host: base.result}, "", now=base.taken_at)
+        before.update((v.module.name, v.status) for v in previous)
 
     out = []
     for verdict in report.modules:
@@ -131,10 +123,7 @@ def module_changes(
 def host_changes(report: Report, previous: Mapping[str, HostStatus]) -> list[HostChange]:
     """Hosts of ``report`` whose status differs from ``previous``; a host without a previous
     status is news only when it could not be read."""
-    counts: dict[str, int] = {}
-    for verdict in report.modules:
-        if isinstance(verdict.module, CheckedModule):
-            counts[verdict.module.host] = counts.get(verdict.module.host, 0) + 1
+    counts = Counter(v.module.host for v in report.modules if isinstance(v.module, CheckedModule))
     out = []
     for result in report.hosts:
         was = previous.get(result.host)
@@ -147,7 +136,7 @@ def host_changes(report: Report, previous: Mapping[str, HostStatus]) -> list[Hos
                 after=result.status,
                 since=report.taken_at,
                 reason=result.reason or "",
-                modules=counts.get(result.host, 0),
+                modules=counts[result.host],
             )
         )
     return out

@@ -115,9 +115,10 @@ def _observe_checked(verdict: ModuleVerdict, module: CheckedModule, at: datetime
     ref = None if _IMAGE_ID_RE.match(live.image) else try_parse_reference(live.image)
     if ref is None:
         return _skip(verdict, f"{live.container} runs {live.image!r}, not a repository reference")
-    digest, problem = _registry_digest(live, ref, module.declared)
-    if digest is None:
-        return _skip(verdict, problem)
+    try:
+        digest = _registry_digest(live, ref, module.declared)
+    except _Unclear as unclear:
+        return _skip(verdict, str(unclear))
 
     tag = ref.tag if ref.tag or ref.digest else "latest"
     repository = _spelled_repository(module, ref, live.image)
@@ -127,33 +128,38 @@ def _observe_checked(verdict: ModuleVerdict, module: CheckedModule, at: datetime
     return Observation(verdict, ObserveStatus.CHANGED, observed=observed)
 
 
-def _registry_digest(
-    live: LiveContainer, ref: ImageRef, declared: ImageRef
-) -> tuple[str | None, str]:
-    """The one registry digest of the running image in its own repository, or why not."""
+class _Unclear(Exception):
+    """Why the registry digest of a running image cannot be told."""
+
+
+def _registry_digest(live: LiveContainer, ref: ImageRef, declared: ImageRef) -> str:
+    """The one registry digest of the running image in its own repository.
+
+    Raises _Unclear with the reason when there is none, or several to choose from.
+    """
     parsed = [r for r in (try_parse_reference(d) for d in live.digests) if r and r.digest]
     same = sorted({r.digest for r in parsed if r.repository == ref.repository and r.digest})
     if ref.digest is not None:
         # Deployed by digest: that digest is the answer when the image really carries it.
         if ref.digest in same or ref.digest == live.image_id:
-            return ref.digest, ""
-        return None, (
+            return ref.digest
+        raise _Unclear(
             f"{live.container} was started as {live.image} but its image carries no such "
             "registry digest"
         )
     if len(same) == 1:
-        return same[0], ""
-    if len(same) > 1:
+        return same[0]
+    if same:
         if declared.repository == ref.repository and declared.digest in same:
-            return declared.digest, ""
-        return None, (
+            return declared.digest
+        raise _Unclear(
             f"image {short_digest(live.image_id)} has several registry digests in "
             f"{ref.familiar_repository} ({', '.join(short_digest(d) for d in same)}); "
             "cannot tell which one was deployed"
         )
     elsewhere = sorted({r.familiar_repository for r in parsed})
     where = f" (only in {', '.join(elsewhere)})" if elsewhere else ""
-    return None, (
+    raise _Unclear(
         f"image {short_digest(live.image_id)} of {live.container} has no registry digest in "
         f"{ref.familiar_repository}{where}: built or loaded locally, or pushed elsewhere; "
         "recording a tag without a digest would be a false audit"
