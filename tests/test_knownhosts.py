@@ -5,11 +5,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import shutil
+import stat
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from platformctl.collector.knownhosts import KeyCheck, KeyDecision, KnownHosts, host_key_decision
+from tests.conftest import IN_CI
 
 KEY = "AAAAC3NzaC1lZDI1NTE5AAAAIHostKeyOfTheLabServerxxxxxxxxxxxxxxxxxxx"
 OTHER = "AAAAC3NzaC1lZDI1NTE5AAAAIAnotherKeyEntirelyxxxxxxxxxxxxxxxxxxxxxx"
@@ -110,6 +114,78 @@ def test_add_hashed_hides_the_name_and_still_matches(tmp_path: Path) -> None:
     assert text.startswith("|1|") and "db.example.com" not in text
     assert check(KnownHosts([path]), "[db.example.com]:2222") is KeyCheck.KNOWN
     assert check(KnownHosts([path]), "[db.example.com]:2223") is KeyCheck.UNKNOWN
+
+
+def hashed(name: str, salt: bytes = b"0123456789abcdefghij") -> str:
+    digest = hmac.new(salt, name.encode(), hashlib.sha1).digest()
+    return f"|1|{base64.b64encode(salt).decode()}|{base64.b64encode(digest).decode()}"
+
+
+def test_a_hashed_pattern_does_not_end_the_list_it_is_in(tmp_path: Path) -> None:
+    hosts = known(tmp_path, f"{hashed('web')},db,!bad ssh-ed25519 {KEY}")
+    assert check(hosts, "web") is check(hosts, "db") is KeyCheck.KNOWN
+    assert check(hosts, "bad") is KeyCheck.UNKNOWN
+
+
+@pytest.mark.parametrize(
+    "pattern", ["|1|not base64!|AAAA", "|1|c2FsdA==", "|1|c2FsdA==|AAAA|extra", "|1|||"]
+)
+def test_a_malformed_hashed_pattern_matches_no_host(tmp_path: Path, pattern: str) -> None:
+    hosts = known(tmp_path, f"{pattern} ssh-ed25519 {KEY}")
+    assert check(hosts, "db") is check(hosts, "") is KeyCheck.UNKNOWN
+
+
+def test_rsa_sha2_256_matches_an_ssh_rsa_entry_too(tmp_path: Path) -> None:
+    hosts = known(tmp_path, f"db ssh-rsa {KEY}")
+    assert hosts.check("db", "rsa-sha2-256", KEY) is KeyCheck.KNOWN
+
+
+def test_blank_lines_bad_bytes_and_revocations_do_not_hide_later_entries(tmp_path: Path) -> None:
+    path = tmp_path / "known_hosts"
+    path.write_bytes(
+        b"\n   \n# caf\xe9 \xff\xfe not UTF-8\n"
+        + f"@revoked * ssh-ed25519 {OTHER}\n".encode()
+        + f"db ssh-ed25519 {KEY}\n".encode()
+    )
+    hosts = KnownHosts([str(path)])
+    assert check(hosts, "db") is KeyCheck.KNOWN
+    assert check(hosts, "db", OTHER) is KeyCheck.REVOKED
+
+
+def test_a_key_known_for_one_host_is_still_recorded_for_another(tmp_path: Path) -> None:
+    # Cloned machines share a host key; each name needs its own line.
+    hosts = known(tmp_path, f"web ssh-ed25519 {KEY}")
+    path = tmp_path / "known_hosts"
+    hosts.add("db", "ssh-ed25519", KEY, str(path))
+    assert path.read_text() == f"web ssh-ed25519 {KEY}\ndb ssh-ed25519 {KEY}\n"
+    # Remembered with its type: another key of that type for db is now a changed key.
+    assert check(hosts, "db", OTHER) is KeyCheck.CHANGED
+    assert hosts.known_types("db") == ["ssh-ed25519"]
+
+
+def test_add_creates_a_private_file_in_a_private_folder(tmp_path: Path) -> None:
+    path = tmp_path / "home" / ".ssh" / "known_hosts"
+    KnownHosts([]).add("db", "rsa-sha2-512", KEY, str(path))
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert path.read_text() == f"db ssh-rsa {KEY}\n"
+
+
+def test_a_hashed_line_we_write_is_found_by_openssh(tmp_path: Path) -> None:
+    if shutil.which("ssh-keygen") is None:
+        if IN_CI:
+            pytest.fail("ssh-keygen (openssh-client) is needed in CI")
+        pytest.skip("ssh-keygen is not installed (apt-get install openssh-client)")
+    path = tmp_path / "known_hosts"
+    KnownHosts([]).add("[db.example.com]:2222", "ssh-ed25519", KEY, str(path), hashed=True)
+    found = subprocess.run(
+        ["ssh-keygen", "-F", "[db.example.com]:2222", "-f", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert found.returncode == 0, found.stderr
+    assert f"ssh-ed25519 {KEY}" in found.stdout
 
 
 @pytest.mark.parametrize(

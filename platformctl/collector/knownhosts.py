@@ -89,7 +89,7 @@ def _wildcard(pattern: str) -> re.Pattern[str]:
 
 def _hashed_match(pattern: str, name: str) -> bool:
     try:
-        _, _, salt_b64, hash_b64 = pattern.split("|", 3)
+        _, _, salt_b64, hash_b64 = pattern.split("|")
         salt = base64.b64decode(salt_b64)
         expected = base64.b64decode(hash_b64)
     except (ValueError, binascii.Error):

@@ -128,7 +128,7 @@ class SshConfigFile:
         if jump:
             changes["proxy_jump"] = tuple(j for j in jump.split(",") if j)
             changes["proxy_command"] = None
-        return replace(target, **changes) if changes else target  # type: ignore[arg-type]
+        return replace(target, **changes)  # type: ignore[arg-type]
 
     def _lookup(self, alias: str) -> SshTarget:
         try:
@@ -156,12 +156,12 @@ class SshConfigFile:
         if jumps or not proxy_command or proxy_command.lower() == "none":
             proxy_command = None
         agent_text = str(found.get("identityagent", "SSH_AUTH_SOCK"))
-        agent = None if agent_text.lower() == "none" else agent_text
-        if agent and agent != "SSH_AUTH_SOCK":
-            agent = _expand(agent)
-        strict = str(found.get("stricthostkeychecking", "yes")).lower()
-        strict = {"off": "no", "false": "no", "ask": "yes", "true": "yes"}.get(strict, strict)
-        if strict not in ("yes", "no", "accept-new"):
+        # SSH_AUTH_SOCK (the environment's agent) passes through _expand unchanged.
+        agent = None if agent_text.lower() == "none" else _expand(agent_text)
+        # Batch mode: ask (and anything unknown) counts as yes.
+        strict = str(found.get("stricthostkeychecking")).lower()
+        strict = {"off": "no", "false": "no"}.get(strict, strict)
+        if strict not in ("no", "accept-new"):
             strict = "yes"
         return SshTarget(
             alias=alias,
@@ -169,7 +169,7 @@ class SshConfigFile:
             port=port,
             user=str(found.get("user") or getpass.getuser()),
             identity_files=tuple(_expand(p) for p in found.get("identityfile", [])),
-            identities_only=str(found.get("identitiesonly", "no")).lower() == "yes",
+            identities_only=str(found.get("identitiesonly")).lower() == "yes",
             proxy_jump=jumps,
             connect_timeout=timeout,
             known_hosts_files=_file_list(found.get("userknownhostsfile"), DEFAULT_KNOWN_HOSTS),
@@ -180,7 +180,7 @@ class SshConfigFile:
             proxy_command=proxy_command,
             identity_agent=agent,
             host_key_alias=found.get("hostkeyalias"),
-            hash_known_hosts=str(found.get("hashknownhosts", "no")).lower() == "yes",
+            hash_known_hosts=str(found.get("hashknownhosts")).lower() == "yes",
         )
 
 
@@ -201,8 +201,8 @@ def _expand(path: str) -> str:
 def _file_list(value: object, default: tuple[str, ...]) -> tuple[str, ...]:
     if not value:
         return tuple(_expand(p) for p in default)
-    words = value if isinstance(value, list) else str(value).split()
-    return tuple(_expand(w) for w in words if w.lower() != "none")
+    # paramiko gives the known-hosts options as one string
+    return tuple(_expand(w) for w in str(value).split() if w.lower() != "none")
 
 
 def _expand_includes(path: Path, base: Path, depth: int) -> str:
