@@ -16,6 +16,7 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, settings
 
+from platformctl.declared.compose import Stack, load_stack_dir
 from tests.lab import Lab, LabUnavailable
 from tests.lab.topology import Images, standard_lab
 
@@ -93,6 +94,13 @@ def write_module(root: Path, name: str, runtime: dict[str, Any], **top: Any) -> 
     doc = {"apiVersion": "platform/v1", "kind": "Module", **top, "spec": {"runtime": runtime}}
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
+
+
+def load_stack(path: Path) -> Stack:
+    """The stack of ``ROOT/compose/<stack>/<file>``, read as a run reads it."""
+    stack = load_stack_dir(path.parent, path.parent.parent.parent)
+    assert stack is not None, f"no compose file in {path.parent}"
+    return stack
 
 
 def write_compose(

@@ -70,6 +70,7 @@ def test_env_values_follow_compose_v2(text: str, expected: dict[str, str]) -> No
         ("TAG=1\nTHIS IS NOT A VARIABLE\n", "line 2: key cannot contain a space"),
         ('TAG="1.25\n', "line 1: unterminated quoted value"),
         ("A=1\nB$=2\n", "line 2: unexpected character '$'"),
+        ("\n# leading blank line\nA B=1\n", "line 3: key cannot contain a space"),
         ("T='it''s'\n", 'line 1: unexpected character "\'"'),
     ],
 )

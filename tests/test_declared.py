@@ -8,12 +8,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from platformctl.declared.compose import load_stack, normalize_project_name
+from platformctl.declared.compose import normalize_project_name
 from platformctl.declared.manifests import find_root, load_declared, load_manifest
-from platformctl.declared.model import ExternalModule, InvalidModule, Module, Orchestrator
+from platformctl.declared.model import (
+    ComposeImage,
+    ExternalModule,
+    InvalidModule,
+    Module,
+    Orchestrator,
+)
 from platformctl.declared.reference import parse_reference
 from platformctl.errors import DeclaredStateError
-from tests.conftest import write_compose, write_module
+from tests.conftest import load_stack, write_compose, write_module
 
 DIGEST = "sha256:" + "12" * 32
 
@@ -208,6 +214,55 @@ def test_compose_images_interpolate_from_dotenv(tmp_path: Path) -> None:
     assert services["d"].image is None and "invalid tag" in (services["d"].reason or "")
     assert services["e"].build_only and "no registry digest" in (services["e"].reason or "")
     assert str(services["f"].image) == "ghcr.io/x/f:1.0"
+
+
+def test_each_service_says_what_it_declares_or_why_there_is_nothing_to_compare(
+    tmp_path: Path,
+) -> None:
+    path = write_compose(
+        tmp_path,
+        "Apps",
+        {
+            "ok": {"image": "ghcr.io/x/ok:${TAG}"},
+            "built": {"build": "./b"},
+            "bare": {"ports": ["80"]},
+            "number": {"image": 5},
+            "unset": {"image": "ghcr.io/x/u:${NOPE}"},
+            "bad": {"image": "ghcr.io/x/Bad:1"},
+        },
+        env="TAG=1.0\n",
+    )
+    stack = load_stack(path)
+
+    def image(service: str, raw: str | None, resolved: bool, **kw: object) -> ComposeImage:
+        ref = parse_reference(raw) if resolved and raw else None
+        return ComposeImage(path, "apps", service, raw, ref, resolved=resolved, **kw)  # type: ignore[arg-type]
+
+    assert stack.services == {
+        "ok": image("ok", "ghcr.io/x/ok:1.0", True),
+        "built": image(
+            "built",
+            None,
+            True,
+            build_only=True,
+            reason="built from source (build: without image:); no registry digest to compare",
+        ),
+        "bare": image("bare", None, False, reason="the service declares no image"),
+        "number": image("number", None, False, reason="image must be a string, got int"),
+        "unset": image(
+            "unset",
+            None,
+            False,
+            reason="image 'ghcr.io/x/u:${NOPE}' unresolved: variable NOPE is not set in .env",
+        ),
+        "bad": image(
+            "bad",
+            "ghcr.io/x/Bad:1",
+            False,
+            reason=stack.services["bad"].reason,
+        ),
+    }
+    assert "repository name must be lowercase" in (stack.services["bad"].reason or "")
 
 
 def test_override_file_replaces_the_image(tmp_path: Path) -> None:

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from platformctl.declared.compose import load_stack
 from platformctl.declared.interpolate import UnresolvedVariable, interpolate
-from tests.conftest import write_compose
+from tests.conftest import load_stack, write_compose
 
 
 @pytest.fixture

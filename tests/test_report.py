@@ -69,6 +69,9 @@ def test_outages_run_from_the_first_failed_point_to_the_next_change() -> None:
     )
     assert host_outages([point(1), point(3, state=2)]) == ()
     assert host_outages([]) == ()
+    # A repeated failure (the store writes none, but a caller might) continues the outage.
+    repeated = [point(2, HostStatus.UNREACHABLE), point(3, HostStatus.UNREACHABLE), point(5)]
+    assert host_outages(repeated) == (Outage("rs2000", HostStatus.UNREACHABLE, day(2), day(5)),)
 
 
 # -- a store with a story ---------------------------------------------------------------------

@@ -228,7 +228,7 @@ class _Step:
         if vanished_allowed and self.gone and not self.complaints and self.rc is not None:
             return
         raise DockerOutputError(
-            _docker_failure(self.complaints, self.rc, _STEPS.get(self.name, "docker"))
+            _docker_failure(self.complaints, self.rc, _STEPS[self.name])
         )
 
 
@@ -273,9 +273,9 @@ def _parse_info(lines: list[str]) -> tuple[str | None, str | None]:
     raise DockerOutputError(f"docker info printed no JSON: {one_line(first, 120)}")
 
 
-def _docker_failure(lines: list[str], rc: int | None, step: str = "docker") -> str:
+def _docker_failure(lines: list[str], rc: int | None, step: str) -> str:
     status = "no exit status" if rc is None else f"exit status {rc}"
-    message = next((ln for ln in lines if ln.strip()), "") or status
+    message = next((ln for ln in lines if ln.strip()), status)
     message = one_line(message)
     if rc == 127 or "not found" in message.lower() and "docker" in message.lower():
         return f"docker is not installed or not on PATH: {message}"

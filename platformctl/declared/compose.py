@@ -76,18 +76,6 @@ def find_stacks(root: Path) -> list[Stack]:
     return stacks
 
 
-def load_stack(path: Path, root: Path | None = None) -> Stack:
-    """Load the stack in ``path``'s folder (``path`` is one of its compose files).
-
-    ``root`` defaults to the folder two levels above the stack (``ROOT/compose/NAME/``).
-    """
-    folder = path.parent
-    stack = load_stack_dir(folder, root if root is not None else folder.parent.parent)
-    if stack is None:
-        return Stack(path, normalize_project_name(folder.name), problem=f"{path}: no such file")
-    return stack
-
-
 def load_stack_dir(folder: Path, root: Path) -> Stack | None:
     """Read one stack folder; None when it holds no compose file. Never raises for bad
     content: a stack compose would refuse is returned with ``problem`` set."""
