@@ -579,3 +579,82 @@ def test_field_values_up_to_4096_characters_are_read() -> None:
     assert len(c.config_image) == 4096
     with pytest.raises(DockerOutputError, match="^docker output has an oversized 'image'$"):
         parse_output(*streams([container(image="n" * 4097)]))
+
+
+def test_one_off_containers_names_without_a_slash_and_an_empty_image_are_read() -> None:
+    run = container(name="apps-web-run-1", oneoff="True", number=None, image="")
+    (c,) = parse_output(*streams([run])).state.containers
+    assert (c.name, c.oneoff, c.number, c.config_image) == ("apps-web-run-1", True, None, "")
+
+
+def test_an_exit_status_that_is_not_a_number_is_a_failure() -> None:
+    stdout, stderr = streams()
+    stdout = stdout.replace(b"@@rc 0\n", b"@@rc ?\n", 1)  # the first step's: docker info
+    with pytest.raises(DockerOutputError) as caught:
+        parse_output(stdout, stderr)
+    assert str(caught.value) == "docker info failed: exit status 1"
+
+
+def test_output_up_to_the_cap_is_parsed_and_beyond_it_refused_unread() -> None:
+    at_cap = output() + b"x" * (64 * 1024 * 1024 - len(output()))  # after @@end: ignored
+    assert parse_output(at_cap).state.containers
+    with pytest.raises(DockerOutputError) as caught:
+        parse_output(at_cap + b"x")
+    assert str(caught.value) == "docker output exceeds 64 MiB; refusing to parse"
+
+
+def test_a_login_banner_of_up_to_49_lines_is_passed_over() -> None:
+    banner = b"".join(b"Welcome to host line %d\n" % i for i in range(1, 50))
+    assert parse_output(banner + output()).state.containers
+    with pytest.raises(DockerOutputError) as caught:
+        parse_output(banner + b"one line too many\n" + output())
+    assert str(caught.value) == "the remote script did not run: Welcome to host line 1"
+
+
+def test_what_a_script_that_did_not_run_said_is_shown_even_in_bad_bytes() -> None:
+    with pytest.raises(DockerOutputError) as caught:
+        parse_output(b"", b"\n  \nbash: caf\xe9: command not found\n")
+    assert str(caught.value) == "the remote script did not run: bash: caf\ufffd: command not found"
+
+
+def test_a_missing_step_is_a_failure_without_an_exit_status() -> None:
+    stdout, stderr = streams()
+    stdout = stdout.replace(b"@@info\n", b"@@nfo\n", 1)
+    with pytest.raises(DockerOutputError) as caught:
+        parse_output(stdout, stderr)
+    assert str(caught.value) == "docker info failed: no exit status"
+
+
+def test_a_vanished_message_inside_a_json_value_is_data_not_a_vanished_container() -> None:
+    hostile = container(project="Error: No such container: " + "c" * 64)
+    (c,) = parse_output(*streams([hostile])).state.containers
+    assert c.project == "Error: No such container: " + "c" * 64
+
+
+def test_a_listed_container_that_vanished_on_merged_output_is_dropped() -> None:
+    gone = "d" * 64
+    stdout, stderr = streams([container(), container(id=gone, name="/gone")])
+    stdout = stdout.replace(
+        json.dumps(container(id=gone, name="/gone")).encode(),
+        f"Error: No such container: {gone}".encode(),
+    )
+    assert [c.name for c in parse_output(stdout, stderr).state.containers] == ["apps-web-1"]
+
+
+def test_docker_info_is_found_among_warnings_and_odd_fields_are_dropped() -> None:
+    info = 'WARNING: bridge-nf-call-iptables is disabled\n{"version":"24.0.7","driver":5}'
+    parsed = parse_output(*streams(info=info))
+    assert (parsed.version, parsed.driver) == ("24.0.7", None)
+    with pytest.raises(DockerOutputError) as caught:
+        parse_output(*streams(info=""))
+    assert str(caught.value) == "docker info printed no JSON: nothing"
+
+
+def test_blank_lines_between_inspect_objects_are_skipped() -> None:
+    stdout, stderr = streams()
+    stdout = stdout.replace(b"@@containers\n", b"@@containers\n\n  \n", 1)
+    (c,) = parse_output(stdout, stderr).state.containers
+    assert c.name == "apps-web-1"
+    with pytest.raises(DockerOutputError) as caught:
+        parse_output(*streams([container(running="yes")]))
+    assert str(caught.value) == "docker output has no boolean 'running'"

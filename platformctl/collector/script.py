@@ -150,18 +150,13 @@ def parse_output(stdout: bytes, stderr: bytes = b"") -> Parsed:
         raise DockerOutputError(
             f"docker output exceeds {MAX_OUTPUT_BYTES // (1024 * 1024)} MiB; refusing to parse"
         )
-    text = stdout.decode("utf-8", errors="replace")
-    errors, _ = _sections(stderr[:MAX_STDERR_BYTES].decode("utf-8", errors="replace"))
-    lines = text.splitlines()
+    err_text = stderr[:MAX_STDERR_BYTES].decode(errors="replace")
+    errors, _ = _sections(err_text)
+    lines = stdout.decode(errors="replace").splitlines()
+    # A login banner may come first; the script's own output starts within 50 lines.
     if PROTOCOL not in lines[:50]:
-        first = next(
-            (
-                ln
-                for ln in (*lines, *stderr[:4096].decode(errors="replace").splitlines())
-                if ln.strip()
-            ),
-            "no output",
-        )
+        said = (ln for ln in (*lines, *err_text.splitlines()) if ln.strip())
+        first = next(said, "no output")
         raise DockerOutputError(f"the remote script did not run: {one_line(first)}")
     sections, codes = _sections("\n".join(lines[lines.index(PROTOCOL) + 1 :]))
     if "end" not in sections:
@@ -227,9 +222,7 @@ class _Step:
             return
         if vanished_allowed and self.gone and not self.complaints and self.rc is not None:
             return
-        raise DockerOutputError(
-            _docker_failure(self.complaints, self.rc, _STEPS[self.name])
-        )
+        raise DockerOutputError(_docker_failure(self.complaints, self.rc, _STEPS[self.name]))
 
 
 def _step(name: str, stdout: list[str], stderr: list[str], rc: int | None) -> _Step:
@@ -297,22 +290,25 @@ def _objects(step: _Step, what: str) -> list[dict[str, Any]]:
         if not line.startswith("{"):
             raise DockerOutputError(f"unexpected {what} inspect output: {one_line(line, 120)}")
         try:
-            obj = json.loads(line)
+            out.append(json.loads(line))  # valid JSON that starts with { is an object
         except ValueError:
             raise DockerOutputError(
                 f"{what} inspect output is not JSON: {one_line(line, 80)}"
             ) from None
-        if not isinstance(obj, dict):
-            raise DockerOutputError(f"{what} inspect output is not a JSON object")
-        out.append(obj)
     return out
 
 
-def _str(obj: dict[str, Any], key: str, required: bool = True) -> str | None:
+def _required(obj: dict[str, Any], key: str) -> str:
+    value = _optional(obj, key)
+    if value is None:
+        raise DockerOutputError(f"docker output lacks {key!r}")
+    return value
+
+
+def _optional(obj: dict[str, Any], key: str) -> str | None:
+    """The string at ``key``; None when absent or empty (docker prints a missing label so)."""
     value = obj.get(key)
     if value is None or value == "":
-        if required:
-            raise DockerOutputError(f"docker output lacks {key!r}")
         return None
     if not isinstance(value, str):
         raise DockerOutputError(f"docker output has a {type(value).__name__} for {key!r}")
@@ -325,20 +321,20 @@ def _container(obj: dict[str, Any]) -> Container:
     running = obj.get("running")
     if not isinstance(running, bool):
         raise DockerOutputError("docker output has no boolean 'running'")
-    name = _str(obj, "name") or ""
+    name = _required(obj, "name")
     return Container(
-        id=_str(obj, "id") or "",
-        name=name[1:] if name.startswith("/") else name,
-        created=_str(obj, "created", False),
-        started=_str(obj, "started", False),
-        status=_str(obj, "status") or "",
+        id=_required(obj, "id"),
+        name=name.removeprefix("/"),
+        created=_optional(obj, "created"),
+        started=_optional(obj, "started"),
+        status=_required(obj, "status"),
         running=running,
-        config_image=_str(obj, "image", False) or "",
-        image_id=_str(obj, "image_id") or "",
-        project=_str(obj, "project", False),
-        service=_str(obj, "service", False),
-        oneoff=_str(obj, "oneoff", False) == "True",
-        number=_str(obj, "number", False),
+        config_image=_optional(obj, "image") or "",
+        image_id=_required(obj, "image_id"),
+        project=_optional(obj, "project"),
+        service=_optional(obj, "service"),
+        oneoff=_optional(obj, "oneoff") == "True",
+        number=_optional(obj, "number"),
     )
 
 
@@ -352,5 +348,5 @@ def _image(obj: dict[str, Any]) -> Image:
         return tuple(sorted(set(value)))
 
     return Image(
-        id=_str(obj, "id") or "", repo_tags=strings("tags"), repo_digests=strings("digests")
+        id=_required(obj, "id"), repo_tags=strings("tags"), repo_digests=strings("digests")
     )
