@@ -4,6 +4,7 @@ the rules that apply it at a given time, the exit code, the outputs and history.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -106,6 +107,21 @@ def test_unquoted_yaml_timestamps_and_folded_reasons_are_read(tmp_path: Path) ->
     )
 
 
+def test_an_unquoted_time_without_a_zone_is_utc_whatever_the_machine_zone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        module = manifest(tmp_path, {"reason": REASON, "until": datetime(2026, 12, 15, 12)})
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert isinstance(module, CheckedModule) and module.accepted is not None
+    assert module.accepted.until == "2026-12-15T12:00:00Z"
+    assert module.accepted.expires == datetime(2026, 12, 15, 12, tzinfo=UTC)
+
+
 def test_no_drift_accepted_is_no_acceptance(tmp_path: Path) -> None:
     module = manifest(tmp_path, None)
     assert isinstance(module, CheckedModule) and module.accepted is None
@@ -121,11 +137,17 @@ def test_no_drift_accepted_is_no_acceptance(tmp_path: Path) -> None:
         ({"reason": REASON, "until": "2026-02-30"}, "is not a real date"),
         ({"reason": REASON, "until": "next week"}, "is not a date (2026-12-15) or an ISO time"),
         ({"reason": REASON, "until": "15.12.2026"}, "is not a date (2026-12-15) or an ISO time"),
-        ({"reason": REASON, "until": 20261215}, "until must be a date"),
+        (
+            {"reason": REASON, "until": 20261215},
+            "until must be a date (2026-12-15) or an ISO time (2026-12-15T12:00:00Z), got int",
+        ),
         ({"reason": REASON, "until": "2026-12-15", "digest": "sha256:abc"}, "is not a digest"),
         ({"reason": REASON, "until": "2026-12-15", "digest": D303[7:]}, "is not a digest"),
-        ({"reason": REASON, "until": "2026-12-15", "digets": D303}, "unknown key 'digets'"),
-        ("until fixed", "drift_accepted must be a mapping"),
+        (
+            {"reason": REASON, "until": "2026-12-15", "digets": D303},
+            "unknown key 'digets' (expected reason, until, digest)",
+        ),
+        ("until fixed", "drift_accepted must be a mapping with reason and until, got str"),
         (True, "drift_accepted must be a mapping"),
     ],
 )

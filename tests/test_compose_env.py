@@ -55,6 +55,9 @@ def known(text: str) -> dict[str, str]:
         ('V=4\nT="${V}-x"\n', {"V": "4", "T": "4-x"}),
         ('T="a\\nb\\"c\\\\d"\n', {"T": 'a\nb"c\\d'}),
         ('T="cost \\$5"\n', {"T": "cost $5"}),
+        # Octal: \0 and exactly three digits of a byte; anything else keeps a backslash.
+        ('O="\\0101\\0377"\n', {"O": "A\xff"}),
+        ('O="\\0400|\\012b|\\0"\n', {"O": "\\400|\\12b|\\"}),
         ("T=pa$$word\n", {"T": "pa$word"}),
         ('T="line one\nline two"\n', {"T": "line one\nline two"}),
         ("INHERITED\nA=1\n", {"A": "1"}),
@@ -255,3 +258,9 @@ def test_an_unresolved_env_value_is_not_quoted_in_the_reason() -> None:
     with pytest.raises(UnresolvedVariable) as info:
         interpolate("img:${TOKEN}", env)
     assert "TOKEN" in str(info.value) and "hunter2" not in str(info.value)
+
+
+def test_a_dotenv_lists_each_variable_once_known_or_not() -> None:
+    env = DotEnv({"A": "1", "B": "2"}, {"B": "refers to $X", "C": "refers to $Y"})
+    assert (list(env), len(env)) == (["A", "B", "C"], 3)
+    assert "C" in env and "D" not in env

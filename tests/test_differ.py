@@ -21,7 +21,7 @@ from platformctl.declared.model import (
 from platformctl.declared.reference import parse_reference
 from platformctl.differ import diff
 from platformctl.differ.compare import judge
-from platformctl.differ.model import CheckResult, ModuleStatus
+from platformctl.differ.model import Check, CheckResult, ModuleStatus
 from platformctl.exitcodes import ExitCode, for_report
 from platformctl.output.drift_check import render_json, render_table
 from platformctl.snapshots.model import SnapshotStatus
@@ -251,6 +251,28 @@ def test_unresolved_or_build_only_compose_images_skip_their_checks() -> None:
         assert verdict.status is ModuleStatus.OK
         skipped = {c.check for c in verdict.checks if c.result is CheckResult.SKIPPED}
         assert skipped == {"compose-live", "manifest-compose"}
+
+
+def test_compose_live_checks_name_their_container_and_use_its_image_digests() -> None:
+    name = "apps-honcho-api-1"
+    skipped = judge(
+        make_module(compose=make_compose(None, reason="variable X is not set in .env")),
+        host(make_container()),
+    )
+    assert skipped.checks[1] == Check(
+        "compose-live", CheckResult.SKIPPED, note="variable X is not set in .env", container=name
+    )
+    # A compose file that pins the digest is checked against the image's registry digests.
+    pinned = judge(make_module(compose=make_compose(f"{REPO}@{D306}")), host(make_container()))
+    assert pinned.checks[1] == Check("compose-live", CheckResult.OK, container=name)
+    assert pinned.status is ModuleStatus.OK
+
+
+def test_a_tag_gone_from_the_live_reference_reads_none() -> None:
+    module = make_module(image=f"{REPO}:3.0.6")
+    verdict = judge(module, host(make_container(config_image=f"{REPO}@{D306}")))
+    assert verdict.status is ModuleStatus.DRIFT
+    assert verdict.reason == "manifest-live (apps-honcho-api-1): tag 3.0.6 → none"
 
 
 @pytest.mark.parametrize(

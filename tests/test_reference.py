@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from platformctl.declared.reference import InvalidReference, parse_reference
+from platformctl.declared.reference import InvalidReference, parse_reference, short_digest
 
 DIGEST = "sha256:" + "ab" * 32
 
@@ -66,3 +66,13 @@ def test_parser_never_raises_anything_but_reference_error(text: str) -> None:
         return
     # Whatever parses must parse again to the same value from its normalized form.
     assert parse_reference(str(ref)) == ref
+
+
+def test_a_reference_with_tag_and_digest_prints_both() -> None:
+    digest = "sha256:" + "ab" * 32
+    assert str(parse_reference(f"ghcr.io/x/app:1.0@{digest}")) == f"ghcr.io/x/app:1.0@{digest}"
+
+
+def test_a_short_digest_is_twelve_hex_digits_with_or_without_its_algorithm() -> None:
+    assert short_digest("sha256:" + "0123456789ab" * 5) == "0123456789ab"
+    assert short_digest("0123456789ab" * 5) == "0123456789ab"

@@ -212,7 +212,7 @@ def _live_ref(c: Container) -> ImageRef | None:
 
 
 def compare_image(
-    check: CheckKind, expected: ImageRef, c: Container, image: Image | None, explain: bool = True
+    check: CheckKind, expected: ImageRef, c: Container, image: Image | None, explain: bool
 ) -> Check:
     """Compare one expected reference with one running container (manifest- or compose-live)."""
     live = _live_ref(c)
@@ -292,15 +292,13 @@ def compare_image(
     return Check(check, CheckResult.DRIFT, changes, note=note, container=c.name)
 
 
-def manifest_live(
-    declared: ImageRef, c: Container, image: Image | None, explain: bool = True
-) -> Check:
+def manifest_live(declared: ImageRef, c: Container, image: Image | None, explain: bool) -> Check:
     """The manifest–live check for one running container."""
     return compare_image(MANIFEST_LIVE, declared, c, image, explain)
 
 
 def compose_live(
-    compose: ComposeImage | None, c: Container, image: Image | None, explain: bool = True
+    compose: ComposeImage | None, c: Container, image: Image | None, explain: bool
 ) -> Check:
     """The compose–live check: the container against what its compose file declares."""
     if compose is None:

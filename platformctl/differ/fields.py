@@ -15,7 +15,7 @@ _KEY = re.compile(r"^root\['(?P<key>[^']+)'\]$")
 def field_changes(
     expected: Mapping[str, str | None],
     observed: Mapping[str, str | None],
-    explain: bool = True,
+    explain: bool,
 ) -> Changes:
     """``{field: (declared, live)}`` for every field of ``expected`` that ``observed`` differs in.
 
