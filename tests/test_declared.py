@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from platformctl.declared.compose import normalize_project_name
 from platformctl.declared.manifests import find_root, load_declared, load_manifest
 from platformctl.declared.model import (
+    CheckedModule,
     ComposeImage,
     ExternalModule,
     InvalidModule,
@@ -80,60 +81,138 @@ def test_external_modules_need_no_image(tmp_path: Path) -> None:
     assert isinstance(module, ExternalModule)
 
 
+R = "spec:\n  runtime:\n"
+DOCKER = R + "    host: a\n    orchestrator: docker\n    container: c\n"
+Z64, O64 = "sha256:" + "0" * 64, "sha256:" + "1" * 64
+
+
 @pytest.mark.parametrize(
-    ("content", "fragment"),
+    ("content", "name", "said"),
     [
-        ("spec:\n  runtime: [\n", "module.yaml:3: invalid YAML"),
-        ("spec:\n  runtime:\n    host: a\n   bad: indent\n", "module.yaml:4: invalid YAML"),
-        ("- just\n- a list\n", "must be a mapping"),
-        ("spec: {}\n", "spec.runtime is missing"),
-        ("spec:\n  runtime:\n    host: a\n    orchestrator: nomad\n", "unknown orchestrator"),
-        ("spec:\n  runtime:\n    host: [a]\n    orchestrator: docker\n", "host must be a string"),
+        ("spec:\n  runtime: [\n", "bad", ":3: invalid YAML: did not find expected node content"),
+        (R + "    host: a\n   bad: indent\n", "bad", ":4: invalid YAML: "),
+        ("- just\n- a list\n", "bad", ": a manifest must be a mapping"),
+        ("metadata: [x]\nspec: {}\n", "bad", ": metadata must be a mapping"),
+        ("metadata: {name: '  '}\n", "bad", ": metadata.name must be a non-empty string"),
+        ("metadata: {name: api}\nspec: {}\n", "api", ": spec.runtime is missing or not a mapping"),
+        ("spec: []\n", "bad", ": spec.runtime is missing or not a mapping"),
         (
-            "spec:\n  runtime:\n    host: a\n    orchestrator: docker-compose\n"
+            R + "    host: a\n    orchestrator: nomad\n",
+            "bad",
+            ": unknown orchestrator 'nomad' (expected one of docker-compose, docker, external)",
+        ),
+        (R + "    host: a\n", "bad", ": spec.runtime.orchestrator is required"),
+        (
+            R + "    host: a\n    orchestrator: '  '\n",
+            "bad",
+            ": spec.runtime.orchestrator is empty",
+        ),
+        (
+            R + "    host: [a]\n    orchestrator: docker\n",
+            "bad",
+            ": spec.runtime.host must be a string, got list",
+        ),
+        (
+            R + "    host: true\n    orchestrator: docker\n",
+            "bad",
+            ": spec.runtime.host must be a string, got bool",
+        ),
+        (R + "    host:\n    orchestrator: docker\n", "bad", ": spec.runtime.host is empty"),
+        (R + "    orchestrator: docker\n", "bad", ": spec.runtime.host is required"),
+        (
+            R + "    host: a\n    orchestrator: docker-compose\n    image_observed: x:1\n",
+            "bad",
+            ": spec.runtime.compose_service is required",
+        ),
+        (
+            R + "    host: a\n    orchestrator: docker\n    image_observed: x:1\n",
+            "bad",
+            ": spec.runtime.container is required",
+        ),
+        (
+            R + "    host: 'a;b'\n    orchestrator: docker\n    container: c\n"
             "    image_observed: x:1\n",
-            "compose_service is required",
+            "bad",
+            ": spec.runtime.host 'a;b' is not an ssh alias or host name "
+            "(letters, digits, '.', '-', '_', ':' only)",
+        ),
+        (DOCKER, "bad", ": spec.runtime.image_observed is required"),
+        (
+            DOCKER + "    image_observed: Ghcr.io/X/Y:1\n",
+            "bad",
+            ": spec.runtime.image_observed: invalid image reference 'Ghcr.io/X/Y:1': "
+            "repository name must be lowercase",
         ),
         (
-            "spec:\n  runtime:\n    host: a\n    orchestrator: docker\n    image_observed: x:1\n",
-            "container is required",
+            DOCKER + "    image_observed: {image: 'x:1', digest: 'md5:1'}\n",
+            "bad",
+            ": spec.runtime.image_observed: invalid digest in image reference 'x:1@md5:1'",
         ),
         (
-            "spec:\n  runtime:\n    host: 'a;b'\n    orchestrator: docker\n    container: c\n"
-            "    image_observed: x:1\n",
-            "is not an ssh alias",
+            DOCKER + "    image_observed: 12\n",
+            "bad",
+            ": spec.runtime.image_observed must be a string or a mapping, got int",
         ),
         (
-            "spec:\n  runtime:\n    host: a\n    orchestrator: docker\n    container: c\n",
-            "image_observed is required",
+            DOCKER + f"    image_observed: {{digest: '{Z64}'}}\n",
+            "bad",
+            ": spec.runtime.image_observed.image is required and must be a string",
         ),
         (
-            "spec:\n  runtime:\n    host: a\n    orchestrator: docker\n    container: c\n"
-            "    image_observed: Ghcr.io/X/Y:1\n",
-            "must be lowercase",
+            DOCKER + "    image_observed: {image: 'x:1', digest: 5}\n",
+            "bad",
+            ": spec.runtime.image_observed.digest must be a string like sha256:<64 hex>",
         ),
         (
-            "spec:\n  runtime:\n    host: a\n    orchestrator: docker\n    container: c\n"
-            "    image_observed: {image: 'x:1', digest: 'md5:1'}\n",
-            "invalid digest",
+            DOCKER + f"    image_observed: {{image: 'x@{Z64}', digest: '{O64}'}}\n",
+            "bad",
+            f": spec.runtime.image_observed: image digest {Z64} disagrees with digest {O64}",
         ),
         (
-            "spec:\n  runtime:\n    host: a\n    orchestrator: docker\n    container: c\n"
-            "    image_observed: 12\n",
-            "must be a string or a mapping",
+            DOCKER + "    image_observed: x:1\n    drift_accepted: {reason: r}\n",
+            "bad",
+            ": spec.runtime.drift_accepted.until is required: "
+            "a date (2026-12-15) or an ISO time (2026-12-15T12:00:00Z)",
         ),
     ],
 )
 def test_bad_manifests_become_invalid_modules_naming_file_and_problem(
-    tmp_path: Path, content: str, fragment: str
+    tmp_path: Path, content: str, name: str, said: str
 ) -> None:
     path = tmp_path / "modules" / "bad" / "module.yaml"
     path.parent.mkdir(parents=True)
     path.write_text(content)
     module = load_manifest(path)
-    assert invalid(module)
-    assert fragment in (problem(module) or "")
-    assert str(path) in (problem(module) or "")
+    assert isinstance(module, InvalidModule)
+    assert (module.name, module.path) == (name, path)
+    assert module.problem.startswith(f"{path}{said}")
+    if "invalid YAML: " not in said:
+        assert module.problem == f"{path}{said}"
+
+
+def test_good_manifests_keep_every_field_as_written(tmp_path: Path) -> None:
+    path = tmp_path / "modules" / "web" / "module.yaml"
+    path.parent.mkdir(parents=True)
+    path.write_text(
+        R + "    host: edge-1\n    orchestrator: docker\n    container: ' web '\n"
+        "    compose_project: apps\n    image_observed: nginx\n"
+    )
+    assert load_manifest(path) == CheckedModule(
+        name="web",
+        path=path,
+        host="edge-1",
+        orchestrator=Orchestrator.DOCKER,
+        declared_raw="nginx",
+        declared=parse_reference("nginx", default_tag=False),
+        compose_service=None,
+        compose_project="apps",
+        container="web",
+        accepted=None,
+    )
+    assert parse_reference("nginx", default_tag=False).tag is None
+    external = path.with_name("module.yaml")
+    external.write_text(R + "    host: dns-1\n    orchestrator: external\n")
+    assert load_manifest(external) == ExternalModule(name="web", path=external, host="dns-1")
 
 
 def test_non_utf8_manifest_is_invalid_not_a_crash(tmp_path: Path) -> None:

@@ -114,23 +114,25 @@ def load_manifest(path: Path) -> Module:
     if not isinstance(runtime, dict):
         return _invalid(path, name, f"{path}: spec.runtime is missing or not a mapping")
 
-    def text(key: str, required: bool) -> str | None:
+    def optional(key: str) -> str | None:
         value = runtime.get(key)
         if value is None:
-            if required:
-                raise _Missing(f"{path}: spec.runtime.{key} is required")
             return None
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             raise _Missing(
                 f"{path}: spec.runtime.{key} must be a string, got {type(value).__name__}"
             )
-        value = str(value).strip()
-        if required and not value:
-            raise _Missing(f"{path}: spec.runtime.{key} is empty")
-        return value or None
+        return str(value).strip() or None
+
+    def required(key: str) -> str:
+        value = optional(key)
+        if value is None:
+            empty = key in runtime
+            raise _Missing(f"{path}: spec.runtime.{key} is {'empty' if empty else 'required'}")
+        return value
 
     try:
-        orchestrator_raw = text("orchestrator", True) or ""
+        orchestrator_raw = required("orchestrator")
         try:
             orchestrator = Orchestrator(orchestrator_raw)
         except ValueError:
@@ -139,16 +141,17 @@ def load_manifest(path: Path) -> Module:
                 f"{path}: unknown orchestrator {orchestrator_raw!r} (expected one of {choices})"
             ) from None
         if orchestrator is Orchestrator.EXTERNAL:
-            return ExternalModule(name=name, path=path, host=text("host", False))
-        host = text("host", True) or ""
+            return ExternalModule(name=name, path=path, host=optional("host"))
+        host = required("host")
         if not ALIAS_RE.match(host):
             raise _Missing(
                 f"{path}: spec.runtime.host {host!r} is not an ssh alias or host name "
                 "(letters, digits, '.', '-', '_', ':' only)"
             )
-        service = text("compose_service", orchestrator is Orchestrator.DOCKER_COMPOSE)
-        project = text("compose_project", False)
-        container = text("container", orchestrator is Orchestrator.DOCKER)
+        compose = orchestrator is Orchestrator.DOCKER_COMPOSE
+        service = required("compose_service") if compose else optional("compose_service")
+        project = optional("compose_project")
+        container = optional("container") if compose else required("container")
         raw = _image_observed(path, runtime.get("image_observed"))
         accepted = parse_acceptance(
             f"{path}: spec.runtime.drift_accepted", runtime.get("drift_accepted")
