@@ -103,13 +103,13 @@ def present(path: Path) -> bool:
 
 
 def _kind(mode: int) -> str:
+    """What an opened file that is not a regular one is: the open above already failed for a
+    socket (ENXIO) and a symlink (O_NOFOLLOW)."""
     if stat.S_ISFIFO(mode):
         return "a FIFO"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
     if stat.S_ISDIR(mode):
         return "a folder"
-    return "not a file"
+    return "a device"
 
 
 def _size(n: int) -> str:

@@ -65,11 +65,11 @@ def diff_hosts(old: HostResult | None, new: HostResult | None, host: str) -> Hos
     for kind, levels in tree.items():
         for level in levels:
             path = level.path(output_format="list")
-            if len(path) == 1 and kind == "dictionary_item_added":
-                added.add(str(path[0]))
-            elif len(path) == 1 and kind == "dictionary_item_removed":
-                removed.add(str(path[0]))
-            elif len(path) >= 2:
+            # Both sides map container names to mappings with the same keys: a container is
+            # added or removed whole (a path of one), or some of its fields changed.
+            if len(path) == 1:
+                (added if kind == "dictionary_item_added" else removed).add(str(path[0]))
+            else:
                 touched.setdefault(str(path[0]), set()).add(str(path[1]))
     changed = tuple(
         ContainerChange(name, {f: (before[name][f], after[name][f]) for f in sorted(fields)})
