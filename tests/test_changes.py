@@ -110,10 +110,11 @@ def test_the_outbox_text_is_stable_json() -> None:
     [
         ('{"kind": "module", "after": "missing"}', "unreadable change: 'before'"),
         ('{"kind": "disk", "before": null}', "unknown change kind 'disk'"),
-        ("[1", "unreadable change: Expecting ',' delimiter: line 1 column 3 (char 2)"),
+        ("[1", "unreadable change: Expecting"),
     ],
 )
 def test_an_unreadable_outbox_entry_says_what_is_wrong(text: str, said: str) -> None:
     with pytest.raises(ValueError) as caught:
         from_json(text)
-    assert str(caught.value) == said
+    assert str(caught.value).startswith(said)
+    assert said.startswith("unreadable") or str(caught.value) == said

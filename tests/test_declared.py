@@ -210,9 +210,10 @@ def test_good_manifests_keep_every_field_as_written(tmp_path: Path) -> None:
         accepted=None,
     )
     assert parse_reference("nginx", default_tag=False).tag is None
-    external = path.with_name("module.yaml")
+    external = tmp_path / "modules" / "dns" / "module.yaml"
+    external.parent.mkdir()
     external.write_text(R + "    host: dns-1\n    orchestrator: external\n")
-    assert load_manifest(external) == ExternalModule(name="web", path=external, host="dns-1")
+    assert load_manifest(external) == ExternalModule(name="dns", path=external, host="dns-1")
 
 
 def test_non_utf8_manifest_is_invalid_not_a_crash(tmp_path: Path) -> None:
@@ -441,21 +442,26 @@ def test_a_plain_docker_module_is_never_linked_to_a_compose_service(tmp_path: Pa
 
 
 def test_every_duplicate_name_after_the_first_is_invalid(tmp_path: Path) -> None:
-    for folder, name in [("a", "api"), ("b", "api"), ("c", "web"), ("d", "web"), ("e", "api")]:
+    folders = [("a", "api"), ("b", "api"), ("c", "web"), ("c-old", "web"), ("e", "api")]
+    for folder, name in folders:
         write_module(tmp_path, folder, compose_runtime(), metadata={"name": name})
     modules = load_declared(tmp_path).modules
+    # In folder order within a name: the valid one first ("c" before "c-old", though
+    # "c-old/module.yaml" sorts before "c/module.yaml" as a string).
     assert [(m.name, m.path.parent.name, invalid(m)) for m in modules] == [
         ("api", "a", False),
         ("api", "b", True),
         ("api", "e", True),
         ("web", "c", False),
-        ("web", "d", True),
+        ("web", "c-old", True),
     ]
     first = tmp_path / "modules" / "a" / "module.yaml"
     assert problem(modules[2]) == f"module name 'api' is also used by {first}"
 
 
 def test_root_errors_say_where_and_what_to_do(tmp_path: Path) -> None:
+    if any((folder / "modules").is_dir() for folder in tmp_path.resolve().parents):
+        pytest.skip("a modules/ folder above the test's temporary folder would be found")
     with pytest.raises(DeclaredStateError) as caught:
         find_root(str(tmp_path / "nope"))
     assert str(caught.value) == f"platform root {tmp_path / 'nope'} is not a folder (check --root)"

@@ -163,14 +163,17 @@ def test_what_is_not_a_regular_file_is_named_in_the_refusal(tmp_path: Path) -> N
     ids=["character /dev/zero", "block /dev/loop0"],
 )
 def test_device_nodes_are_refused_as_devices(tmp_path: Path, kind: int, device: int) -> None:
-    if os.getuid() != 0:
-        pytest.skip("making a device node needs root")
     path = tmp_path / "node"
-    os.mknod(path, kind | 0o600, device)
+    try:
+        os.mknod(path, kind | 0o600, device)
+    except PermissionError:
+        pytest.skip("making a device node needs root outside a user namespace")
     with pytest.raises(RepoFileError) as caught:
         read_repo_file(tmp_path, path, 1024)
-    if str(caught.value).endswith("cannot read: No such device or address"):
-        pytest.skip("this kernel has no driver behind the device number; nothing to open")
+    if ": cannot read: " in str(caught.value):
+        # No driver behind the number, a container's device policy, or a nodev mount:
+        # refused all the same, but before the kind could be read.
+        pytest.skip(f"this machine does not open the node: {caught.value}")
     assert str(caught.value) == f"{path}: not a regular file (a device); refused"
 
 

@@ -281,25 +281,34 @@ def test_a_writer_who_is_not_root_becomes_the_owner_of_the_file(tmp_path: Path) 
     may not give the new file away, so it is theirs (the mode is kept)."""
     if os.getuid() != 0:
         pytest.skip("switching to another user needs root")
-    root = Path(tempfile.mkdtemp(prefix="platformctl-shared-"))
+    # Under /tmp, not TMPDIR: nobody must be able to reach it.
+    root = Path(tempfile.mkdtemp(prefix="platformctl-shared-", dir="/tmp"))
     try:
         path = put(root, (CORPUS / "plain-string.yaml").read_bytes())
         for folder in (root, root / "modules", path.parent):
             folder.chmod(0o777)
         path.chmod(0o666)
         edit = plan_edit(root, path, NEW)
+        read_end, write_end = os.pipe()
         pid = os.fork()
-        if pid == 0:  # the child writes as nobody and reports by its exit status
-            status = 1
+        if pid == 0:  # the child writes as nobody and reports what went wrong, if anything
+            os.close(read_end)
+            said = b""
             try:
+                os.setgroups([])
                 os.setgid(65534)
                 os.setuid(65534)
                 write_edit(root, edit)
-                status = 0
+            except BaseException as exc:  # noqa: BLE001 - reported to the parent
+                said = repr(exc).encode()
             finally:
-                os._exit(status)
+                os.write(write_end, said)
+                os._exit(1 if said else 0)
+        os.close(write_end)
+        with os.fdopen(read_end, "rb") as pipe:
+            said = pipe.read().decode()
         _, status = os.waitpid(pid, 0)
-        assert os.waitstatus_to_exitcode(status) == 0
+        assert (os.waitstatus_to_exitcode(status), said) == (0, "")
         info = path.stat()
         assert (info.st_uid, info.st_mode & 0o7777) == (65534, 0o666)
         assert runtime(path.read_text())["image_observed"] == NEW.reference

@@ -288,12 +288,12 @@ def test_manifest_compose_compares_only_what_both_pin() -> None:
     from platformctl.differ.compare import manifest_compose
 
     declared = parse_reference(f"{REPO}:3.0.6@sha256:" + "06" * 32, default_tag=False)
-    same_tag = manifest_compose(declared, make_compose(f"{REPO}:3.0.6"))
+    same_tag = manifest_compose(declared, make_compose(f"{REPO}:3.0.6"), True)
     assert (same_tag.result.value, same_tag.changes) == ("ok", {})
-    other_digest = manifest_compose(declared, make_compose(f"{REPO}@sha256:" + "07" * 32))
+    other_digest = manifest_compose(declared, make_compose(f"{REPO}@sha256:" + "07" * 32), True)
     assert other_digest.changes == {"digest": ("sha256:" + "06" * 32, "sha256:" + "07" * 32)}
     tag_only = parse_reference(f"{REPO}:3.0.6", default_tag=False)
-    by_digest = manifest_compose(tag_only, make_compose(f"{REPO}@sha256:" + "07" * 32))
+    by_digest = manifest_compose(tag_only, make_compose(f"{REPO}@sha256:" + "07" * 32), True)
     assert (by_digest.result.value, by_digest.changes) == ("ok", {})
 
 

@@ -61,12 +61,11 @@ class _Entry:
 
     def matches(self, name: str) -> bool:
         name = name.lower()
+        # A hashed name is the whole field, as OpenSSH reads it: never one of a list.
+        if self.patterns[0].startswith("|1|"):
+            return _hashed_match(self.patterns[0], name)
         positive = False
         for pattern in self.patterns:
-            if pattern.startswith("|1|"):
-                if _hashed_match(pattern, name):
-                    positive = True
-                continue
             negate = pattern.startswith("!")
             pat = pattern[1:] if negate else pattern
             if _wildcard(pat.lower()).fullmatch(name):
@@ -90,8 +89,8 @@ def _wildcard(pattern: str) -> re.Pattern[str]:
 def _hashed_match(pattern: str, name: str) -> bool:
     try:
         _, _, salt_b64, hash_b64 = pattern.split("|")
-        salt = base64.b64decode(salt_b64)
-        expected = base64.b64decode(hash_b64)
+        salt = base64.b64decode(salt_b64, validate=True)
+        expected = base64.b64decode(hash_b64, validate=True)
     except (ValueError, binascii.Error):
         return False
     return hmac.compare_digest(hmac.new(salt, name.encode(), hashlib.sha1).digest(), expected)
@@ -133,7 +132,8 @@ class KnownHosts:
                 continue
             if marker is not None:
                 continue  # @cert-authority: certificates are not supported; skip the line
-            self._entries.append(_Entry(tuple(patterns.split(",")), key_type, key_b64))
+            names = (patterns,) if patterns.startswith("|1|") else tuple(patterns.split(","))
+            self._entries.append(_Entry(names, key_type, key_b64))
 
     def known_types(self, name: str) -> list[str]:
         """Key types recorded for ``name``, to prefer them in the key exchange."""

@@ -313,9 +313,7 @@ def compose_live(
     return compare_image(COMPOSE_LIVE, compose.image, c, image, explain)
 
 
-def manifest_compose(
-    declared: ImageRef, compose: ComposeImage | None, explain: bool = True
-) -> Check:
+def manifest_compose(declared: ImageRef, compose: ComposeImage | None, explain: bool) -> Check:
     """The static manifest–compose check: needs no host."""
     if compose is None:
         return Check(
