@@ -76,22 +76,23 @@ def test_stores_opened_from_many_threads_at_once_are_all_private(tmp_path: Path)
     shared = tmp_path / "shared" / "snapshots.db"
     own = [tmp_path / f"own{i}" / "deep" / "snapshots.db" for i in range(4)]
     paths = [shared] * 4 + own
-    barrier = threading.Barrier(len(paths) + 1)
-    done = threading.Barrier(len(paths) + 1)
+    # Timeouts: a thread that fails must fail the test, never leave the others waiting.
+    barrier = threading.Barrier(len(paths) + 1, timeout=120)
+    done = threading.Barrier(len(paths) + 1, timeout=120)
     errors: list[BaseException] = []
 
     def worker(path: Path, hour: int) -> None:
+        store = None
         try:
             barrier.wait()
             store = Store.open(path)
             store.save(collection(at(hour), hosts=1), "0.1.0")
         except BaseException as exc:
             errors.append(exc)
-            done.wait()
-            return
         done.wait()  # hold the store open while the files are checked
         barrier.wait()
-        store.close()
+        if store is not None:
+            store.close()
 
     with umask(0o022):
         threads = [threading.Thread(target=worker, args=(p, i)) for i, p in enumerate(paths)]
@@ -358,3 +359,30 @@ def test_a_store_whose_mode_cannot_be_set_is_refused_not_used_loosely(tmp_path: 
         assert modes(db)["db"] == 0o666 and digest(db) == before
     finally:
         shutil.rmtree(shared)
+
+
+def test_runs_that_create_one_store_at_the_same_moment_all_use_it(tmp_path: Path) -> None:
+    """Two cron runs starting together on a new store: neither may take the store the other
+    is creating for a foreign database."""
+    for round_ in range(40):
+        path = tmp_path / f"r{round_}" / "snapshots.db"
+        start = threading.Barrier(6, timeout=60)
+        errors: list[BaseException] = []
+
+        def opener(
+            path: Path = path,
+            start: threading.Barrier = start,
+            errors: list[BaseException] = errors,
+        ) -> None:
+            try:
+                start.wait()
+                Store.open(path).close()
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=opener) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors, (round_, errors)

@@ -11,6 +11,7 @@ import json
 import os
 import sqlite3
 import stat
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import datetime
@@ -232,14 +233,23 @@ class Store:
         Refuses, before anything is written, a file of another application (tables of its own,
         or a ``user_version`` without our tables) and a store from a newer platformctl.
         """
-        version = self.schema_version()
-        tables = {
-            r[0]
-            for r in self.conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table'"
-                " AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
-            ).fetchall()
-        }
+        # Both reads in one read transaction: another run may create the store in between,
+        # and a version read before its commit beside tables read after looks foreign.
+        began = not self.conn.in_transaction
+        if began:
+            self.conn.execute("BEGIN")
+        try:
+            version = self.schema_version()
+            tables = {
+                r[0]
+                for r in self.conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table'"
+                    " AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
+                ).fetchall()
+            }
+        finally:
+            if began and self.conn.in_transaction:
+                self.conn.execute("COMMIT")
         # Our tables and user_version are written in one transaction, so a store has both or
         # neither; an empty file (neither) is a new store. A newer store may have more tables.
         if (
@@ -265,9 +275,18 @@ class Store:
 
     def _configure(self) -> None:
         self.conn.execute("PRAGMA foreign_keys = ON")
-        mode = self.conn.execute("PRAGMA journal_mode").fetchone()[0]
-        if mode != "wal" and self.label != ":memory:":
-            self.conn.execute("PRAGMA journal_mode = WAL")
+        if self.label == ":memory:":
+            return
+        # Switching to WAL needs the file to itself: SQLite answers "locked" at once, without
+        # its busy timeout, when a run creating the same store holds it. Wait our turn here.
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        while self.conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            try:
+                self.conn.execute("PRAGMA journal_mode = WAL")
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
 
     def _migrate(self) -> None:
         """Bring the schema forward, one version at a time, in one transaction."""
