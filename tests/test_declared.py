@@ -17,6 +17,7 @@ from platformctl.declared.model import (
     InvalidModule,
     Module,
     Orchestrator,
+    hosts_in_scope,
 )
 from platformctl.declared.reference import parse_reference
 from platformctl.errors import DeclaredStateError
@@ -554,3 +555,28 @@ def test_two_manifests_with_one_name_make_the_second_invalid(tmp_path: Path) -> 
     first, second = load_declared(tmp_path).modules
     assert not invalid(first) and first.path.parent.name == "a"
     assert invalid(second) and "also used by" in (problem(second) or "")
+
+
+def test_selecting_modules_by_name(tmp_path: Path) -> None:
+    for folder, name in [("a", "api"), ("b", "web"), ("c", "web"), ("d", "dns")]:
+        runtime = (
+            {"host": "edge", "orchestrator": "external"}
+            if name == "dns"
+            else compose_runtime(host=f"h-{folder}")
+        )
+        write_module(tmp_path, folder, runtime, metadata={"name": name})
+    state = load_declared(tmp_path)
+    assert state.names() == ["api", "dns", "web", "web"]
+    assert state.select([]) == state.modules
+    # In the order first named, each once; both manifests of a duplicated name.
+    picked = state.select(["web", "api", "web"])
+    assert [(m.name, m.path.parent.name, invalid(m)) for m in picked] == [
+        ("web", "b", False),
+        ("web", "c", True),
+        ("api", "a", False),
+    ]
+    with pytest.raises(KeyError) as caught:
+        state.select(["api", "nope", "nada"])
+    assert caught.value.args == ("nope",)
+    # Hosts come from checked modules only: not from the external one, nor the invalid one.
+    assert hosts_in_scope(state.modules) == ["h-a", "h-b"]

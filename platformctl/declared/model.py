@@ -106,17 +106,18 @@ class DeclaredState:
         return [m.name for m in self.modules]
 
     def select(self, names: list[str] | tuple[str, ...]) -> tuple[Module, ...]:
-        """The modules named (all when none are named); unknown names raise KeyError."""
+        """The modules named, in the order first named (all when none are named); unknown
+        names raise KeyError. A name two manifests use selects both: the first, and the
+        duplicate that is invalid for it."""
         if not names:
             return self.modules
-        by_name = {m.name: m for m in self.modules}
+        by_name: dict[str, list[Module]] = {}
+        for m in self.modules:
+            by_name.setdefault(m.name, []).append(m)
         missing = [n for n in names if n not in by_name]
         if missing:
             raise KeyError(missing[0])
-        seen: dict[str, Module] = {}
-        for n in names:
-            seen.setdefault(n, by_name[n])
-        return tuple(seen.values())
+        return tuple(m for n in dict.fromkeys(names) for m in by_name[n])
 
 
 def hosts_in_scope(modules: Iterable[Module]) -> list[str]:
