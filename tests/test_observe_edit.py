@@ -170,23 +170,41 @@ def test_bom_crlf_and_a_missing_final_newline_are_kept(tmp_path: Path) -> None:
     assert after == ("\ufeffspec:\r\n  runtime:\r\n    image_observed: " + NEW.reference).encode()
 
 
+IO = "spec:\n  runtime:\n    image_observed:"
+WHERE = "spec.runtime.image_observed"
+BY_HAND = "uses a YAML anchor, alias or tag; edit it by hand"
+
+
 @pytest.mark.parametrize(
-    ("text", "words"),
+    ("text", "said"),
     [
-        ("x: &ref a/b:1\nspec:\n  runtime:\n    image_observed: *ref\n", "anchor, alias or tag"),
-        ("spec:\n  runtime:\n    image_observed: &ref a/b:1\n", "anchor, alias or tag"),
-        ("spec:\n  runtime:\n    image_observed: !!str a/b:1\n", "anchor, alias or tag"),
-        ("spec:\n  runtime:\n    image_observed: |\n      a/b:1\n", "block scalar"),
-        ("base: &b {image_observed: a/b:1}\nspec:\n  runtime:\n    <<: *b\n", "merge key"),
-        ("spec:\n  runtime:\n    image_observed: a\n    image_observed: b\n", "twice"),
-        ("spec:\n  runtime:\n    image_observed: [a/b:1]\n", "string or a mapping"),
-        ("spec: [\n", "invalid YAML"),
+        ("x: &ref a/b:1\nspec:\n  runtime:\n    image_observed: *ref\n", f"{WHERE} {BY_HAND}"),
+        (f"{IO} &ref a/b:1\n", f"{WHERE} {BY_HAND}"),
+        (f"{IO} !!str a/b:1\n", f"{WHERE} {BY_HAND}"),
+        (f"{IO} |\n      a/b:1\n", f"{WHERE} is a block scalar; edit it by hand"),
+        (f"{IO} >\n      a/b:1\n", f"{WHERE} is a block scalar; edit it by hand"),
+        (
+            "base: &b {image_observed: a/b:1}\nspec:\n  runtime:\n    <<: *b\n",
+            f"{WHERE} is not written literally in spec.runtime (a merge key?)",
+        ),
+        (f"{IO} a\n    image_observed: b\n", "image_observed appears twice"),
+        (f"{IO} [a/b:1]\n", f"{WHERE} must be a string or a mapping"),
+        ("spec: [\n", "invalid YAML: while parsing a flow node"),
+        ("spec: [1]\n", "runtime is not inside a mapping"),
+        (f"{IO}\n      digest: 'sha256:{'0' * 64}'\n", f"{WHERE}.image is missing"),
+        (f"{IO}\n      image: a/b:1\n      image: a/b:2\n", f"{WHERE}.image appears twice"),
+        (f"{IO}\n      image: [a]\n", f"{WHERE}.image must be a plain value"),
+        (f"{IO}\n      image: &x a/b:1\n", f"{WHERE}.image {BY_HAND}"),
+        (b"spec:\n  runtime: \xff\n", "not UTF-8 (byte 17)"),
     ],
 )
-def test_what_a_span_edit_could_break_is_refused(tmp_path: Path, text: str, words: str) -> None:
+def test_what_a_span_edit_could_break_is_refused(
+    tmp_path: Path, text: str | bytes, said: str
+) -> None:
     path = put(tmp_path, text)
-    with pytest.raises(EditProblem, match=words):
+    with pytest.raises(EditProblem) as caught:
         plan_edit(tmp_path, path, NEW)
+    assert str(caught.value) == f"{path}: {said}"
 
 
 def test_write_replaces_the_file_keeping_its_mode_and_leaves_no_temporary(tmp_path: Path) -> None:
