@@ -343,3 +343,54 @@ def test_json_and_table_show_declared_and_live_for_drift() -> None:
     assert "DRIFT" in table and "honcho:3.0.6@" + D306[7:19] in table
     assert "honcho:3.0.3@" + D303[7:19] in table
     assert "tag 3.0.6 → 3.0.3" in table
+
+
+@pytest.mark.parametrize(
+    ("result", "status", "reason"),
+    [
+        (None, ModuleStatus.NOT_COLLECTED, "the snapshot holds no data for host rs2000"),
+        (
+            HostResult("rs2000", HostStatus.AUTH_FAILED, "key refused"),
+            ModuleStatus.UNREACHABLE,
+            "host rs2000: key refused",
+        ),
+        (
+            HostResult("rs2000", HostStatus.ERROR, "docker: denied"),
+            ModuleStatus.ERROR,
+            "host rs2000: docker: denied",
+        ),
+        (
+            HostResult("rs2000", HostStatus.OK, "no state read"),
+            ModuleStatus.ERROR,
+            "host rs2000: no state read",
+        ),
+        (
+            host(),
+            ModuleStatus.MISSING,
+            "no container of compose service 'honcho-api' (project 'apps') on rs2000",
+        ),
+    ],
+)
+def test_without_live_evidence_the_static_compose_check_is_still_reported(
+    result: HostResult | None, status: ModuleStatus, reason: str
+) -> None:
+    module = make_module(compose=make_compose(f"{REPO}:3.0.5"))
+    verdict = judge(module, result)
+    assert (verdict.module, verdict.status, verdict.reason) == (module, status, reason)
+    # manifest-compose needs no host: it is reported whatever the host said.
+    assert [(c.check, c.result) for c in verdict.checks] == [
+        ("manifest-compose", CheckResult.DRIFT)
+    ]
+
+
+def test_live_evidence_and_checks_follow_container_names() -> None:
+    two = host(
+        make_container(id="2" * 64, name="apps-honcho-api-2", number="2"),
+        make_container(id="1" * 64, name="apps-honcho-api-1"),
+    )
+    verdict = judge(make_module(), two)
+    assert [e.container for e in verdict.live] == ["apps-honcho-api-1", "apps-honcho-api-2"]
+    one, two_ = "apps-honcho-api-1", "apps-honcho-api-2"
+    assert [c.container for c in verdict.checks] == [one, one, two_, two_, None]
+    external = judge(ExternalModule("dns", Path("/p/modules/dns/module.yaml"), "edge"), None)
+    assert (external.status, external.reason) == (ModuleStatus.SKIPPED, "orchestrator: external")
