@@ -585,16 +585,6 @@ def _fail(message: str, code: ExitCode = ExitCode.USAGE) -> NoReturn:
     sys.exit(code)
 
 
-def _interrupted() -> NoReturn:
-    click.echo("platformctl: interrupted", err=True)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    # Out at once, without the interpreter's shutdown: collector threads may be half-way
-    # through an import or a handshake, and shutdown can wait on them. Store writes and file
-    # edits have already been rolled back or cleaned up on the exception's way here.
-    os._exit(ExitCode.INTERRUPTED)
-
-
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI and map every error to one line and an exit code."""
     try:
@@ -602,7 +592,7 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.Abort:
-        _interrupted()
+        _fail("interrupted", ExitCode.INTERRUPTED)
     except click.exceptions.NoArgsIsHelpError as exc:
         click.echo(exc.format_message(), err=True)  # the help text, as is
         sys.exit(ExitCode.USAGE)
@@ -611,7 +601,7 @@ def main(argv: list[str] | None = None) -> None:
     except PlatformctlError as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
-        _interrupted()
+        _fail("interrupted", ExitCode.INTERRUPTED)
     except BrokenPipeError:
         sys.exit(ExitCode.USAGE)
     sys.exit(0)
