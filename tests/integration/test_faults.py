@@ -79,7 +79,14 @@ def test_ctrl_c_exits_130_promptly_and_leaves_the_store_intact(
         "--connect-timeout",
         "30",
     ]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # Ctrl-C's SIGINT as a terminal's foreground job gets it: a suite started in the
+    # background (`.ci/run &`) runs with SIGINT ignored, and a child inherits that.
+    proc = subprocess.Popen(
+        args,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     # Wait until the run holds an open store and is collecting (on a loaded machine start-up
     # alone can take seconds), then give alpha a moment: the silent host holds the run.
     deadline = time.monotonic() + 30
