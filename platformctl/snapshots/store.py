@@ -284,7 +284,8 @@ class Store:
             try:
                 self.conn.execute("PRAGMA journal_mode = WAL")
             except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() > deadline:
+                busy = exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY  # "database is locked"
+                if not busy or time.monotonic() > deadline:
                     raise
                 time.sleep(0.01)
 
