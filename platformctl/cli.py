@@ -7,7 +7,6 @@ exit 2 by default, but 2 means drift here, so every usage error exits 1 (docs/de
 
 from __future__ import annotations
 
-import difflib
 import functools
 import os
 import re
@@ -561,14 +560,23 @@ def _load_scope(root: str | None, names: tuple[str, ...]) -> tuple[Module, ...]:
     """The modules named (or all), with a warning for invalid manifests left out."""
     from platformctl.declared.manifests import find_root, load_declared
     from platformctl.declared.model import InvalidModule
+    from platformctl.declared.yamlcache import ParsedYamlCache
     from platformctl.output.text import clean
 
-    declared = load_declared(find_root(root))
+    folder = find_root(root)
+    cache = ParsedYamlCache.open()
+    try:
+        declared = load_declared(folder, cache)
+    finally:
+        if cache is not None:
+            cache.close()
     try:
         scope = declared.select(names)
     except KeyError as exc:
         unknown = exc.args[0]
-        close = difflib.get_close_matches(unknown, declared.names(), n=3)
+        from difflib import get_close_matches  # only for this message: its import is slow
+
+        close = get_close_matches(unknown, declared.names(), n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else "; see modules/ for the names"
         raise UsageError(f"unknown module {unknown!r}{hint}") from None
 

@@ -62,14 +62,18 @@ def pytest_make_parametrize_id(config: pytest.Config, val: object, argname: str)
 
 
 @pytest.fixture(autouse=True)
-def _fresh_caches() -> None:
-    """Each test starts with platformctl's in-process caches empty, so what it checks is
-    computed in that test: a value cached by an earlier test would hide the code under test
-    (from mutation testing too)."""
+def _fresh_caches(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each test starts with platformctl's caches empty, so what it checks is computed in that
+    test: a value cached by an earlier test would hide the code under test (from mutation
+    testing too). The parsed-YAML cache of CLI runs goes to a folder of the test's own, not
+    the user's ~/.cache."""
     from platformctl.declared import files, reference
 
     reference._parse.cache_clear()
     files._real_root.cache_clear()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
 
 
 @pytest.fixture(scope="session")

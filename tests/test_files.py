@@ -251,3 +251,34 @@ def test_walking_up_passes_over_a_modules_folder_owned_by_someone_else(tmp_path:
         find_root(None, start=deep)
     # --root is the user's explicit choice.
     assert find_root(str(theirs), start=deep) == theirs.resolve()
+
+
+def test_the_resolved_path_is_realpaths_for_every_kind_of_entry(tmp_path: Path) -> None:
+    """Files are resolved by the kernel (one lookup) where it can; what it answers must be what
+    os.path.realpath answers, which decides "inside the root"."""
+    from platformctl.declared.files import _realpath
+
+    real = tmp_path / "real"
+    (real / "sub").mkdir(parents=True)
+    (real / "sub" / "file.yaml").write_text("a: 1\n")
+    os.mkfifo(real / "fifo")
+    links = tmp_path / "links"
+    links.mkdir()
+    (links / "to-file").symlink_to(real / "sub" / "file.yaml")
+    (links / "to-dir").symlink_to("../real/sub")
+    (links / "chain").symlink_to("to-dir/file.yaml")
+    (links / "dangling").symlink_to(tmp_path / "nowhere" / "file.yaml")
+    (links / "to-proc").symlink_to("/proc/self/environ")
+    cases = [
+        real / "sub" / "file.yaml",
+        real / "fifo",
+        links / "to-file",
+        links / "to-dir" / "file.yaml",
+        links / "chain",
+        links / "dangling",
+        links / "to-proc",
+        links / "to-dir" / ".." / "sub" / "file.yaml",
+        tmp_path / "missing.yaml",
+    ]
+    for path in cases:
+        assert _realpath(path) == os.path.realpath(path), path

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from platformctl.declared.files import MiB, RepoFileError, present, read_repo_file
 from platformctl.declared.interpolate import (
@@ -25,6 +25,9 @@ from platformctl.declared.interpolate import (
 from platformctl.declared.model import ComposeImage
 from platformctl.declared.reference import InvalidReference, parse_reference
 from platformctl.declared.yamlfile import YamlProblem, load_yaml
+
+if TYPE_CHECKING:
+    from platformctl.declared.yamlcache import ParsedYamlCache
 
 # compose v2's search order (compose-go cli.DefaultFileNames / DefaultOverrideFileNames).
 COMPOSE_FILES = ("compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml")
@@ -63,20 +66,21 @@ def normalize_project_name(name: str) -> str:
     return re.sub(r"[^a-z0-9_-]", "", name.lower()).lstrip("_-")
 
 
-def find_stacks(root: Path) -> list[Stack]:
-    """Load every stack under ``root/compose/*/``; a broken stack is a value with a problem."""
+def find_stacks(root: Path, cache: ParsedYamlCache | None = None) -> list[Stack]:
+    """Load every stack under ``root/compose/*/``; a broken stack is a value with a problem.
+    ``cache`` spares parsing files read before (:mod:`platformctl.declared.yamlcache`)."""
     compose_dir = root / "compose"
     if not compose_dir.is_dir():
         return []
     stacks = []
     for folder in sorted(p for p in compose_dir.iterdir() if p.is_dir()):
-        stack = load_stack_dir(folder, root)
+        stack = load_stack_dir(folder, root, cache)
         if stack is not None:
             stacks.append(stack)
     return stacks
 
 
-def load_stack_dir(folder: Path, root: Path) -> Stack | None:
+def load_stack_dir(folder: Path, root: Path, cache: ParsedYamlCache | None = None) -> Stack | None:
     """Read one stack folder; None when it holds no compose file. Never raises for bad
     content: a stack compose would refuse is returned with ``problem`` set."""
     default_project = normalize_project_name(folder.name)
@@ -87,7 +91,7 @@ def load_stack_dir(folder: Path, root: Path) -> Stack | None:
         if not files:
             return None
         first = files[0]
-        docs = [_load_mapping(f, root) for f in files]
+        docs = [_load_mapping(f, root, cache) for f in files]
         project = _project_name(folder, files, docs, env)
     except _Problem as exc:
         return Stack(first, default_project, problem=str(exc))
@@ -101,7 +105,7 @@ def load_stack_dir(folder: Path, root: Path) -> Stack | None:
         for path, doc in zip(files, docs, strict=True):
             services = _services_of(path, doc)
             for name in services:
-                spec = _with_extends(name, services, path, root, env, ())
+                spec = _with_extends(name, services, path, root, env, (), cache)
                 merged[name] = {**merged.get(name, {}), **spec}
     except _Problem as exc:
         return Stack(first, project, problem=str(exc), files=tuple(files))
@@ -154,9 +158,9 @@ def _compose_files(folder: Path, env: DotEnv) -> list[Path]:
     return [main] if override is None else [main, override]
 
 
-def _load_mapping(path: Path, root: Path) -> dict[str, Any]:
+def _load_mapping(path: Path, root: Path, cache: ParsedYamlCache | None) -> dict[str, Any]:
     try:
-        doc = load_yaml(path, root)
+        doc = load_yaml(path, root, cache)
     except YamlProblem as exc:
         raise _Problem(str(exc)) from None
     if not isinstance(doc, dict):
@@ -217,6 +221,7 @@ def _with_extends(
     root: Path,
     env: DotEnv,
     chain: tuple[tuple[Path, str], ...],
+    cache: ParsedYamlCache | None,
 ) -> dict[str, Any]:
     """Service ``name`` of the file ``path`` with its ``extends:`` chain merged in: keys of
     the extending service win over the base's, as compose merges ``image`` and ``build``."""
@@ -250,13 +255,13 @@ def _with_extends(
         base_path = path.parent / base_file
         if not present(base_path):
             raise _Problem(f"{path}: services.{name}.extends.file {base_file} does not exist")
-        base_services = _services_of(base_path, _load_mapping(base_path, root))
+        base_services = _services_of(base_path, _load_mapping(base_path, root, cache))
     if base_name not in base_services:
         raise _Problem(
             f"{path}: services.{name} extends service {base_name!r}, "
             f"which {base_path.name} does not define"
         )
-    base = _with_extends(base_name, base_services, base_path, root, env, chain)
+    base = _with_extends(base_name, base_services, base_path, root, env, chain, cache)
     own = {k: v for k, v in spec.items() if k != "extends"}
     return {**{k: v for k, v in base.items() if k != "extends"}, **own}
 

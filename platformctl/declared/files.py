@@ -42,7 +42,7 @@ def resolve_inside(root: Path, path: Path) -> Path:
     """``path`` with every symlink resolved; raise :class:`RepoFileError` when that leaves
     ``root``."""
     real_root = _real_root(root)
-    real = Path(os.path.realpath(path))
+    real = Path(_realpath(path))
     if not inside(real_root, real):
         raise RepoFileError(
             f"{path}: resolves to {real}, outside the platform root {real_root}; "
@@ -51,6 +51,27 @@ def resolve_inside(root: Path, path: Path) -> Path:
     if any(inside(fs, real) for fs in _PSEUDO_FS):
         raise RepoFileError(f"{path}: resolves to {real}, a kernel pseudo-file; refused")
     return real
+
+
+def _realpath(path: Path) -> str:
+    """``os.path.realpath(path)``, asked of the kernel when it can answer: one lookup, where
+    realpath lstat()s every component in Python (a third of reading a small manifest)."""
+    try:
+        # O_PATH resolves the path without opening the file itself: no FIFO waits and no
+        # device sees an open.
+        fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+    except OSError:  # missing, a dangling symlink, no permission: realpath says where it leads
+        return os.path.realpath(path)
+    try:
+        real = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:  # no /proc
+        real = ""
+    finally:
+        os.close(fd)
+    # Anything but a plain absolute path ("(deleted)", a path outside a chroot): realpath.
+    return (
+        real if real.startswith("/") and not real.endswith(" (deleted)") else os.path.realpath(path)
+    )
 
 
 def read_repo_file(root: Path, path: Path, max_bytes: int) -> bytes:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from platformctl.alias import ALIAS_RE
 from platformctl.declared.acceptance import AcceptanceProblem, parse_acceptance
@@ -22,6 +22,9 @@ from platformctl.declared.model import (
 from platformctl.declared.reference import InvalidReference, parse_reference
 from platformctl.declared.yamlfile import YamlProblem, load_yaml
 from platformctl.errors import DeclaredStateError
+
+if TYPE_CHECKING:
+    from platformctl.declared.yamlcache import ParsedYamlCache
 
 MANIFEST_NAMES = ("module.yaml", "module.yml")
 
@@ -58,8 +61,9 @@ def find_root(explicit: str | None = None, start: Path | None = None) -> Path:
     )
 
 
-def load_declared(root: Path) -> DeclaredState:
-    """Read every manifest and compose stack under ``root``. Only reads; never writes."""
+def load_declared(root: Path, cache: ParsedYamlCache | None = None) -> DeclaredState:
+    """Read every manifest and compose stack under ``root``. Only reads the repository;
+    ``cache`` spares parsing files read before (:mod:`platformctl.declared.yamlcache`)."""
     modules_dir = root / "modules"
     if not modules_dir.is_dir():
         raise DeclaredStateError(f"no modules/ folder under {root} (check --root)")
@@ -75,8 +79,8 @@ def load_declared(root: Path) -> DeclaredState:
         raise DeclaredStateError(
             f"no module manifests under {modules_dir} (expected modules/<name>/module.yaml)"
         )
-    stacks = find_stacks(root)
-    modules = [_link_compose(load_manifest(p), stacks) for p in paths]
+    stacks = find_stacks(root, cache)
+    modules = [_link_compose(load_manifest(p, cache), stacks) for p in paths]
     by_name: dict[str, Module] = {}
     for i, module in enumerate(modules):
         if module.name in by_name:
@@ -89,12 +93,12 @@ def load_declared(root: Path) -> DeclaredState:
     return DeclaredState(modules=tuple(modules))
 
 
-def load_manifest(path: Path) -> Module:
+def load_manifest(path: Path, cache: ParsedYamlCache | None = None) -> Module:
     """Parse one manifest (``ROOT/modules/<name>/module.yaml``) into a :class:`Module`; a bad
     manifest gives one with a problem. The file may resolve only to somewhere under ROOT."""
     folder_name = path.parent.name
     try:
-        doc = load_yaml(path, path.parent.parent.parent)
+        doc = load_yaml(path, path.parent.parent.parent, cache)
     except YamlProblem as exc:
         return _invalid(path, folder_name, str(exc))
     if not isinstance(doc, dict):

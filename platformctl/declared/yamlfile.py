@@ -3,36 +3,55 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from platformctl.declared.files import MiB, RepoFileError, read_repo_file
 
+if TYPE_CHECKING:
+    from platformctl.declared.yamlcache import ParsedYamlCache
+
 MAX_FILE_BYTES = 4 * MiB
-# libyaml's parser when PyYAML was built with it (the wheels are): about nine times faster than
-# the pure-Python one, which matters at hundreds of manifests (bench/README.md). Both are the
-# safe loader: plain data only.
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class YamlProblem(ValueError):
     """A file that is not readable YAML; the message names the file and line."""
 
 
-def load_yaml(path: Path, root: Path) -> Any:
+def load_yaml(path: Path, root: Path, cache: ParsedYamlCache | None = None) -> Any:
     """Parse ``path`` (a file inside ``root``) with the safe loader; raise
-    :class:`YamlProblem` saying where and what."""
+    :class:`YamlProblem` saying where and what. With ``cache``, bytes parsed before are not
+    parsed again."""
     try:
         data = read_repo_file(root, path, MAX_FILE_BYTES)
     except RepoFileError as exc:
         raise YamlProblem(str(exc)) from None
+    if cache is not None:
+        from platformctl.declared.yamlcache import MISSING
+
+        document = cache.get(data)
+        if document is not MISSING:
+            return document
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise YamlProblem(f"{path}: not UTF-8 (byte {exc.start}); save the file as UTF-8") from None
+    document = _parse(path, text)
+    if cache is not None:
+        cache.add(data, document)
+    return document
+
+
+def _parse(path: Path, text: str) -> Any:
+    # Imported here: a run whose files are all in the cache never needs PyYAML (its import
+    # compiles a large regular expression; docs/design.md, "Start-up").
+    import yaml
+
+    # libyaml's parser when PyYAML was built with it (the wheels are): about nine times faster
+    # than the pure-Python one, which matters at hundreds of manifests (bench/README.md). Both
+    # are the safe loader: plain data only.
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader
+        return yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)

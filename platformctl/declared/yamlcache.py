@@ -1,0 +1,216 @@
+"""Parsed YAML kept between runs, keyed on the file's bytes (docs/design.md, "Parsed YAML cache").
+
+PyYAML builds every document in Python, even with libyaml's parser: about 0.2 ms for a small
+manifest, and a platform of 500 hosts has thousands. A run that finds a file's exact bytes
+here takes the document from JSON instead, and does not import PyYAML at all when every file
+is found. The file is still read, bounded and checked inside the root as before; only the
+parse is skipped, so what a run sees is what parsing those bytes gives.
+
+The cache is a SQLite file in the user's cache folder. It is only ever an optimisation: a
+cache that cannot be opened, read or written is not used and the run parses, silently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import sqlite3
+import stat
+import sys
+from pathlib import Path
+from typing import Any
+
+from platformctl import __version__
+
+FILE_NAME = "parsed-yaml.db"
+# Rows kept; beyond it the oldest written go (a content-keyed cache only grows as files change).
+MAX_ENTRIES = 50_000
+_BUSY_MS = 1000
+_DAMAGED = (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT)
+# Documents with more values than this are parsed every time rather than stored.
+_MAX_NODES = 100_000
+
+
+class _Missing:
+    """The marker :meth:`ParsedYamlCache.get` returns when the bytes are not cached."""
+
+
+MISSING = _Missing()
+
+
+def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/platformctl`` (``~/.cache/platformctl`` when unset)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    return Path(base) / "platformctl"
+
+
+class ParsedYamlCache:
+    """Documents by SHA-256 of the bytes they were parsed from. Use :meth:`open`; call
+    :meth:`close` to write what was added."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db: sqlite3.Connection | None = db
+        self._new: dict[bytes, str] = {}
+
+    @classmethod
+    def open(cls, folder: Path | None = None) -> ParsedYamlCache | None:
+        """The cache in ``folder`` (default: :func:`default_cache_dir`), created if needed;
+        None when it cannot be used (say a read-only home, or a folder someone else may
+        write to)."""
+        folder = folder or default_cache_dir()
+        path = folder / FILE_NAME
+        try:
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if not (_private(folder) and (not os.path.lexists(path) or _private(path))):
+                return None
+            try:
+                return cls._connect(path)
+            except sqlite3.DatabaseError as exc:
+                if exc.sqlite_errorcode & 0xFF not in _DAMAGED:
+                    raise
+                # Damaged (say by a crash while it was written): it is only a cache, start again.
+                path.unlink()
+                return cls._connect(path)
+        except (OSError, sqlite3.Error):
+            return None
+
+    @classmethod
+    def _connect(cls, path: Path) -> ParsedYamlCache:
+        # The file is created 0600: the umask is narrowed only for that open.
+        old_umask = os.umask(0o077)
+        try:
+            db = sqlite3.connect(path, timeout=_BUSY_MS / 1000, isolation_level=None)
+        finally:
+            os.umask(old_umask)
+        cache = cls(db)
+        try:
+            cache._prepare()
+        except sqlite3.Error:
+            db.close()
+            raise
+        return cache
+
+    def _prepare(self) -> None:
+        """Create the table, or empty it when another parser or platformctl wrote it."""
+        db = self._require()
+        db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        db.execute("CREATE TABLE IF NOT EXISTS doc (digest BLOB PRIMARY KEY, json TEXT NOT NULL)")
+        row = db.execute("SELECT value FROM meta WHERE key = 'parser'").fetchone()
+        parser = _parser_identity()
+        if row is None or row[0] != parser:
+            with db:  # one transaction: never a new parser's name over an old parser's rows
+                db.execute("BEGIN IMMEDIATE")
+                db.execute("DELETE FROM doc")
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('parser', ?)", (parser,))
+
+    def get(self, data: bytes) -> Any:
+        """The document parsed from ``data``, or :data:`MISSING`."""
+        if self._db is None:
+            return MISSING
+        digest = hashlib.sha256(data).digest()
+        text = self._new.get(digest)
+        if text is None:
+            try:
+                query = "SELECT json FROM doc WHERE digest = ?"
+                row = self._db.execute(query, (digest,)).fetchone()
+            except sqlite3.Error:
+                self._drop()
+                return MISSING
+            if row is None:
+                return MISSING
+            text = row[0]
+        try:
+            return json.loads(text)
+        except ValueError:  # a damaged row: parse the file instead
+            return MISSING
+
+    def add(self, data: bytes, document: Any) -> None:
+        """Remember ``document`` as what ``data`` parses to, when JSON holds it exactly (a
+        timestamp, a set, binary or a non-string key would come back different: those files
+        are parsed every time)."""
+        if self._db is not None and _plain(document):
+            self._new[hashlib.sha256(data).digest()] = json.dumps(document, allow_nan=False)
+
+    def close(self) -> None:
+        """Write the documents added, in one transaction, and keep the newest
+        :data:`MAX_ENTRIES`."""
+        db, self._db = self._db, None
+        if db is None:
+            return
+        try:
+            if self._new:
+                with db:
+                    db.execute("BEGIN IMMEDIATE")
+                    db.executemany("INSERT OR IGNORE INTO doc VALUES (?, ?)", self._new.items())
+                    db.execute(
+                        "DELETE FROM doc WHERE rowid <= (SELECT max(rowid) FROM doc) - ?",
+                        (MAX_ENTRIES,),
+                    )
+        except sqlite3.Error:
+            pass  # another run holds the cache, or the disk is full: the next run parses
+        finally:
+            self._new.clear()
+            db.close()
+
+    def _drop(self) -> None:
+        """Stop using a cache that failed."""
+        db, self._db = self._db, None
+        if db is not None:
+            db.close()
+
+    def _require(self) -> sqlite3.Connection:
+        assert self._db is not None, "closed"
+        return self._db
+
+
+def _private(path: Path) -> bool:
+    """True when ``path`` is ours and nobody else may write to it: a cache someone else can
+    write would let them choose what the manifests say."""
+    info = os.lstat(path)
+    return info.st_uid == os.getuid() and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+
+
+def _parser_identity() -> str:
+    """platformctl's version and the installed PyYAML's files, found as ``import yaml`` would
+    find them but without importing it: another PyYAML may parse the same bytes differently."""
+    parts = [__version__]
+    for entry in sys.path:
+        folder = os.path.join(entry or ".", "yaml")
+        init = os.path.join(folder, "__init__.py")
+        if not os.path.isfile(init):
+            continue
+        # libyaml's binding beside it decides which parser runs.
+        binding = sorted(name for name in os.listdir(folder) if name.startswith("_yaml."))
+        for location in (init, *(os.path.join(folder, name) for name in binding)):
+            info = os.stat(location)
+            parts.append(f"{location}:{info.st_size}:{info.st_mtime_ns}")
+        break
+    return "|".join(parts)
+
+
+def _plain(document: Any) -> bool:
+    """True when JSON gives ``document`` back equal and of the same types. Walks at most
+    :data:`_MAX_NODES` values: YAML aliases can make a small file a huge tree."""
+    stack = [document]
+    budget = _MAX_NODES
+    while stack:
+        value = stack.pop()
+        budget -= 1
+        if budget < 0:
+            return False
+        if value is None or isinstance(value, str | bool | int):
+            continue
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                return False
+        elif isinstance(value, list):
+            stack.extend(value)
+        elif isinstance(value, dict):
+            if not all(isinstance(key, str) for key in value):
+                return False
+            stack.extend(value.values())
+        else:
+            return False
+    return True

@@ -1,0 +1,309 @@
+"""The parsed-YAML cache: a run sees exactly what parsing the files' current bytes gives, and
+skips PyYAML when it has seen those bytes before."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sqlite3
+import subprocess
+import sys
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from platformctl.declared import yamlcache
+from platformctl.declared.yamlcache import FILE_NAME, MISSING, ParsedYamlCache
+from platformctl.declared.yamlfile import load_yaml
+from tests.conftest import write_compose, write_module
+
+
+def reopened(folder: Path) -> ParsedYamlCache:
+    cache = ParsedYamlCache.open(folder)
+    assert cache is not None
+    return cache
+
+
+def cached_once(folder: Path, root: Path, path: Path) -> tuple[Any, Any]:
+    """What a first run (which parses) and a second run (which may use the cache) read."""
+    first = reopened(folder)
+    before = load_yaml(path, root, first)
+    first.close()
+    second = reopened(folder)
+    try:
+        return before, load_yaml(path, root, second)
+    finally:
+        second.close()
+
+
+def stored(folder: Path) -> int:
+    with sqlite3.connect(folder / FILE_NAME) as db:
+        return int(db.execute("SELECT count(*) FROM doc").fetchone()[0])
+
+
+# --- what a CLI run reads -----------------------------------------------------------------
+
+RUN = """
+import json, sys
+from platformctl.cli import main
+out = sys.stdout
+sys.stdout = open({report!r}, "w")
+try:
+    main(["drift-check", "--root", {root!r}, "--ssh-config", {config!r}, "--db", {db!r},
+          "--json", "--connect-timeout", "5"])
+except SystemExit as exc:
+    sys.stdout.close()
+    report = json.load(open({report!r}))
+    declared = {{m["module"]: (m["declared"]["image"], (m["compose"] or {{}}).get("image"))
+                for m in report["modules"]}}
+    print(exc.code, "yaml" in sys.modules, json.dumps(declared, sort_keys=True), file=out)
+"""
+
+
+def test_a_second_run_takes_unchanged_files_from_the_cache_and_an_edit_is_seen_at_once(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "platform"
+    manifest = write_module(
+        root,
+        "web",
+        {
+            "host": "nowhere",
+            "orchestrator": "docker",
+            "container": "web",
+            "image_observed": "nginx:1.27",
+        },
+    )
+    write_module(
+        root,
+        "api",
+        {
+            "host": "nowhere",
+            "orchestrator": "docker-compose",
+            "compose_service": "api",
+            "image_observed": "api:1.0",
+        },
+    )
+    write_compose(root, "apps", {"api": {"image": "api:1.0"}})
+    config = tmp_path / "ssh_config"
+    config.write_text("Host nowhere\n  HostName 127.0.0.1\n  Port 1\n")  # refused at once
+    code = RUN.format(
+        root=str(root), config=str(config), db=str(tmp_path / "s.db"), report=str(tmp_path / "r")
+    )
+
+    def run() -> str:
+        proc = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+        )
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout.strip()
+
+    declared = '{"api": ["api:1.0", "api:1.0"], "web": ["nginx:1.27", null]}'
+    assert run() == f"5 True {declared}"  # parsed, and remembered
+    assert run() == f"5 False {declared}"  # every file from the cache: PyYAML not even imported
+
+    # Same size, same modification time: only the bytes differ, and that is what counts.
+    info = manifest.stat()
+    manifest.write_text(manifest.read_text().replace("nginx:1.27", "nginx:1.28"))
+    os.utime(manifest, ns=(info.st_atime_ns, info.st_mtime_ns))
+    assert manifest.stat().st_size == info.st_size
+    assert run() == f"5 True {declared.replace('nginx:1.27', 'nginx:1.28')}"
+
+
+# --- what is kept -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("when: 2026-01-01\n", {"when": date(2026, 1, 1)}),
+        ("at: 2026-01-01 10:00:00\n", {"at": datetime(2026, 1, 1, 10, 0)}),
+        ("tags: !!set {a: null}\n", {"tags": {"a"}}),
+        ("1: one\n", {1: "one"}),
+        ("true: yes\n", {True: True}),
+        ("blob: !!binary aGk=\n", {"blob": b"hi"}),
+        ("ratio: .inf\n", {"ratio": math.inf}),
+    ],
+    ids=["date", "timestamp", "set", "int-key", "bool-key", "binary", "infinity"],
+)
+def test_documents_json_cannot_hold_exactly_are_parsed_every_time(
+    tmp_path: Path, text: str, expected: Any
+) -> None:
+    path = tmp_path / "doc.yaml"
+    path.write_text(text)
+    before, after = cached_once(tmp_path / "cache", tmp_path, path)
+    assert before == after == expected
+    assert [type(k) for k in after] == [type(k) for k in expected]
+    assert stored(tmp_path / "cache") == 0
+
+
+def test_a_document_that_refers_to_itself_or_explodes_is_parsed_every_time(tmp_path: Path) -> None:
+    loop = tmp_path / "loop.yaml"
+    loop.write_text("a: &x [1, *x]\n")
+    bomb = tmp_path / "bomb.yaml"
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 7)]
+    bomb.write_text("\n".join(lines) + "\n")  # 10 million values through aliases
+    folder = tmp_path / "cache"
+    cache = reopened(folder)
+    looped = load_yaml(loop, tmp_path, cache)
+    assert looped["a"][1] is looped["a"]
+    load_yaml(bomb, tmp_path, cache)
+    cache.close()
+    assert stored(folder) == 0
+
+
+plain = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(document=plain)
+def test_a_cached_document_is_what_parsing_gives_value_for_value_and_type_for_type(
+    tmp_path_factory: pytest.TempPathFactory, document: Any
+) -> None:
+    folder = tmp_path_factory.mktemp("plain")
+    path = folder / "doc.yaml"
+    path.write_text(yaml.safe_dump(document, allow_unicode=True))
+    before, after = cached_once(folder / "cache", folder, path)
+    assert json.dumps(after) == json.dumps(before)
+    assert _types(after) == _types(before)
+    assert stored(folder / "cache") == 1
+
+
+def _types(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _types(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_types(v) for v in value]
+    return type(value).__name__
+
+
+def test_invalid_yaml_is_reported_the_same_with_a_cache(tmp_path: Path) -> None:
+    from platformctl.declared.yamlfile import YamlProblem
+
+    path = tmp_path / "bad.yaml"
+    path.write_text("a: [1, 2\n")
+    for _ in range(2):
+        cache = reopened(tmp_path / "cache")
+        with pytest.raises(YamlProblem, match=r"bad.yaml:2: invalid YAML"):
+            load_yaml(path, tmp_path, cache)
+        cache.close()
+
+
+# --- a cache that cannot be trusted or used -----------------------------------------------
+
+
+def test_a_cache_folder_others_may_write_to_is_not_used(tmp_path: Path) -> None:
+    folder = tmp_path / "cache"
+    folder.mkdir(mode=0o700)
+    folder.chmod(0o777)
+    assert ParsedYamlCache.open(folder) is None
+    folder.chmod(0o700)
+    reopened(folder).close()
+    (folder / FILE_NAME).chmod(0o666)
+    assert ParsedYamlCache.open(folder) is None
+
+
+def test_the_cache_is_created_private(tmp_path: Path) -> None:
+    folder = tmp_path / "new" / "platformctl"
+    reopened(folder).close()
+    assert folder.stat().st_mode & 0o777 == 0o700
+    assert (folder / FILE_NAME).stat().st_mode & 0o777 == 0o600
+
+
+def test_a_damaged_cache_file_is_started_again(tmp_path: Path) -> None:
+    folder = tmp_path / "cache"
+    folder.mkdir(mode=0o700)
+    (folder / FILE_NAME).write_bytes(b"not a database" * 100)
+    (folder / FILE_NAME).chmod(0o600)
+    path = tmp_path / "doc.yaml"
+    path.write_text("a: 1\n")
+    assert cached_once(folder, tmp_path, path) == ({"a": 1}, {"a": 1})
+    assert stored(folder) == 1
+
+
+def test_an_unwritable_cache_folder_means_no_cache_and_no_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert ParsedYamlCache.open(blocker / "platformctl") is None
+
+
+def test_a_cache_busy_in_another_run_costs_its_documents_not_the_run(tmp_path: Path) -> None:
+    folder = tmp_path / "cache"
+    reopened(folder).close()
+    path = tmp_path / "doc.yaml"
+    path.write_text("a: 1\n")
+    holder = sqlite3.connect(folder / FILE_NAME, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        cache = ParsedYamlCache.open(folder)
+        if cache is not None:  # opening may already find it locked
+            assert load_yaml(path, tmp_path, cache) == {"a": 1}
+            cache.close()
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert stored(folder) == 0
+    assert cached_once(folder, tmp_path, path) == ({"a": 1}, {"a": 1})
+
+
+def test_another_pyyaml_or_platformctl_empties_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "cache"
+    path = tmp_path / "doc.yaml"
+    path.write_text("a: 1\n")
+    cached_once(folder, tmp_path, path)
+    cache = reopened(folder)
+    assert cache.get(path.read_bytes()) == {"a": 1}
+    cache.close()
+    monkeypatch.setattr(yamlcache, "_parser_identity", lambda: "another parser")
+    cache = reopened(folder)
+    assert cache.get(path.read_bytes()) is MISSING
+    cache.close()
+    assert stored(folder) == 0
+
+
+def test_the_parser_identity_names_the_pyyaml_that_import_would_load() -> None:
+    identity = yamlcache._parser_identity()
+    assert identity.split("|")[1].startswith(f"{os.path.dirname(yaml.__file__)}/__init__.py:")
+    assert any("/_yaml." in part for part in identity.split("|")) == yaml.__with_libyaml__
+
+
+def test_the_cache_keeps_the_newest_entries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(yamlcache, "MAX_ENTRIES", 3)
+    folder = tmp_path / "cache"
+    for i in range(5):
+        cache = reopened(folder)
+        cache.add(f"n: {i}\n".encode(), {"n": i})
+        cache.close()
+    cache = reopened(folder)
+    kept = [i for i in range(5) if cache.get(f"n: {i}\n".encode()) is not MISSING]
+    cache.close()
+    assert kept == [2, 3, 4]
+
+
+def test_the_default_folder_follows_xdg_cache_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert yamlcache.default_cache_dir() == tmp_path / "xdg" / "platformctl"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert yamlcache.default_cache_dir() == tmp_path / "home" / ".cache" / "platformctl"
