@@ -75,9 +75,10 @@ exit 1
 
 
 # Runs platformctl's own entry point in this interpreter and, at exit, writes the process's
-# own CPU, its children's (ssh -G) and its peak RSS to the file named by argv[1].
+# own CPU, its children's (ssh -G) and its peak RSS to the file named by argv[1]. The console
+# entry point leaves through os._exit (an older release through the interpreter's exit).
 MEASURED = """
-import atexit, json, resource, sys
+import atexit, json, os, resource, sys
 out = sys.argv.pop(1)
 def report():
     me = resource.getrusage(resource.RUSAGE_SELF)
@@ -86,8 +87,13 @@ def report():
         json.dump([me.ru_utime + me.ru_stime, kids.ru_utime + kids.ru_stime,
                    me.ru_maxrss / 1024], fh)
 atexit.register(report)
-from platformctl.cli import main
-main()
+leave = os._exit
+def reported(code):
+    report()
+    leave(code)
+os._exit = reported
+from platformctl import cli
+getattr(cli, "console", cli.main)()
 """
 
 

@@ -1,5 +1,5 @@
 """Run platformctl as ``python -m platformctl``."""
 
-from platformctl.cli import main
+from platformctl.cli import console
 
-main()
+console()

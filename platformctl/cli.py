@@ -553,7 +553,11 @@ def _open_store(db: str | None, create: bool = True, write: bool | None = None) 
     from platformctl.snapshots.store import Store, default_db_path
 
     path = Path(db).expanduser() if db else default_db_path()
-    return Store.open(path, create=create, write=write)
+    store = Store.open(path, create=create, write=write)
+    # Closed when the command ends, however it ends: the console script leaves without the
+    # interpreter's teardown, which would otherwise close it (see console()).
+    click.get_current_context().call_on_close(store.close)
+    return store
 
 
 def _load_scope(root: str | None, names: tuple[str, ...]) -> tuple[Module, ...]:
@@ -591,6 +595,33 @@ def _fail(message: str, code: ExitCode = ExitCode.USAGE) -> NoReturn:
 
     click.echo(f"platformctl: {clean(message)}", err=True)
     sys.exit(code)
+
+
+def console() -> NoReturn:
+    """The ``platformctl`` command: :func:`main`, then leave at once.
+
+    Tearing the interpreter down after a run (freeing every module of paramiko, cryptography
+    and click, and OpenSSL's own cleanup) takes longer than the differ and the renderer
+    together (docs/design.md, "Start-up"). By the time :func:`main` exits, the store is
+    committed and closed and the connections are closed, so only the output is left to
+    flush.
+    """
+    try:
+        main()
+    except SystemExit as exc:
+        code = exc.code
+    else:  # pragma: no cover - main() always exits
+        code = 0
+    if not isinstance(code, int):
+        if code is not None:
+            print(code, file=sys.stderr)
+        code = 0 if code is None else ExitCode.USAGE
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # the reader left (a closed pipe): as main() says
+            code = code or ExitCode.USAGE
+    os._exit(code)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -154,3 +154,59 @@ def test_version_and_help_import_no_heavy_library(argv: list[str]) -> None:
     assert out.strip().splitlines()[-1] == "0 []"
     if "--help" in argv:
         assert "Usage: platformctl" in out
+
+
+def test_the_command_leaves_fast_with_its_output_whole_and_its_store_closed(
+    tmp_path: Path,
+) -> None:
+    """The console script skips the interpreter's teardown (os._exit): what it printed must
+    still all arrive, with the exit code, and the store must be closed (its WAL folded back
+    in), not left to the teardown that no longer happens."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import write_module
+
+    for i in range(120):  # a report larger than a pipe buffer
+        write_module(
+            tmp_path / "platform",
+            f"web{i}",
+            {
+                "host": "nowhere",
+                "orchestrator": "docker",
+                "container": f"w{i}",
+                "image_observed": "nginx:1",
+            },
+        )
+    config = tmp_path / "ssh_config"
+    config.write_text("Host nowhere\n  HostName 127.0.0.1\n  Port 1\n")  # refused at once
+    db = tmp_path / "s.db"
+    argv = ["--root", str(tmp_path / "platform"), "--db", str(db)]
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "platformctl",
+            "drift-check",
+            "--json",
+            "--ssh-config",
+            str(config),
+            *argv,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 5, proc.stderr
+    assert len(proc.stdout) > 65536
+    assert len(json.loads(proc.stdout)["modules"]) == 120
+    assert db.exists() and not db.with_name("s.db-wal").exists()
+    listed = subprocess.run(
+        [sys.executable, "-m", "platformctl", "snapshots", "list", "--json", *argv],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert [s["status"] for s in json.loads(listed.stdout)["snapshots"]] == ["unreachable"]
