@@ -113,6 +113,10 @@ class ParsedYamlCache:
         text = self._new.get(digest)
         if text is None:
             try:
+                if not self._db.in_transaction:
+                    # One read transaction for the whole load: SQLite otherwise locks the file
+                    # and checks it for changes around every query (a third of a lookup).
+                    self._db.execute("BEGIN")
                 query = "SELECT json FROM doc WHERE digest = ?"
                 row = self._db.execute(query, (digest,)).fetchone()
             except sqlite3.Error:
@@ -140,6 +144,8 @@ class ParsedYamlCache:
         if db is None:
             return
         try:
+            if db.in_transaction:
+                db.execute("ROLLBACK")  # the read transaction get() began
             if self._new:
                 with db:
                     db.execute("BEGIN IMMEDIATE")
