@@ -11,6 +11,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from platformctl.collector.knownhosts import KeyCheck, KeyDecision, KnownHosts, host_key_decision
 from tests.conftest import IN_CI
@@ -215,3 +217,58 @@ def test_strict_host_key_checking_policy(
     verdict: KeyCheck, strict: str, decision: KeyDecision
 ) -> None:
     assert host_key_decision(verdict, strict) is decision
+
+
+def test_a_name_checked_before_its_key_was_added_is_known_after(tmp_path: Path) -> None:
+    hosts = known(tmp_path, f"other ssh-ed25519 {KEY}")
+    path = str(tmp_path / "known_hosts")
+    assert check(hosts, "new") is KeyCheck.UNKNOWN
+    assert hosts.known_types("new") == []
+    hosts.add("new", "ssh-ed25519", KEY, path)  # accept-new, in the same run
+    assert check(hosts, "new") is KeyCheck.KNOWN
+    assert hosts.known_types("new") == ["ssh-ed25519"]
+
+
+def _linear(lines: list[str], name: str) -> list[str]:
+    """The key types of the lines matching ``name``, in file order: one line at a time."""
+    from platformctl.collector.knownhosts import _Entry
+
+    types = []
+    for line in lines:
+        patterns, key_type, _ = line.split()
+        names = (patterns,) if patterns.startswith("|1|") else tuple(patterns.split(","))
+        if _Entry(names, key_type, KEY).matches(name):
+            types.append(key_type)
+    return types
+
+
+NAMES = ["web", "Web", "db", "db1", "[db]:2222", "x.example.com", "bad.example.com", "nope"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.lists(
+                st.sampled_from(
+                    [*NAMES, "*.example.com", "!bad.example.com", "db?", "*", "[db]:*", "WEB"]
+                ),
+                min_size=1,
+                max_size=3,
+            ),
+            st.booleans(),
+        ),
+        max_size=8,
+    ),
+)
+def test_the_index_finds_what_a_line_by_line_scan_finds(
+    tmp_path_factory: pytest.TempPathFactory, rows: list[tuple[list[str], bool]]
+) -> None:
+    folder = tmp_path_factory.mktemp("kh")
+    lines = []
+    for i, (patterns, is_hashed) in enumerate(rows):
+        field = hashed(patterns[0].lower()) if is_hashed else ",".join(patterns)
+        lines.append(f"{field} type-{i} {KEY}")
+    hosts = known(folder, *lines)
+    for name in NAMES:
+        assert hosts.known_types(name) == _linear(lines, name), name

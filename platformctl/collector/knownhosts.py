@@ -107,6 +107,12 @@ class KnownHosts:
     def __init__(self, files: tuple[str, ...] | list[str]) -> None:
         self.files = tuple(files)
         self._entries: list[_Entry] = []
+        # Entries naming hosts literally, by name; the others (hashed, wildcards, negations)
+        # are matched one by one. Every host of a run is looked up twice: without the index
+        # that is a scan of the whole file each time (bench/README.md, 500 hosts).
+        self._literal: dict[str, list[int]] = {}
+        self._patterned: list[int] = []
+        self._matches: dict[str, list[_Entry]] = {}
         self._revoked: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
         for f in self.files:
@@ -133,12 +139,31 @@ class KnownHosts:
             if marker is not None:
                 continue  # @cert-authority: certificates are not supported; skip the line
             names = (patterns,) if patterns.startswith("|1|") else tuple(patterns.split(","))
-            self._entries.append(_Entry(names, key_type, key_b64))
+            self._append(_Entry(names, key_type, key_b64))
+
+    def _append(self, entry: _Entry) -> None:
+        index = len(self._entries)
+        self._entries.append(entry)
+        self._matches.clear()
+        if any(p.startswith(("|1|", "!")) or "*" in p or "?" in p for p in entry.patterns):
+            self._patterned.append(index)
+            return
+        for pattern in entry.patterns:
+            self._literal.setdefault(pattern.lower(), []).append(index)
+
+    def _matching(self, name: str) -> list[_Entry]:
+        """The entries that match ``name``, in file order (call under the lock)."""
+        found = self._matches.get(name)
+        if found is None:
+            hits = set(self._literal.get(name.lower(), ()))
+            hits.update(i for i in self._patterned if self._entries[i].matches(name))
+            found = self._matches[name] = [self._entries[i] for i in sorted(hits)]
+        return found
 
     def known_types(self, name: str) -> list[str]:
         """Key types recorded for ``name``, to prefer them in the key exchange."""
         with self._lock:
-            return [e.key_type for e in self._entries if e.matches(name)]
+            return [e.key_type for e in self._matching(name)]
 
     def check(self, name: str, key_type: str, key_b64: str) -> KeyCheck:
         """Judge the key a server presented for ``name`` (``host`` or ``[host]:port``)."""
@@ -146,7 +171,7 @@ class KnownHosts:
         if (family, key_b64) in self._revoked:
             return KeyCheck.REVOKED
         with self._lock:
-            matching = [e for e in self._entries if e.matches(name)]
+            matching = self._matching(name)
         if any(e.key_type == family and e.key_b64 == key_b64 for e in matching):
             return KeyCheck.KNOWN
         if any(e.key_type == family for e in matching):
@@ -158,7 +183,7 @@ class KnownHosts:
         ``hashed`` (``HashKnownHosts yes``) the name is written hashed, as ssh writes it."""
         family = _key_family(key_type)
         with self._lock:
-            if any(e.matches(name) and e.key_b64 == key_b64 for e in self._entries):
+            if any(e.key_b64 == key_b64 for e in self._matching(name)):
                 return
             pattern = _hash_name(name.lower()) if hashed else name
             target = Path(path)
@@ -166,7 +191,7 @@ class KnownHosts:
             fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             with os.fdopen(fd, "a", encoding="utf-8") as fh:
                 fh.write(f"{pattern} {family} {key_b64}\n")
-            self._entries.append(_Entry((pattern,), family, key_b64))
+            self._append(_Entry((pattern,), family, key_b64))
 
 
 def _hash_name(name: str) -> str:
