@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     Socket: TypeAlias = "socket.socket | paramiko.Channel | _ProxySocket"
 
 RSA_SHA2 = ("rsa-sha2-512", "rsa-sha2-256")
+AEAD_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
 MAX_HOPS = 8
 """ProxyJump hops followed before a chain is taken for a loop."""
 JumpKey: TypeAlias = tuple[str, str]
@@ -66,7 +67,9 @@ class SshSettings:
     _known: dict[tuple[str, ...], KnownHosts] = field(default_factory=dict)
     _jumps: dict[JumpKey, paramiko.Transport | TransportFailure] = field(default_factory=dict)
     _jump_locks: dict[JumpKey, threading.RLock] = field(default_factory=dict)
+    _keys: dict[str, tuple[paramiko.PKey | None, bool]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _key_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def known_hosts(self, target: SshTarget) -> KnownHosts:
         """Load each distinct set of known_hosts files once per run, shared by all threads."""
@@ -75,6 +78,15 @@ class SshSettings:
             if files not in self._known:
                 self._known[files] = KnownHosts(files)
             return self._known[files]
+
+    def private_key(self, path: str) -> tuple[paramiko.PKey | None, bool]:
+        """The key in ``path`` (None when unusable) and whether it is passphrase-protected,
+        read once per run: every host offers the same files, and parsing one costs a tenth
+        of a handshake."""
+        with self._key_lock:
+            if path not in self._keys:
+                self._keys[path] = _read_private_key(path)
+            return self._keys[path]
 
     def jump(self, key: JumpKey, opener: Callable[[], paramiko.Transport]) -> paramiko.Transport:
         """The one authenticated transport to the jump host ``key`` names, shared by every host
@@ -188,9 +200,14 @@ class SshTransport:
         known = self.settings.known_hosts(target)
         # _ProxySocket is socket-like (send, recv, settimeout, close), all paramiko uses.
         transport = paramiko.Transport(sock)  # type: ignore[arg-type]
+        options = transport.get_security_options()
+        # AES-GCM first when the server has it: an AEAD cipher needs no separate MAC, which
+        # paramiko computes in Python for every packet; about a tenth of a host's CPU with
+        # the usual ~150 KB answer (bench/README.md). The rest of paramiko's order follows.
+        aead = tuple(c for c in AEAD_CIPHERS if c in options.ciphers)
+        options.ciphers = aead + tuple(c for c in options.ciphers if c not in aead)
         preferred = known.known_types(name)
         if preferred:
-            options = transport.get_security_options()
             order: list[str] = []
             for key_type in preferred:
                 order.extend(RSA_SHA2 if key_type == "ssh-rsa" else (key_type,))
@@ -304,7 +321,7 @@ class SshTransport:
         """Offer keys in OpenSSH's order; returns once authenticated or out of keys."""
         import paramiko
 
-        for label, load in _candidate_keys(target, agent, encrypted):
+        for label, load in _candidate_keys(target, agent, encrypted, self.settings):
             if not transport.is_active():
                 return
             key = load()
@@ -612,12 +629,10 @@ def _public_blob(path: str) -> bytes | None:
 
 
 def _candidate_keys(
-    target: SshTarget, agent: _SocketAgent | None, encrypted: list[str]
+    target: SshTarget, agent: _SocketAgent | None, encrypted: list[str], settings: SshSettings
 ) -> list[tuple[str, Callable[[], paramiko.PKey | None]]]:
     """Keys to offer, in OpenSSH's order (:func:`order_identities`): IdentityFile, or the
     default key files when the config names none."""
-    import paramiko
-
     agent_keys = list(agent.get_keys()) if agent is not None else []
     files = target.identity_files or tuple(os.path.expanduser(p) for p in DEFAULT_IDENTITIES)
     # A file given only as its public half (PATH.pub, the private key in an agent or a
@@ -626,17 +641,10 @@ def _candidate_keys(
 
     def loader(path: str) -> Callable[[], paramiko.PKey | None]:
         def load() -> paramiko.PKey | None:
-            try:
-                return paramiko.PKey.from_path(path)
-            except paramiko.PasswordRequiredException:
+            key, protected = settings.private_key(path)
+            if protected:
                 encrypted.append(path)
-            except TypeError as exc:
-                # cryptography raises TypeError for an encrypted OpenSSH-format key.
-                if "password" in str(exc).lower():
-                    encrypted.append(path)
-            except (OSError, paramiko.SSHException, ValueError):
-                pass
-            return None
+            return key
 
         return load
 
@@ -649,6 +657,21 @@ def _candidate_keys(
         elif os.path.isfile(files[i]):
             candidates.append((files[i], loader(files[i])))
     return candidates
+
+
+def _read_private_key(path: str) -> tuple[paramiko.PKey | None, bool]:
+    """The key in ``path`` (None when it cannot be used) and whether a passphrase is why."""
+    import paramiko
+
+    try:
+        return paramiko.PKey.from_path(path), False
+    except paramiko.PasswordRequiredException:
+        return None, True
+    except TypeError as exc:
+        # cryptography raises TypeError for an encrypted OpenSSH-format key.
+        return None, "password" in str(exc).lower()
+    except (OSError, paramiko.SSHException, ValueError):
+        return None, False
 
 
 class _SocketAgent:

@@ -220,3 +220,83 @@ def test_encrypted_key_without_agent_says_so(
     (host,) = result.json()["hosts"]
     assert result.code == 5 and host["status"] == "auth-failed"
     assert "passphrase-protected" in host["reason"] and str(key) in host["reason"]
+
+
+def _transports(monkeypatch: pytest.MonkeyPatch) -> list:
+    """Every paramiko Transport a run makes, recorded as it is made."""
+    from platformctl.collector.paramiko_import import import_paramiko
+
+    import_paramiko()
+    import paramiko
+
+    made: list[paramiko.Transport] = []
+    original = paramiko.Transport.__init__
+
+    def recording(self: paramiko.Transport, *args: object, **kwargs: object) -> None:
+        original(self, *args, **kwargs)  # type: ignore[arg-type]
+        made.append(self)
+
+    monkeypatch.setattr(paramiko.Transport, "__init__", recording)
+    return made
+
+
+@pytest.mark.parametrize(
+    ("server_ciphers", "negotiated"),
+    [
+        ("", "aes128-gcm@openssh.com"),  # the server offers everything: AES-GCM, no HMAC
+        ("Ciphers aes256-gcm@openssh.com,aes128-ctr\n", "aes256-gcm@openssh.com"),
+        ("Ciphers aes128-ctr\n", "aes128-ctr"),  # no GCM: paramiko's own order follows
+    ],
+)
+def test_aes_gcm_is_preferred_and_a_server_without_it_is_still_reached(
+    std_lab: StandardLab,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    server_ciphers: str,
+    negotiated: str,
+) -> None:
+    from platformctl.collector.connector import CollectOptions, Connector
+
+    lab = std_lab.lab
+    host = lab.start_sshd(f"gcm-{uuid.uuid4().hex[:6]}", lab.engines["alpha"], extra=server_ciphers)
+    config = tmp_path / "config"
+    config.write_text(
+        f"Host target\n  HostName 127.0.0.1\n  Port {host.port}\n  User root\n"
+        f"  IdentityFile {lab.client_key}\n  IdentitiesOnly yes\n"
+        f"  UserKnownHostsFile {lab.known_hosts}\n  GlobalKnownHostsFile none\n"
+    )
+    made = _transports(monkeypatch)
+    connector = Connector(CollectOptions(ssh_config=str(config)), warn=lambda _: None)
+    try:
+        output = connector("target").run("echo reached")
+    finally:
+        connector.close()
+    assert output.stdout == b"reached\n"
+    assert [(t.local_cipher, t.remote_cipher) for t in made] == [(negotiated, negotiated)]
+
+
+def test_a_key_file_is_read_once_per_run_for_all_hosts(
+    std_lab: StandardLab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import paramiko
+
+    from platformctl.collector.connector import CollectOptions, Connector
+    from platformctl.collector.fanout import collect
+    from platformctl.collector.script import build_script
+
+    lab = std_lab.lab
+    reads: list[str] = []
+    original = paramiko.PKey.from_path
+
+    def counting(path: str, *args: object, **kwargs: object) -> paramiko.PKey:
+        reads.append(str(path))
+        return original(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(paramiko.PKey, "from_path", staticmethod(counting))
+    connector = Connector(CollectOptions(ssh_config=str(lab.ssh_config)), warn=lambda _: None)
+    try:
+        result = collect(["alpha", "beta"], connector, build_script("docker"), jobs=2)
+    finally:
+        connector.close()
+    assert [h.status.value for h in result.hosts] == ["ok", "ok"]
+    assert reads == [str(lab.client_key)]
