@@ -1,4 +1,4 @@
-"""Benchmark: wall time of ``platformctl --version`` (target ≤ 0.3 s, SPEC §8).
+"""Benchmark: wall time of ``platformctl --version`` (target ≤ 0.3 s, bench/README.md).
 
 Run: ``python -m bench.startup [--runs N]``. Prints the median and spread over N runs of the
 installed console script, and the same for ``python -c pass`` measured in the same run, so the
