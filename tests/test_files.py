@@ -282,3 +282,71 @@ def test_the_resolved_path_is_realpaths_for_every_kind_of_entry(tmp_path: Path) 
     ]
     for path in cases:
         assert _realpath(path) == os.path.realpath(path), path
+
+
+def test_the_kernel_answers_without_realpath_for_files_that_exist(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from platformctl.declared import files
+
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "file.yaml").write_text("a: 1\n")
+    (tmp_path / "link").symlink_to("sub")
+    expected = os.path.realpath(tmp_path / "link" / "file.yaml")
+
+    def refuse(path: object) -> str:
+        raise AssertionError("realpath used")
+
+    monkeypatch.setattr(files.os.path, "realpath", refuse)
+    assert files._realpath(tmp_path / "link" / "file.yaml") == expected
+
+
+def test_without_o_path_files_are_resolved_and_refused_as_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from platformctl.declared import files
+
+    monkeypatch.setattr(files, "_O_PATH", 0)  # as on a kernel without it
+    (tmp_path / "inside.yaml").write_text("a: 1\n")
+    (tmp_path / "out").symlink_to("/etc/hostname")
+    assert read_repo_file(tmp_path, tmp_path / "inside.yaml", MiB) == b"a: 1\n"
+    with pytest.raises(RepoFileError, match="outside the platform root"):
+        read_repo_file(tmp_path, tmp_path / "out", MiB)
+
+
+def test_a_folder_swapped_for_a_symlink_after_the_check_cannot_lead_outside(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file that passed the root check is the one opened: a folder on its path replaced
+    by a symlink to somewhere else in between (a race another user could run) changes
+    nothing."""
+    from platformctl.declared import files
+
+    root = tmp_path / "repo"
+    (root / "modules" / "web").mkdir(parents=True)
+    (root / "modules" / "web" / "module.yaml").write_text("checked: true\n")
+    elsewhere = tmp_path / "elsewhere" / "web"
+    elsewhere.mkdir(parents=True)
+    (elsewhere / "module.yaml").write_text(f"secret: {SECRET}\n")
+    checked = files._checked
+
+    def check_then_swap(root_: Path, path: Path, real: str) -> str:
+        result = checked(root_, path, real)
+        (root / "modules" / "web").rename(root / "modules" / "web-old")
+        (root / "modules" / "web").symlink_to(elsewhere)
+        return result
+
+    monkeypatch.setattr(files, "_checked", check_then_swap)
+    data = read_repo_file(root, root / "modules" / "web" / "module.yaml", MiB)
+    assert data == b"checked: true\n"
+
+
+def test_a_looping_or_broken_link_in_modules_is_passed_over(tmp_path: Path) -> None:
+    write_module(
+        tmp_path,
+        "web",
+        {"host": "localhost", "orchestrator": "docker", "container": "w", "image_observed": "a:1"},
+    )
+    (tmp_path / "modules" / "loop").symlink_to("loop")
+    (tmp_path / "modules" / "through-a-file").symlink_to("/etc/hostname/x")
+    assert [m.name for m in load_declared(tmp_path).modules] == ["web"]

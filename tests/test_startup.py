@@ -186,3 +186,25 @@ def test_the_stand_in_answers_other_questions_with_the_real_importlib_metadata()
     assert stand_in.version("paramiko") == importlib.metadata.version("paramiko")
     assert stand_in.version("click") == importlib.metadata.version("click")
     assert stand_in.distribution("click").metadata["Name"] == "click"
+
+
+def test_an_unreadable_folder_on_the_path_leaves_the_answer_to_importlib_metadata(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from platformctl.collector import paramiko_import
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    site = dist_info(tmp_path / "site", "paramiko-9.8.7.dist-info", PLAIN)
+    monkeypatch.setattr(sys, "path", [str(locked), str(site)])
+    listdir = os.listdir
+
+    def refusing(folder: str) -> list[str]:
+        if folder == str(locked):
+            raise PermissionError(13, "Permission denied", folder)
+        return listdir(folder)
+
+    monkeypatch.setattr(paramiko_import.os, "listdir", refusing)
+    assert paramiko_import._dist_info_version("paramiko") is None

@@ -248,12 +248,12 @@ def test_a_cache_busy_in_another_run_costs_its_documents_not_the_run(tmp_path: P
     path = tmp_path / "doc.yaml"
     path.write_text("a: 1\n")
     holder = sqlite3.connect(folder / FILE_NAME, isolation_level=None)
-    holder.execute("BEGIN EXCLUSIVE")
+    holder.execute("BEGIN EXCLUSIVE")  # another run, writing
     try:
-        cache = ParsedYamlCache.open(folder)
-        if cache is not None:  # opening may already find it locked
-            assert load_yaml(path, tmp_path, cache) == {"a": 1}
-            cache.close()
+        cache = ParsedYamlCache.open(folder)  # WAL: reading goes on beside a writer
+        assert cache is not None
+        assert load_yaml(path, tmp_path, cache) == {"a": 1}
+        cache.close()  # cannot write within its busy timeout: the documents are dropped
     finally:
         holder.execute("ROLLBACK")
         holder.close()
@@ -305,5 +305,48 @@ def test_the_default_folder_follows_xdg_cache_home(
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert yamlcache.default_cache_dir() == tmp_path / "xdg" / "platformctl"
     monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert yamlcache.default_cache_dir() == tmp_path / "home" / ".cache" / "platformctl"
+
+
+def test_an_integer_too_long_for_json_is_parsed_every_time(tmp_path: Path) -> None:
+    path = tmp_path / "doc.yaml"
+    path.write_text("n: 0x" + "F" * 4000 + "\n")  # past Python's int-to-text limit
+    before, after = cached_once(tmp_path / "cache", tmp_path, path)
+    assert before == after == {"n": int("F" * 4000, 16)}
+    assert stored(tmp_path / "cache") == 0
+
+
+def test_documents_of_one_pyyaml_never_land_under_anothers_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run A opens the cache, run B with another PyYAML relabels and empties it, then A
+    finishes: A must neither serve B's entries nor write its own under B's label."""
+    folder = tmp_path / "cache"
+    path = tmp_path / "doc.yaml"
+    path.write_text("a: 1\n")
+    cached_once(folder, tmp_path, path)
+    run_a = reopened(folder)
+    run_a2 = reopened(folder)  # one that parsed everything itself: it only adds
+    run_a2.add(b"d: 4\n", {"d": 4})
+    with monkeypatch.context() as other:
+        other.setattr(yamlcache, "_parser_identity", lambda: "another PyYAML")
+        run_b = reopened(folder)
+        run_b.add(path.read_bytes(), {"a": "as B parsed it"})
+        run_b.close()
+    assert run_a.get(path.read_bytes()) is MISSING  # B's cache now: A stops using it
+    run_a.add(b"c: 3\n", {"c": 3})
+    run_a.close()
+    run_a2.close()
+    with sqlite3.connect(folder / FILE_NAME) as db:
+        assert db.execute("SELECT value FROM meta").fetchall() == [("another PyYAML",)]
+        rows = [json.loads(row[0]) for row in db.execute("SELECT json FROM doc")]
+    assert rows == [{"a": "as B parsed it"}]
+
+
+def test_a_relative_xdg_cache_home_is_ignored_as_the_spec_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/cache")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert yamlcache.default_cache_dir() == tmp_path / "home" / ".cache" / "platformctl"

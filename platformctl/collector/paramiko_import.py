@@ -88,9 +88,13 @@ def _dist_info_version(project: str) -> str | None:
             if os.path.exists(folder):
                 return None  # a zip archive: importlib.metadata would look inside
             continue
+        try:
+            names = os.listdir(folder)
+        except OSError:  # unreadable: importlib.metadata passes it over, and so may answer
+            return None
         found = [
             name
-            for name in os.listdir(folder)
+            for name in names
             if name.lower().startswith(f"{project}-") or name.lower().startswith(f"{project}.")
             if name.lower().endswith((".dist-info", ".egg-info"))
         ]

@@ -45,9 +45,13 @@ def resolve_inside(root: Path, path: Path) -> Path:
 
 
 def _resolve_inside(root: Path, path: Path) -> str:
+    return _checked(root, path, _realpath(path))
+
+
+def _checked(root: Path, path: Path, real: str) -> str:
+    """``real`` (what ``path`` resolves to), unless it leaves ``root`` or is a kernel file."""
     # On strings: this runs for every file of the repository.
     real_root = _real_root(root)
-    real = _realpath(path)
     if not inside(real_root, real):
         raise RepoFileError(
             f"{path}: resolves to {real}, outside the platform root {real_root}; "
@@ -58,25 +62,42 @@ def _resolve_inside(root: Path, path: Path) -> str:
     return real
 
 
-def _realpath(path: Path) -> str:
-    """``os.path.realpath(path)``, asked of the kernel when it can answer: one lookup, where
-    realpath lstat()s every component in Python (a third of reading a small manifest)."""
+# Linux only; elsewhere every path goes through os.path.realpath.
+_O_PATH = getattr(os, "O_PATH", 0)
+
+
+def _kernel_resolve(path: Path) -> tuple[int, str] | None:
+    """An ``O_PATH`` descriptor of ``path`` and the real path the kernel gives it: one lookup,
+    where realpath lstat()s every component in Python (a third of reading a small manifest).
+    None where the kernel cannot say (no ``O_PATH`` or ``/proc``, a missing file or a dangling
+    symlink: realpath then says where it leads)."""
+    if not _O_PATH:
+        return None
     try:
         # O_PATH resolves the path without opening the file itself: no FIFO waits and no
         # device sees an open.
-        fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
-    except OSError:  # missing, a dangling symlink, no permission: realpath says where it leads
-        return os.path.realpath(path)
+        fd = os.open(path, _O_PATH | os.O_CLOEXEC)
+    except OSError:
+        return None
     try:
         real = os.readlink(f"/proc/self/fd/{fd}")
     except OSError:  # no /proc
         real = ""
-    finally:
-        os.close(fd)
     # Anything but a plain absolute path ("(deleted)", a path outside a chroot): realpath.
-    return (
-        real if real.startswith("/") and not real.endswith(" (deleted)") else os.path.realpath(path)
-    )
+    if real.startswith("/") and not real.endswith(" (deleted)"):
+        return fd, real
+    os.close(fd)
+    return None
+
+
+def _realpath(path: Path) -> str:
+    """``os.path.realpath(path)``, asked of the kernel when it can answer."""
+    found = _kernel_resolve(path)
+    if found is None:
+        return os.path.realpath(path)
+    fd, real = found
+    os.close(fd)
+    return real
 
 
 def read_repo_file(root: Path, path: Path, max_bytes: int) -> bytes:
@@ -87,14 +108,31 @@ def read_repo_file(root: Path, path: Path, max_bytes: int) -> bytes:
     Raises :class:`RepoFileError` (outside the root, not a regular file, too large,
     missing or unreadable), so callers turn one exception into their own problem.
     """
-    real = _resolve_inside(root, path)
     # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever.
-    # O_NOFOLLOW: the path was resolved above; a symlink appearing there since is refused.
-    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_NOCTTY | os.O_CLOEXEC
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+    found = _kernel_resolve(path)
+    if found is None:
+        target = _checked(root, path, os.path.realpath(path))
+        # O_NOFOLLOW: the path was resolved above; a symlink appearing there since is refused.
+        flags |= os.O_NOFOLLOW
+        resolved = None
+    else:
+        resolved, real = found
+        try:
+            _checked(root, path, real)
+        except RepoFileError:
+            os.close(resolved)
+            raise
+        # The very file checked above is opened through its descriptor, not looked up again
+        # by name: a folder on the way swapped for a symlink since cannot lead elsewhere.
+        target = f"/proc/self/fd/{resolved}"
     try:
-        fd = os.open(real, flags)
+        fd = os.open(target, flags)
     except OSError as exc:
         raise RepoFileError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    finally:
+        if resolved is not None:
+            os.close(resolved)
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):

@@ -71,7 +71,7 @@ def load_declared(root: Path, cache: ParsedYamlCache | None = None) -> DeclaredS
     # Names, not paths, are sorted and the entries' types come with the listing: this runs
     # once per module folder (bench/README.md, 500 hosts).
     with os.scandir(modules_dir) as entries:
-        folders = sorted(entry.name for entry in entries if entry.is_dir())
+        folders = sorted(entry.name for entry in entries if _is_folder(entry))
     for folder in folders:
         for name in MANIFEST_NAMES:
             # present(), not is_file(): a manifest that is a FIFO or a dangling symlink is
@@ -96,6 +96,15 @@ def load_declared(root: Path, cache: ParsedYamlCache | None = None) -> DeclaredS
     # Stable: modules of one name stay in folder order, the first valid, the others not.
     modules.sort(key=lambda m: m.name)
     return DeclaredState(modules=tuple(modules))
+
+
+def _is_folder(entry: os.DirEntry[str]) -> bool:
+    """A folder, or a symlink to one; a link that loops or leads nowhere is passed over, as
+    ``Path.is_dir`` passes it over, not an error for the whole repository."""
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
 
 
 def load_manifest(path: Path, cache: ParsedYamlCache | None = None) -> Module:

@@ -12,6 +12,7 @@ cache that cannot be opened, read or written is not used and the run parses, sil
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -40,9 +41,15 @@ class _Missing:
 MISSING = _Missing()
 
 
-def default_cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/platformctl`` (``~/.cache/platformctl`` when unset)."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+def default_cache_dir() -> Path | None:
+    """``$XDG_CACHE_HOME/platformctl`` (``~/.cache/platformctl`` when unset or relative, as
+    the XDG spec says); None without a home folder."""
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    if not os.path.isabs(base):
+        home = os.path.expanduser("~")
+        if not os.path.isabs(home):
+            return None
+        base = os.path.join(home, ".cache")
     return Path(base) / "platformctl"
 
 
@@ -50,8 +57,9 @@ class ParsedYamlCache:
     """Documents by SHA-256 of the bytes they were parsed from. Use :meth:`open`; call
     :meth:`close` to write what was added."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: sqlite3.Connection, parser: str) -> None:
         self._db: sqlite3.Connection | None = db
+        self._parser = parser
         self._new: dict[bytes, str] = {}
 
     @classmethod
@@ -60,6 +68,8 @@ class ParsedYamlCache:
         None when it cannot be used (say a read-only home, or a folder someone else may
         write to)."""
         folder = folder or default_cache_dir()
+        if folder is None:
+            return None
         path = folder / FILE_NAME
         try:
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -71,9 +81,11 @@ class ParsedYamlCache:
                 if exc.sqlite_errorcode & 0xFF not in _DAMAGED:
                     raise
                 # Damaged (say by a crash while it was written): it is only a cache, start again.
-                path.unlink()
+                for leftover in ("", "-wal", "-shm", "-journal"):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(f"{path}{leftover}")
                 return cls._connect(path)
-        except (OSError, sqlite3.Error):
+        except (OSError, ValueError, sqlite3.Error):  # ValueError: a NUL in the path
             return None
 
     @classmethod
@@ -84,26 +96,29 @@ class ParsedYamlCache:
             db = sqlite3.connect(path, timeout=_BUSY_MS / 1000, isolation_level=None)
         finally:
             os.umask(old_umask)
-        cache = cls(db)
         try:
+            cache = cls(db, _parser_identity())
             cache._prepare()
-        except sqlite3.Error:
+        except (OSError, sqlite3.Error):
             db.close()
             raise
         return cache
 
     def _prepare(self) -> None:
-        """Create the table, or empty it when another parser or platformctl wrote it."""
+        """Create the tables, or empty them when another parser or platformctl wrote them."""
         db = self._require()
+        # WAL: one run reading the cache does not hold up another run writing to it. The
+        # switch can find the file busy (SQLite applies no busy timeout to it); the cache
+        # then stays in rollback mode, which is only slower.
+        with contextlib.suppress(sqlite3.OperationalError):
+            db.execute("PRAGMA journal_mode=WAL")
         db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
         db.execute("CREATE TABLE IF NOT EXISTS doc (digest BLOB PRIMARY KEY, json TEXT NOT NULL)")
-        row = db.execute("SELECT value FROM meta WHERE key = 'parser'").fetchone()
-        parser = _parser_identity()
-        if row is None or row[0] != parser:
+        if self._stored(db) != self._parser:
             with db:  # one transaction: never a new parser's name over an old parser's rows
                 db.execute("BEGIN IMMEDIATE")
                 db.execute("DELETE FROM doc")
-                db.execute("INSERT OR REPLACE INTO meta VALUES ('parser', ?)", (parser,))
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('parser', ?)", (self._parser,))
 
     def get(self, data: bytes) -> Any:
         """The document parsed from ``data``, or :data:`MISSING`."""
@@ -115,8 +130,13 @@ class ParsedYamlCache:
             try:
                 if not self._db.in_transaction:
                     # One read transaction for the whole load: SQLite otherwise locks the file
-                    # and checks it for changes around every query (a third of a lookup).
+                    # and checks it for changes around every query (a third of a lookup). The
+                    # parser is checked again inside it: another run with another PyYAML may
+                    # have emptied and relabelled the cache since it was opened.
                     self._db.execute("BEGIN")
+                    if self._stored(self._db) != self._parser:
+                        self._drop()
+                        return MISSING
                 query = "SELECT json FROM doc WHERE digest = ?"
                 row = self._db.execute(query, (digest,)).fetchone()
             except sqlite3.Error:
@@ -134,8 +154,13 @@ class ParsedYamlCache:
         """Remember ``document`` as what ``data`` parses to, when JSON holds it exactly (a
         timestamp, a set, binary or a non-string key would come back different: those files
         are parsed every time)."""
-        if self._db is not None and _plain(document):
-            self._new[hashlib.sha256(data).digest()] = json.dumps(document, allow_nan=False)
+        if self._db is None or not _plain(document):
+            return
+        try:
+            text = json.dumps(document, allow_nan=False)
+        except ValueError:  # an integer longer than Python converts to text
+            return
+        self._new[hashlib.sha256(data).digest()] = text
 
     def close(self) -> None:
         """Write the documents added, in one transaction, and keep the newest
@@ -149,16 +174,24 @@ class ParsedYamlCache:
             if self._new:
                 with db:
                     db.execute("BEGIN IMMEDIATE")
-                    db.executemany("INSERT OR IGNORE INTO doc VALUES (?, ?)", self._new.items())
-                    db.execute(
-                        "DELETE FROM doc WHERE rowid <= (SELECT max(rowid) FROM doc) - ?",
-                        (MAX_ENTRIES,),
-                    )
+                    # Written only under the parser they were parsed with (see get()).
+                    if self._stored(db) == self._parser:
+                        db.executemany("INSERT OR IGNORE INTO doc VALUES (?, ?)", self._new.items())
+                        db.execute(
+                            "DELETE FROM doc WHERE rowid <= (SELECT max(rowid) FROM doc) - ?",
+                            (MAX_ENTRIES,),
+                        )
         except sqlite3.Error:
             pass  # another run holds the cache, or the disk is full: the next run parses
         finally:
             self._new.clear()
             db.close()
+
+    @staticmethod
+    def _stored(db: sqlite3.Connection) -> str | None:
+        """The parser the cache's entries were made with."""
+        row = db.execute("SELECT value FROM meta WHERE key = 'parser'").fetchone()
+        return None if row is None else str(row[0])
 
     def _drop(self) -> None:
         """Stop using a cache that failed."""
