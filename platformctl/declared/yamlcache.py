@@ -112,6 +112,9 @@ class ParsedYamlCache:
         # then stays in rollback mode, which is only slower.
         with contextlib.suppress(sqlite3.OperationalError):
             db.execute("PRAGMA journal_mode=WAL")
+        # No fsync at each commit: a cache may lose its last entries in a crash, never its
+        # consistency (and a damaged file is started again).
+        db.execute("PRAGMA synchronous=NORMAL")
         db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
         db.execute("CREATE TABLE IF NOT EXISTS doc (digest BLOB PRIMARY KEY, json TEXT NOT NULL)")
         if self._stored(db) != self._parser:
