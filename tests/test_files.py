@@ -350,3 +350,44 @@ def test_a_looping_or_broken_link_in_modules_is_passed_over(tmp_path: Path) -> N
     (tmp_path / "modules" / "loop").symlink_to("loop")
     (tmp_path / "modules" / "through-a-file").symlink_to("/etc/hostname/x")
     assert [m.name for m in load_declared(tmp_path).modules] == ["web"]
+
+
+def test_a_kernel_answer_naming_another_file_is_not_trusted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A link through /proc/PID/root of a process in another mount namespace (a container)
+    reads back as a path of that namespace, which may look inside the root here. Only a
+    path that names the very file opened is believed; otherwise realpath decides."""
+    from platformctl.declared import files
+
+    root = tmp_path / "repo"
+    root.mkdir()
+    (root / "inside.yaml").write_text("harmless: true\n")
+    outside = tmp_path / "outside.yaml"
+    outside.write_text(f"secret: {SECRET}\n")
+    (root / "evil.yaml").symlink_to(outside)
+    readlink = os.readlink
+
+    def other_namespace(path: str) -> str:
+        answer = readlink(path)
+        if str(path).startswith("/proc/self/fd/") and answer == str(outside):
+            return str(root / "inside.yaml")  # how that namespace would name it
+        return answer
+
+    monkeypatch.setattr(files.os, "readlink", other_namespace)
+    with pytest.raises(RepoFileError, match="outside the platform root"):
+        read_repo_file(root, root / "evil.yaml", MiB)
+
+
+def test_a_failed_check_leaves_no_descriptor_open(tmp_path: Path) -> None:
+    (tmp_path / "out").symlink_to("/etc/hostname")
+    (tmp_path / "loop").symlink_to("loop")
+    (tmp_path / "file.yaml").write_text("a: 1\n")
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(20):
+        for name in ("out", "loop", "missing"):
+            with pytest.raises(RepoFileError):
+                read_repo_file(tmp_path, tmp_path / name, MiB)
+        with pytest.raises(AttributeError):
+            read_repo_file("not a path", tmp_path / "file.yaml", MiB)  # type: ignore[arg-type]
+    assert len(os.listdir("/proc/self/fd")) == before

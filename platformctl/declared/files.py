@@ -83,11 +83,21 @@ def _kernel_resolve(path: Path) -> tuple[int, str] | None:
         real = os.readlink(f"/proc/self/fd/{fd}")
     except OSError:  # no /proc
         real = ""
-    # Anything but a plain absolute path ("(deleted)", a path outside a chroot): realpath.
-    if real.startswith("/") and not real.endswith(" (deleted)"):
+    # Trusted only when that path names this very file here: not for "(deleted)", a path
+    # outside a chroot, or a path as another mount namespace sees it (a link through
+    # /proc/PID/root of a container's process). realpath answers those, as before.
+    if real.startswith("/") and not real.endswith(" (deleted)") and _same_file(real, fd):
         return fd, real
     os.close(fd)
     return None
+
+
+def _same_file(path: str, fd: int) -> bool:
+    try:
+        here, there = os.stat(path), os.fstat(fd)
+    except OSError:
+        return False
+    return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
 
 
 def _realpath(path: Path) -> str:
@@ -120,7 +130,7 @@ def read_repo_file(root: Path, path: Path, max_bytes: int) -> bytes:
         resolved, real = found
         try:
             _checked(root, path, real)
-        except RepoFileError:
+        except BaseException:
             os.close(resolved)
             raise
         # The very file checked above is opened through its descriptor, not looked up again
