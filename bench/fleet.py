@@ -106,6 +106,16 @@ class Measure:
     """The ``ssh -G`` it ran."""
     rss_mb: float
     code: int
+    machine_busy: float = 0.0
+    """CPU seconds the whole machine spent busy during the run (all cores, /proc/stat)."""
+
+
+def machine_busy() -> float:
+    """CPU seconds this machine has spent busy since boot, all cores (not idle, not iowait)."""
+    with open("/proc/stat") as fh:
+        fields = [int(x) for x in fh.readline().split()[1:]]
+    idle = fields[3] + fields[4]
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 PYTHON = sys.executable
@@ -115,6 +125,7 @@ PYTHON = sys.executable
 def run_measured(cmd: list[str], folder: Path) -> Measure:
     """Run platformctl with ``cmd`` (its arguments) under :data:`MEASURED`."""
     out = folder / "rusage.json"
+    busy = machine_busy()
     start = time.perf_counter()
     # platformctl's parsed-YAML cache lives in the lab, kept between runs as a user's is
     # (each point makes one untimed run first, so the timed ones find it warm).
@@ -127,10 +138,11 @@ def run_measured(cmd: list[str], folder: Path) -> Measure:
         cwd="/",
     )
     wall = time.perf_counter() - start
+    busy = machine_busy() - busy
     cpu, children, rss = json.loads(out.read_text())
     if proc.returncode != 0:
         print(proc.stderr.decode()[-600:], file=sys.stderr)
-    return Measure(wall, cpu, children, rss, proc.returncode)
+    return Measure(wall, cpu, children, rss, proc.returncode, busy)
 
 
 def timed(cmd: list[str], env: dict[str, str] | None = None) -> float:
@@ -359,6 +371,7 @@ def main() -> None:
             flush=True,
         )
         rows = []
+        busy_rows: list[str] = []
         sweep_rows = []
         for latency in latencies:
             relayed = [n for n in counts if not latency or n <= args.relay_max]
@@ -430,6 +443,12 @@ def main() -> None:
                     f"{obvious / ours_med:.0f}x | {ansible} |"
                 )
                 rows.append(row)
+                cores = os.cpu_count() or 1
+                busy_rows.append(
+                    f"| {n} | {latency:g} ms | {med.wall:.2f} s | {med.wall * cores:.2f} s | "
+                    f"{med.machine_busy:.2f} s | {med.cpu:.2f} s | {med.children_cpu:.2f} s | "
+                    f"{max(0.0, med.machine_busy - med.cpu - med.children_cpu):.2f} s |"
+                )
                 print(row, flush=True)
             sweep = [int(j) for j in args.jobs_sweep.split(",") if j]
             if sweep and latency == max(latencies):
@@ -460,6 +479,12 @@ def main() -> None:
         )
         print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         print("\n".join(rows))
+        print(
+            "\n| hosts | added RTT | wall (median run) | core-seconds available | machine busy "
+            "| platformctl | its ssh -G | the rest (the lab's sshd sessions, stand-in, other) |"
+        )
+        print("|---|---|---|---|---|---|---|---|")
+        print("\n".join(busy_rows))
         if sweep_rows:
             print("\n| hosts | added RTT | --jobs | wall, median (min–max) | CPU | peak RSS |")
             print("|---|---|---|---|---|---|")
