@@ -74,6 +74,11 @@ class _Entry:
                 positive = True
         return positive
 
+    def literal(self) -> bool:
+        """True when :meth:`matches` is plain equality with one of the patterns (lowercased):
+        no hash, no negation, no wildcard."""
+        return not any(p.startswith(("|1|", "!")) or "*" in p or "?" in p for p in self.patterns)
+
 
 @functools.cache
 def _wildcard(pattern: str) -> re.Pattern[str]:
@@ -145,7 +150,7 @@ class KnownHosts:
         index = len(self._entries)
         self._entries.append(entry)
         self._matches.clear()
-        if any(p.startswith(("|1|", "!")) or "*" in p or "?" in p for p in entry.patterns):
+        if not entry.literal():
             self._patterned.append(index)
             return
         for pattern in entry.patterns:
