@@ -43,6 +43,9 @@ class Fixed:
     def lookup(self, *_: object, **__: object) -> SshTarget:
         return self.target
 
+    def close(self) -> None:
+        pass
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)

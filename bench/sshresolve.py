@@ -6,8 +6,11 @@ For N hosts it writes an ssh config of the shape fleets use (one ``Host`` block 
 ``HostName``/``Port``, an ``Include`` of a vendor file, a ``Match`` block, ``Host *`` defaults),
 then resolves every host the way a run does: one lookup per host, ``--jobs`` at a time in
 threads. It reports the wall time of the whole resolution, its CPU (ours and the children's),
-and the per-host cost, for ``ssh -G`` and for platformctl's own resolver (the fallback).
-No connection is made: this is the price of resolution alone, paid before each connection.
+and the per-host cost, for ``ssh -G`` without platformctl's cache of its answers, with the
+cache empty (a first run: ``ssh -v -G`` for every host, the answers written), with the cache
+filled by an earlier run (docs/design.md, "ssh -G answers"; opening and closing the cache
+included), and for platformctl's own resolver (the fallback). No connection is made: this is
+the price of resolution alone, paid before each connection.
 
 ``--connect N`` adds the price in context: N full connections (handshake, login, ``true``) to
 one lab sshd on loopback, serially, with each resolver (needs root and sshd, as the lab).
@@ -24,10 +27,12 @@ import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 from platformctl.collector.openssh import OpenSshResolver
 from platformctl.collector.sshconfig import Resolver, SshConfigFile
+from platformctl.collector.sshgcache import SshGCache
 
 
 def write_config(folder: Path, hosts: int) -> Path:
@@ -51,18 +56,28 @@ def write_config(folder: Path, hosts: int) -> Path:
     return config
 
 
-def measure(resolver: Resolver, hosts: int, jobs: int) -> tuple[float, float]:
-    """Wall and CPU seconds (this process and its children) of resolving every host once."""
+def measure(make: Callable[[], Resolver], hosts: int, jobs: int) -> tuple[float, float]:
+    """Wall and CPU seconds (this process and its children) of one run's resolution of every
+    host: the resolver made, every host looked up once, the resolver closed."""
     names = [f"h{i}" for i in range(hosts)]
     before = os.times()
     start = time.perf_counter()
+    resolver = make()
     lookup: Callable[[str], object] = resolver.lookup
     with ThreadPoolExecutor(max_workers=max(1, min(jobs, hosts))) as pool:
         list(pool.map(lookup, names))
+    resolver.close()
     wall = time.perf_counter() - start
     after = os.times()
     cpu = sum(after[i] - before[i] for i in range(4))
     return wall, cpu
+
+
+def cached(ssh: str, config: Path, folder: Path, empty: bool = False) -> OpenSshResolver:
+    """``ssh -G`` with the answers cached in ``folder`` (``empty``: a new cache inside it)."""
+    if empty:
+        folder = Path(tempfile.mkdtemp(prefix="cache-", dir=folder))
+    return OpenSshResolver(ssh, config, cache=SshGCache.open(ssh, config, folder))
 
 
 def connect(count: int) -> None:
@@ -114,13 +129,17 @@ def main() -> None:
             folder = Path(tmp) / str(count)
             folder.mkdir()
             config = write_config(folder, count)
-            resolvers: list[tuple[str, Resolver]] = [
-                ("ssh -G", OpenSshResolver(ssh, config)),
-                ("own (fallback)", SshConfigFile(config)),
+            kept = folder / "cache-kept"
+            makers: list[tuple[str, Callable[[], Resolver]]] = [
+                ("ssh -G", partial(OpenSshResolver, ssh, config)),
+                ("ssh -G, cache empty", partial(cached, ssh, config, folder, empty=True)),
+                ("ssh -G, answers kept", partial(cached, ssh, config, kept)),
+                ("own (fallback)", partial(SshConfigFile, config)),
             ]
-            for label, resolver in resolvers:
-                measure(resolver, min(count, 5), args.jobs)  # warm caches
-                runs = [measure(resolver, count, args.jobs) for _ in range(args.runs)]
+            measure(makers[2][1], count, args.jobs)  # an earlier run fills the kept cache
+            for label, make in makers:
+                measure(make, min(count, 5), args.jobs)  # warm the OS's caches
+                runs = [measure(make, count, args.jobs) for _ in range(args.runs)]
                 wall = statistics.median(r[0] for r in runs)
                 cpu = statistics.median(r[1] for r in runs)
                 print(

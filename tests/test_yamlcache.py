@@ -18,6 +18,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from platformctl import cachefile
 from platformctl.declared import yamlcache
 from platformctl.declared.yamlcache import FILE_NAME, MISSING, ParsedYamlCache
 from platformctl.declared.yamlfile import load_yaml
@@ -303,10 +304,10 @@ def test_the_default_folder_follows_xdg_cache_home(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert yamlcache.default_cache_dir() == tmp_path / "xdg" / "platformctl"
+    assert cachefile.default_cache_dir() == tmp_path / "xdg" / "platformctl"
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert yamlcache.default_cache_dir() == tmp_path / "home" / ".cache" / "platformctl"
+    assert cachefile.default_cache_dir() == tmp_path / "home" / ".cache" / "platformctl"
 
 
 def test_an_integer_too_long_for_json_is_parsed_every_time(tmp_path: Path) -> None:
@@ -349,4 +350,4 @@ def test_a_relative_xdg_cache_home_is_ignored_as_the_spec_says(
 ) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", "relative/cache")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert yamlcache.default_cache_dir() == tmp_path / "home" / ".cache" / "platformctl"
+    assert cachefile.default_cache_dir() == tmp_path / "home" / ".cache" / "platformctl"

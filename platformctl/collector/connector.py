@@ -38,8 +38,9 @@ class Connector:
         from platformctl.collector.ssh import SshSettings
 
         self.command_timeout = options.command_timeout
+        self.resolver = make_resolver(options.ssh_config, options.connect_timeout, warn or _stderr)
         self.settings = SshSettings(
-            make_resolver(options.ssh_config, options.connect_timeout, warn or _stderr),
+            self.resolver,
             connect_timeout=options.connect_timeout,
             command_timeout=options.command_timeout,
         )
@@ -53,8 +54,9 @@ class Connector:
         return SshTransport(host, self.settings)
 
     def close(self) -> None:
-        """Close connections shared between hosts."""
+        """Close connections shared between hosts; keep the resolver's new answers."""
         self.settings.close()
+        self.resolver.close()
 
 
 def make_resolver(ssh_config: str | None, timeout: float, warn: Callable[[str], None]) -> Resolver:
@@ -62,6 +64,7 @@ def make_resolver(ssh_config: str | None, timeout: float, warn: Callable[[str], 
     platformctl's resolver, saying so through ``warn`` (docs/ssh.md)."""
     from platformctl.collector.openssh import OpenSshResolver, find_ssh
     from platformctl.collector.sshconfig import SshConfigFile, explicit_config
+    from platformctl.collector.sshgcache import SshGCache
 
     ssh = find_ssh()
     if ssh is None:
@@ -71,7 +74,8 @@ def make_resolver(ssh_config: str | None, timeout: float, warn: Callable[[str], 
         )
         return SshConfigFile.default(ssh_config)
     # Not parsed here: a config that only OpenSSH understands must not fail the run.
-    return OpenSshResolver(ssh, explicit_config(ssh_config), max(10.0, timeout))
+    config = explicit_config(ssh_config)
+    return OpenSshResolver(ssh, config, max(10.0, timeout), SshGCache.open(ssh, config))
 
 
 def _stderr(message: str) -> None:

@@ -14,15 +14,18 @@ import shutil
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from platformctl.alias import ALIAS_RE
 from platformctl.collector.sshconfig import SshTarget
 from platformctl.collector.sshtokens import TokenError, TokenValues, expand_path
 from platformctl.errors import UsageError
 
-"""What a host alias may look like: letters, digits, ``_ . : -``, not starting with ``-``."""
+if TYPE_CHECKING:
+    from platformctl.collector.sshgcache import SshGCache
 
-_NOISE = ("Pseudo-terminal will not be allocated",)
+# Lines of ssh's stderr that are not the error: the tty notice, and what -v adds.
+_NOISE = ("Pseudo-terminal will not be allocated", "debug1: ", "OpenSSH_")
 # ssh -G prints path lists joined by single spaces, unquoted; a new path starts with "/" or
 # "~" after ssh has expanded it. A path containing " /" is split wrongly (README).
 _PATH_SPLIT = re.compile(r" (?=[/~])")
@@ -48,12 +51,21 @@ def find_ssh() -> str | None:
 
 
 class OpenSshResolver:
-    """Looks aliases up with ``ssh -G [-F CONFIG]``; one short subprocess per lookup."""
+    """Looks aliases up with ``ssh -G [-F CONFIG]``: one short subprocess per lookup, unless
+    ``cache`` holds ssh's answer for the config's current state (docs/design.md, "ssh -G
+    answers"). :meth:`close` writes the new answers to the cache."""
 
-    def __init__(self, ssh: str, config: Path | None, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        ssh: str,
+        config: Path | None,
+        timeout: float = 10.0,
+        cache: SshGCache | None = None,
+    ) -> None:
         self.ssh = ssh
         self.config = config
         self.timeout = timeout
+        self.cache = cache
 
     def lookup(
         self,
@@ -76,9 +88,15 @@ class OpenSshResolver:
         if jump:
             args += ["-J", jump]
         args += ["--", alias]
+        if self.cache is not None:
+            known = self.cache.get(args)
+            if known is not None:
+                return parse_ssh_g(known, alias)
+        # -v: ssh names each config file it reads, which the cache checks its walk against.
+        command = args if self.cache is None else [args[0], "-v", *args[1:]]
         try:
             proc = subprocess.run(
-                args,
+                command,
                 stdin=subprocess.DEVNULL,
                 capture_output=True,
                 timeout=self.timeout,
@@ -92,7 +110,16 @@ class OpenSshResolver:
             raise SshConfigError(f"cannot run {self.ssh}: {exc.strerror}") from None
         if proc.returncode != 0:
             raise SshConfigError(f"ssh config for {alias}: {_first_error(proc.stderr)}")
-        return parse_ssh_g(proc.stdout.decode("utf-8", "replace"), alias)
+        output = proc.stdout.decode("utf-8", "replace")
+        target = parse_ssh_g(output, alias)
+        if self.cache is not None:
+            self.cache.add(args, output, proc.stderr)
+        return target
+
+    def close(self) -> None:
+        """Keep this run's new answers for the next run."""
+        if self.cache is not None:
+            self.cache.close()
 
 
 def _first_error(stderr: bytes) -> str:

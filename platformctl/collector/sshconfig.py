@@ -81,6 +81,10 @@ class Resolver(Protocol):
         """Resolve ``alias`` with ``-l``/``-p``/``-J``-style overrides."""
         ...
 
+    def close(self) -> None:
+        """End the run's use of the resolver."""
+        ...
+
 
 class SshConfigFile:
     """A parsed ssh config (with ``Include`` resolved), looked up alias by alias."""
@@ -129,6 +133,9 @@ class SshConfigFile:
             changes["proxy_jump"] = tuple(j for j in jump.split(",") if j)
             changes["proxy_command"] = None
         return replace(target, **changes)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        """Nothing to keep: the config is parsed again by every run."""
 
     def _lookup(self, alias: str) -> SshTarget:
         try:

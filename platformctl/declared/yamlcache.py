@@ -12,24 +12,21 @@ cache that cannot be opened, read or written is not used and the run parses, sil
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import math
 import os
 import sqlite3
-import stat
 import sys
 from pathlib import Path
 from typing import Any
 
 from platformctl import __version__
+from platformctl.cachefile import open_cache
 
 FILE_NAME = "parsed-yaml.db"
 # Rows kept; beyond it the oldest written go (a content-keyed cache only grows as files change).
 MAX_ENTRIES = 50_000
-_BUSY_MS = 1000
-_DAMAGED = (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT)
 # Documents with more values than this are parsed every time rather than stored.
 _MAX_NODES = 100_000
 
@@ -39,18 +36,6 @@ class _Missing:
 
 
 MISSING = _Missing()
-
-
-def default_cache_dir() -> Path | None:
-    """``$XDG_CACHE_HOME/platformctl`` (``~/.cache/platformctl`` when unset or relative, as
-    the XDG spec says); None without a home folder."""
-    base = os.environ.get("XDG_CACHE_HOME", "")
-    if not os.path.isabs(base):
-        home = os.path.expanduser("~")
-        if not os.path.isabs(home):
-            return None
-        base = os.path.join(home, ".cache")
-    return Path(base) / "platformctl"
 
 
 class ParsedYamlCache:
@@ -64,64 +49,11 @@ class ParsedYamlCache:
 
     @classmethod
     def open(cls, folder: Path | None = None) -> ParsedYamlCache | None:
-        """The cache in ``folder`` (default: :func:`default_cache_dir`), created if needed;
-        None when it cannot be used (say a read-only home, or a folder someone else may
-        write to)."""
-        folder = folder or default_cache_dir()
-        if folder is None:
-            return None
-        path = folder / FILE_NAME
-        try:
-            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-            if not (_private(folder) and (not os.path.lexists(path) or _private(path))):
-                return None
-            try:
-                return cls._connect(path)
-            except sqlite3.DatabaseError as exc:
-                if exc.sqlite_errorcode & 0xFF not in _DAMAGED:
-                    raise
-                # Damaged (say by a crash while it was written): it is only a cache, start again.
-                for leftover in ("", "-wal", "-shm", "-journal"):
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(f"{path}{leftover}")
-                return cls._connect(path)
-        except (OSError, ValueError, sqlite3.Error):  # ValueError: a NUL in the path
-            return None
-
-    @classmethod
-    def _connect(cls, path: Path) -> ParsedYamlCache:
-        # The file is created 0600: the umask is narrowed only for that open.
-        old_umask = os.umask(0o077)
-        try:
-            db = sqlite3.connect(path, timeout=_BUSY_MS / 1000, isolation_level=None)
-        finally:
-            os.umask(old_umask)
-        try:
-            cache = cls(db, _parser_identity())
-            cache._prepare()
-        except (OSError, sqlite3.Error):
-            db.close()
-            raise
-        return cache
-
-    def _prepare(self) -> None:
-        """Create the tables, or empty them when another parser or platformctl wrote them."""
-        db = self._require()
-        # WAL: one run reading the cache does not hold up another run writing to it. The
-        # switch can find the file busy (SQLite applies no busy timeout to it); the cache
-        # then stays in rollback mode, which is only slower.
-        with contextlib.suppress(sqlite3.OperationalError):
-            db.execute("PRAGMA journal_mode=WAL")
-        # No fsync at each commit: a cache may lose its last entries in a crash, never its
-        # consistency (and a damaged file is started again).
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-        db.execute("CREATE TABLE IF NOT EXISTS doc (digest BLOB PRIMARY KEY, json TEXT NOT NULL)")
-        if self._stored(db) != self._parser:
-            with db:  # one transaction: never a new parser's name over an old parser's rows
-                db.execute("BEGIN IMMEDIATE")
-                db.execute("DELETE FROM doc")
-                db.execute("INSERT OR REPLACE INTO meta VALUES ('parser', ?)", (self._parser,))
+        """The cache in ``folder`` (default: the user's cache folder, see
+        :mod:`platformctl.cachefile`), created if needed; None when it cannot be used."""
+        parser = _parser_identity()
+        db = open_cache(FILE_NAME, lambda db: _prepare(db, parser), folder)
+        return None if db is None else cls(db, parser)
 
     def get(self, data: bytes) -> Any:
         """The document parsed from ``data``, or :data:`MISSING`."""
@@ -202,16 +134,16 @@ class ParsedYamlCache:
         if db is not None:
             db.close()
 
-    def _require(self) -> sqlite3.Connection:
-        assert self._db is not None, "closed"
-        return self._db
 
-
-def _private(path: Path) -> bool:
-    """True when ``path`` is ours and nobody else may write to it: a cache someone else can
-    write would let them choose what the manifests say."""
-    info = os.lstat(path)
-    return info.st_uid == os.getuid() and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+def _prepare(db: sqlite3.Connection, parser: str) -> None:
+    """Create the tables, or empty them when another parser or platformctl wrote them."""
+    db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    db.execute("CREATE TABLE IF NOT EXISTS doc (digest BLOB PRIMARY KEY, json TEXT NOT NULL)")
+    if ParsedYamlCache._stored(db) != parser:
+        with db:  # one transaction: never a new parser's name over an old parser's rows
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("DELETE FROM doc")
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('parser', ?)", (parser,))
 
 
 def _parser_identity() -> str:
