@@ -162,9 +162,10 @@ def main() -> None:
             theirs = [str(args.also), *commands["platformctl drift-check"][1:]]
             theirs[theirs.index("--db") + 1] = str(lab.root / "also.db")
             commands[f"{args.also} drift-check"] = theirs
-        # platformctl's parsed-YAML cache: kept between runs as a user's is, and emptied before
-        # every run of the "cold" row (the first run on a new checkout or after an upgrade).
-        cold = "platformctl drift-check, parsed-YAML cache empty"
+        # platformctl's caches (parsed YAML, ssh -G answers): kept between runs as a user's are,
+        # and emptied before every run of the "cold" row (the first run on a new checkout or
+        # after an upgrade).
+        cold = "platformctl drift-check, caches empty"
         commands[cold] = commands["platformctl drift-check"]
         caches = {name: lab.root / "cache" / str(i) for i, name in enumerate(commands)}
         for name, cmd in commands.items():  # warm caches once; not counted

@@ -14,6 +14,7 @@ import os
 import sqlite3
 import stat
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 BUSY_MS = 1000
@@ -32,9 +33,23 @@ def default_cache_dir() -> Path | None:
     return Path(base) / "platformctl"
 
 
+@dataclass
+class CacheFile:
+    """An open cache: its connection and where it lives."""
+
+    db: sqlite3.Connection
+    path: Path
+
+    def failed(self, exc: sqlite3.Error) -> None:
+        """Close after ``exc``; a damaged file is removed, so the next run starts again."""
+        self.db.close()
+        if _damaged(exc):
+            _remove(self.path)
+
+
 def open_cache(
     name: str, prepare: Callable[[sqlite3.Connection], None], folder: Path | None = None
-) -> sqlite3.Connection | None:
+) -> CacheFile | None:
     """The cache file ``name`` in ``folder`` (default: :func:`default_cache_dir`), created
     private if needed, in WAL mode and made ready by ``prepare``; None when it cannot be used
     (say a read-only home, or a folder someone else may write to). A damaged file is started
@@ -48,17 +63,25 @@ def open_cache(
         if not (private(folder) and (not os.path.lexists(path) or private(path))):
             return None
         try:
-            return _connect(path, prepare)
+            return CacheFile(_connect(path, prepare), path)
         except sqlite3.DatabaseError as exc:
-            if exc.sqlite_errorcode & 0xFF not in _DAMAGED:
+            if not _damaged(exc):
                 raise
             # Damaged (say by a crash while it was written): it is only a cache, start again.
-            for leftover in ("", "-wal", "-shm", "-journal"):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(f"{path}{leftover}")
-            return _connect(path, prepare)
+            _remove(path)
+            return CacheFile(_connect(path, prepare), path)
     except (OSError, ValueError, sqlite3.Error):  # ValueError: a NUL in the path
         return None
+
+
+def _damaged(exc: sqlite3.Error) -> bool:
+    return getattr(exc, "sqlite_errorcode", 0) & 0xFF in _DAMAGED
+
+
+def _remove(path: Path) -> None:
+    for leftover in ("", "-wal", "-shm", "-journal"):
+        with contextlib.suppress(OSError):
+            os.unlink(f"{path}{leftover}")
 
 
 def _connect(path: Path, prepare: Callable[[sqlite3.Connection], None]) -> sqlite3.Connection:

@@ -1,25 +1,31 @@
 """ssh -G answers kept between runs: a run whose ssh config is unchanged does not ask ssh
 again, and any change that could change ssh's answer makes the next run ask.
 
-Every test resolves through a real OpenSSH client, behind a wrapper that counts its runs.
+Every test resolves through the real OpenSSH client, counting its runs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import sqlite3
+import subprocess
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from platformctl.collector import sshgcache
 from platformctl.collector.connector import make_resolver
 from platformctl.collector.openssh import OpenSshResolver, SshConfigError
 from platformctl.collector.sshconfig import SshTarget
-from platformctl.collector.sshgcache import SshGCache
+from platformctl.collector.sshgcache import FILE_NAME, SshGCache
 from tests.conftest import IN_CI
 
 REAL_SSH = shutil.which("ssh")
@@ -27,30 +33,31 @@ REAL_SSH = shutil.which("ssh")
 
 @dataclass
 class CountedSsh:
-    """``ssh`` on PATH is a wrapper that logs each run, then runs the real client."""
+    """The real ``ssh`` on PATH, with each of its runs counted."""
 
-    folder: Path
-    log: Path
+    calls: list[list[str]]
 
     @property
     def runs(self) -> int:
-        return len(self.log.read_text().splitlines()) if self.log.exists() else 0
+        return len(self.calls)
 
 
 @pytest.fixture
-def ssh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[CountedSsh]:
+def ssh(monkeypatch: pytest.MonkeyPatch) -> Iterator[CountedSsh]:
     if REAL_SSH is None:
         if IN_CI:
             pytest.fail("in CI: no ssh client installed")
         pytest.skip("no ssh client installed")
-    folder = tmp_path / "bin"
-    folder.mkdir()
-    log = tmp_path / "ssh-runs"
-    wrapper = folder / "ssh"
-    wrapper.write_text(f'#!/bin/sh\necho "$*" >> {log}\nexec {REAL_SSH} "$@"\n')
-    wrapper.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{folder}:{os.environ['PATH']}")
-    yield CountedSsh(folder, log)
+    counted = CountedSsh([])
+    real_run = subprocess.run
+
+    def run(args: list[str], **kwargs: Any) -> subprocess.CompletedProcess[bytes]:
+        if os.path.basename(args[0]) == "ssh" and "-G" in args:
+            counted.calls.append(list(args))
+        return real_run(args, **kwargs)
+
+    monkeypatch.setattr(subprocess, "run", run)
+    yield counted
 
 
 def resolve(config: Path, alias: str = "web", **overrides: object) -> SshTarget:
@@ -169,6 +176,12 @@ def test_a_match_exec_runs_on_every_run(tmp_path: Path, ssh: CountedSsh) -> None
         "  match EXEC /bin/true\n",
         "Match host web !exec /bin/false\n  Port 2201\n",
         "Host web\n  IdentityFile ${HOME\n",
+        # Another user's home comes from a password database entry the key does not hold.
+        "Host web\n  UserKnownHostsFile ~nobody/known_hosts\n",
+        # ssh splits Match arguments at "=" too: this is "host web" and "exec all".
+        "Match host web=exec all\n  Port 2201\n",
+        # With CNAMEs it may follow, ssh -G looks the name up even without canonicalization.
+        "Host web\n  HostName localhost\n  CanonicalizePermittedCNAMEs *.a.example:*.b.example\n",
     ],
 )
 def test_configs_that_depend_on_more_than_their_files_ask_ssh_every_run(
@@ -182,6 +195,95 @@ def test_configs_that_depend_on_more_than_their_files_ask_ssh_every_run(
     # Refused by the walk itself, before ssh's own account of the files it read is compared.
     assert REAL_SSH is not None
     assert SshGCache.open(REAL_SSH, config, tmp_path / "cache") is None
+
+
+def test_an_included_file_writable_by_its_group_is_asked_every_run(
+    tmp_path: Path, ssh: CountedSsh
+) -> None:
+    """Debian's ssh accepts it only while its group has the owner alone as member."""
+    included = tmp_path / "hosts.conf"
+    included.write_text("Host web\n  HostName 10.0.0.5\n")
+    included.chmod(0o664)
+    config = tmp_path / "config"
+    config.write_text(f"Include {included}\n")
+    outcomes = []
+    for _ in range(2):
+        try:
+            outcomes.append(resolve(config).hostname)
+        except SshConfigError as exc:
+            outcomes.append(str(exc))
+    assert outcomes[0] == outcomes[1]
+    assert ssh.runs == 2
+
+
+def test_a_config_changed_and_changed_back_during_a_run_is_not_stored(
+    tmp_path: Path, ssh: CountedSsh
+) -> None:
+    config = tmp_path / "config"
+    config.write_text("Host web\n  HostName 10.0.0.5\n")
+    resolver = make_resolver(str(config), 10.0, pytest.fail)
+    config.write_text("Host web\n  HostName 10.9.9.9\n")  # for a moment, while hosts resolve
+    assert resolver.lookup("web").hostname == "10.9.9.9"
+    config.write_text("Host web\n  HostName 10.0.0.5\n")  # the same bytes as at the start
+    resolver.close()
+    assert resolve(config).hostname == "10.0.0.5"
+
+
+def test_an_include_relative_to_home_follows_home(
+    tmp_path: Path, ssh: CountedSsh, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ssh's Include takes "~" and relative paths from $HOME, not the password database."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "home" / ".ssh").mkdir(parents=True)
+    config = tmp_path / "config"
+    config.write_text("Include hosts.conf\n")
+    assert resolve(config).port == 22
+    (tmp_path / "home" / ".ssh" / "hosts.conf").write_text("Host web\n  Port 2201\n")
+    assert resolve(config).port == 2201
+    assert resolve(config).port == 2201
+    assert ssh.runs == 2
+
+
+def test_a_fifo_in_an_include_folder_does_not_hang_the_run(tmp_path: Path, ssh: CountedSsh) -> None:
+    folder = tmp_path / "conf.d"
+    folder.mkdir()
+    os.mkfifo(folder / "zz.conf")
+    config = tmp_path / "config"
+    config.write_text(f"Include {folder}/*.conf\n")
+    assert REAL_SSH is not None
+    outcome: list[object] = []
+    opening = threading.Thread(
+        target=lambda: outcome.append(SshGCache.open(REAL_SSH, config, tmp_path / "cache")),
+        daemon=True,
+    )
+    opening.start()
+    opening.join(10)
+    assert outcome == [None]  # not cached, and at once: ssh -G's own timeout then applies
+    with contextlib.suppress(OSError):  # a still-blocked open() would finish now
+        os.close(os.open(folder / "zz.conf", os.O_WRONLY | os.O_NONBLOCK))
+
+
+def test_a_cache_file_found_damaged_is_started_again(tmp_path: Path, ssh: CountedSsh) -> None:
+    config = tmp_path / "config"
+    config.write_text("Host web\n  HostName 10.0.0.5\n")
+    resolve(config)
+    path = Path(os.environ["XDG_CACHE_HOME"]) / "platformctl" / FILE_NAME
+    damage_tables(path)
+    assert resolve(config).hostname == "10.0.0.5"  # asks ssh, and keeps the answer again
+    assert resolve(config).hostname == "10.0.0.5"
+    assert ssh.runs == 2
+
+
+def damage_tables(path: Path) -> None:
+    """Overwrite every page after the schema's, as a crash or a bad disk may."""
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    page = db.execute("PRAGMA page_size").fetchone()[0]
+    db.close()
+    with open(path, "r+b") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        fh.seek(page)
+        fh.write(b"\xa5" * (size - page))
 
 
 def test_a_config_edited_during_a_run_is_not_stored_under_its_old_state(
@@ -199,19 +301,31 @@ def test_a_config_edited_during_a_run_is_not_stored_under_its_old_state(
 
 
 def test_an_answer_is_not_kept_when_ssh_read_other_files_than_the_walk_found(
-    tmp_path: Path, ssh: CountedSsh
+    tmp_path: Path, ssh: CountedSsh, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Say an ssh built with its system config elsewhere: the walk cannot follow it."""
-    fake = tmp_path / "fake-ssh"
-    fake.write_text(
-        "#!/bin/sh\n"
-        f'echo "$*" >> {ssh.log}\n'
-        "echo 'debug1: Reading configuration data /usr/local/etc/ssh_config' >&2\n"
-        "printf 'hostname 10.0.0.5\\nport 22\\nuser me\\n'\n"
-    )
-    fake.chmod(0o755)
-    (ssh.folder / "ssh").unlink()
-    (ssh.folder / "ssh").symlink_to(fake)
+    """Say an ssh built with its system config elsewhere: the walk reads one file, ssh
+    another, and ssh's own account (``-v``) keeps the answer out of the cache."""
+    elsewhere = tmp_path / "ssh_config"
+    shutil.copy("/etc/ssh/ssh_config", elsewhere)
+    monkeypatch.setattr(sshgcache, "SYSTEM_CONFIG", str(elsewhere))
+    for _ in range(2):
+        resolver = make_resolver(None, 10.0, pytest.fail)
+        resolver.lookup("web")
+        resolver.close()
+    assert ssh.runs == 2
+    assert any("-v" in call for call in ssh.calls)  # the cache was in use, and refused it
+
+
+def test_a_script_in_front_of_ssh_is_asked_every_run(
+    tmp_path: Path, ssh: CountedSsh, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A wrapper may add options or pick a client: its answers are not the client's."""
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    wrapper = folder / "ssh"
+    wrapper.write_text(f'#!/bin/sh\nexec {REAL_SSH} "$@"\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{folder}:{os.environ['PATH']}")
     config = tmp_path / "config"
     config.write_text("Host web\n  HostName 10.0.0.5\n")
     assert resolve(config).hostname == "10.0.0.5"

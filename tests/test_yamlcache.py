@@ -237,6 +237,31 @@ def test_a_damaged_cache_file_is_started_again(tmp_path: Path) -> None:
     assert stored(folder) == 1
 
 
+def test_a_cache_file_found_damaged_while_read_is_started_again(tmp_path: Path) -> None:
+    folder = tmp_path / "cache"
+    path = tmp_path / "doc.yaml"
+    path.write_text("a: 1\n")
+    cached_once(folder, tmp_path, path)
+    db = sqlite3.connect(folder / FILE_NAME)
+    page = db.execute("PRAGMA page_size").fetchone()[0]
+    # The page of the documents' table (after the schema and the parser label's table).
+    root = db.execute("SELECT rootpage FROM sqlite_master WHERE name = 'doc'").fetchone()[0]
+    db.close()
+    with open(folder / FILE_NAME, "r+b") as fh:
+        fh.seek(page * (root - 1))
+        fh.write(b"\xa5" * page)
+    cache = ParsedYamlCache.open(folder)  # opens: the label's table is intact
+    assert cache is not None
+    assert load_yaml(path, tmp_path, cache) == {"a": 1}  # parsed: the lookup failed
+    cache.close()
+    assert cached_once(folder, tmp_path, path) == ({"a": 1}, {"a": 1})
+    again = reopened(folder)  # a new file, in use again
+    try:
+        assert again.get(path.read_bytes()) == {"a": 1}
+    finally:
+        again.close()
+
+
 def test_an_unwritable_cache_folder_means_no_cache_and_no_error(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("")

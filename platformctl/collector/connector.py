@@ -55,8 +55,10 @@ class Connector:
 
     def close(self) -> None:
         """Close connections shared between hosts; keep the resolver's new answers."""
-        self.settings.close()
-        self.resolver.close()
+        try:
+            self.settings.close()
+        finally:
+            self.resolver.close()
 
 
 def make_resolver(ssh_config: str | None, timeout: float, warn: Callable[[str], None]) -> Resolver:

@@ -11,8 +11,9 @@ host as before.
 
 An answer is stored only when ``ssh -v -G`` itself reported reading exactly the files the
 walk found, in the same order, and when the walk, repeated at the end of the run, finds the
-same state. A file changed, added to an ``Include`` folder, removed, or given other owner or
-permission bits, gives another key: the next run asks ssh again.
+same state, down to the files' and folders' inodes and timestamps. A file changed, added to an
+``Include`` folder, removed, or given other owner or permission bits, gives another key: the
+next run asks ssh again.
 """
 
 from __future__ import annotations
@@ -27,9 +28,10 @@ import socket
 import sqlite3
 import stat
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
-from platformctl.cachefile import open_cache
+from platformctl.cachefile import CacheFile, open_cache
 
 FILE_NAME = "ssh-g.db"
 # Rows kept; beyond it the oldest written go (each config state has one row per alias).
@@ -52,8 +54,10 @@ _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _KEYWORD = re.compile(r"[ \t\r\n=\"']*([A-Za-z]*)")
 _PLAIN_LINE = re.compile(r"[ -~\t]*")
 # Keywords whose lines the walk must understand; any other line cannot change what the
-# answer depends on.
-_WATCHED = frozenset({"include", "match", "canonicalizehostname"})
+# answer depends on. With canonicalization, or CNAMEs it may follow, ssh -G asks DNS.
+_NO_DNS = {"canonicalizehostname": (["no"], ["false"]), "canonicalizepermittedcnames": (["none"],)}
+_WATCHED = frozenset({"include", "match", *_NO_DNS})
+_OTHER_HOME = re.compile(r"(?:^|[ \t=\"'])~[^/ \t\r\n\"']")
 
 
 class Uncacheable(Exception):
@@ -61,13 +65,29 @@ class Uncacheable(Exception):
     in a way this walk does not follow exactly."""
 
 
-def config_state(ssh: str, config: Path | None) -> tuple[bytes, tuple[str, ...]]:
-    """The key of everything ``ssh -G [-F config]`` depends on, and the config files it
-    reads, in order and named as ``ssh -v`` names them. Raises :class:`Uncacheable`."""
+@dataclass(frozen=True)
+class ConfigState:
+    """What ``ssh -G [-F config]``'s answers depend on, as found by one walk."""
+
+    key: bytes
+    """SHA-256 of the client, the user and the files' contents: the cache's key."""
+    files: tuple[str, ...]
+    """The config files ssh reads, in order, named as ``ssh -v`` names them."""
+    changes: bytes
+    """SHA-256 of the files' and their folders' inodes and timestamps: a config changed and
+    changed back since the walk has the same key, never the same ``changes``."""
+
+
+def config_state(ssh: str, config: Path | None) -> ConfigState:
+    """Walk the config ``ssh`` reads. Raises :class:`Uncacheable`."""
     try:
         account = pwd.getpwuid(os.getuid())
         binary = os.path.realpath(ssh)
-        info = os.stat(binary)
+        with open(binary, "rb") as fh:
+            info = os.fstat(fh.fileno())
+            # A script in front of the client may do anything (add options, pick a client).
+            if fh.read(4) != b"\x7fELF":
+                raise Uncacheable(f"{binary} is not the ssh client itself")
     except (KeyError, OSError) as exc:
         raise Uncacheable(str(exc)) from None
     walk = _Walk(account.pw_dir)
@@ -81,13 +101,15 @@ def config_state(ssh: str, config: Path | None) -> tuple[bytes, tuple[str, ...]]
         [binary, info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns],
         [os.getuid(), os.getgid(), account.pw_name, account.pw_dir],
         socket.gethostname(),  # %l and %L
-        # Include's glob expands "~" from $HOME and sorts names by the collation locale.
-        [os.environ.get(name) for name in ("HOME", "LC_ALL", "LC_COLLATE", "LANG")],
+        walk.glob_home,
         sorted((name, os.environ.get(name)) for name in walk.env_names),
         walk.parts,
     ]
-    key = hashlib.sha256(json.dumps(facts).encode("utf-8", "surrogateescape")).digest()
-    return key, tuple(walk.files)
+    return ConfigState(_digest(facts), tuple(walk.files), _digest(walk.changes))
+
+
+def _digest(value: object) -> bytes:
+    return hashlib.sha256(json.dumps(value).encode("utf-8", "surrogateescape")).digest()
 
 
 class _Walk:
@@ -95,13 +117,19 @@ class _Walk:
 
     def __init__(self, home: str) -> None:
         self.home = home
+        # ssh's Include uses its bundled glob (openbsd-compat/glob.c), not the C library's: "~"
+        # is $HOME whenever HOME is set, even empty, else the password database's home; names
+        # are sorted by strcmp, as Python sorts them.
+        self.glob_home = os.environ.get("HOME", home)
         self.files: list[str] = []
         self.parts: list[object] = []
+        self.changes: list[object] = []
         self.env_names: set[str] = set()
 
     def root(self, path: str, user: bool) -> None:
         if not os.path.lexists(path):
             self.parts.append(["absent", path])
+            self.changes.append(_folder_stamp(path))
             return
         self.read(path, user, 0)
 
@@ -109,25 +137,38 @@ class _Walk:
         if depth > MAX_DEPTH or len(self.files) >= MAX_FILES:
             raise Uncacheable("too many or too deeply included files")
         try:
-            with open(path, "rb") as fh:
-                info = os.fstat(fh.fileno())
-                if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_FILE_BYTES:
-                    raise Uncacheable(f"{path}: not a regular file, or too large")
-                data = fh.read(MAX_FILE_BYTES + 1)
+            # O_NONBLOCK: a FIFO must not hang the run; it is refused below.
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
         except OSError as exc:
             raise Uncacheable(f"{path}: {exc.strerror}") from None
+        with os.fdopen(fd, "rb") as fh:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_FILE_BYTES:
+                raise Uncacheable(f"{path}: not a regular file, or too large")
+            # Writable by group or others: Debian's ssh accepts such a file when the group
+            # has the owner alone as member, which the key cannot follow.
+            if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+                raise Uncacheable(f"{path}: writable by others than its owner")
+            try:
+                data = fh.read(MAX_FILE_BYTES + 1)
+            except OSError as exc:
+                raise Uncacheable(f"{path}: {exc.strerror}") from None
         if len(data) > MAX_FILE_BYTES:
             raise Uncacheable(f"{path}: too large")
         self.files.append(path)
-        # Owner and permission bits: ssh refuses a user config others may write to.
+        # Owner and permission bits: ssh refuses an included file others may write to.
         digest = hashlib.sha256(data).hexdigest()
         self.parts.append(["file", path, info.st_uid, stat.S_IMODE(info.st_mode), digest])
+        self.changes.append(_stamp(info))
         text = data.decode("utf-8", "surrogateescape")
         if "${" in text:
             names = _ENV_REFERENCE.findall(text)
             if len(names) != text.count("${"):
                 raise Uncacheable(f"{path}: an environment reference this walk cannot read")
             self.env_names.update(names)
+        # "~name" in a value is that user's home, from a password database entry not in the key.
+        if _OTHER_HOME.search(text):
+            raise Uncacheable(f"{path}: another user's home (~name)")
         for line in text.split("\n"):
             self.line(line.rstrip(" \t\r\f"), user, depth)
 
@@ -149,33 +190,57 @@ class _Walk:
             raise Uncacheable(f"{keyword} written in a way this walk does not follow")
         rest = rest.strip(" \t").removeprefix("=")
         args = rest.split()
-        if keyword == "canonicalizehostname":
-            if [a.lower() for a in args] not in (["no"], ["false"]):
-                raise Uncacheable("CanonicalizeHostname asks DNS")
-        elif keyword == "match":
-            _check_match(args)
-        else:
+        if keyword == "include":  # its arguments are split at white space only
             for arg in args:
                 self.include(arg, user, depth)
+        elif "=" in rest:  # ssh splits other arguments at "=" too
+            raise Uncacheable(f"{keyword} with '=' among its arguments")
+        elif keyword == "match":
+            _check_match(args)
+        elif [a.lower() for a in args] not in _NO_DNS[keyword]:
+            raise Uncacheable(f"{keyword} asks DNS")
 
     def include(self, arg: str, user: bool, depth: int) -> None:
-        # Only the wildcards glob(3) and Python's glob read alike; no tokens or variables.
+        # Only the wildcards every glob reads alike, in the last component; no tokens or
+        # variables.
         if any(c in arg for c in "%$[]{}"):
             raise Uncacheable(f"Include {arg}")
         if arg.startswith("~"):
             if not user or not arg.startswith("~/"):
                 raise Uncacheable(f"Include {arg}")
-            # glob(3)'s GLOB_TILDE: $HOME when set and not empty, else the password database.
-            path = (os.environ.get("HOME") or self.home) + arg[1:]
+            path = self.glob_home + arg[1:]
         elif arg.startswith("/"):
             path = arg
         elif user:
-            path = f"{os.environ.get('HOME') or self.home}/.ssh/{arg}"
+            path = f"{self.glob_home}/.ssh/{arg}"
         else:
             path = f"{SYSTEM_DIR}/{arg}"
+        folder = os.path.dirname(path)
+        if any(c in folder for c in "*?"):
+            raise Uncacheable(f"Include {arg}: a wildcard in a folder name")
+        # The folder's timestamps change when a file is added or removed.
+        self.changes.append(_folder_stamp(path))
         # The files found are in the key through read(): one added or removed changes it.
         for match in sorted(glob.glob(path)):
             self.read(match, user, depth + 1)
+
+
+def _stamp(info: os.stat_result) -> list[int]:
+    return [info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns]
+
+
+def _folder_stamp(path: str) -> list[object]:
+    """The timestamps of the nearest existing folder above ``path``: any file created or
+    removed in it, or a missing folder created below it, changes them."""
+    folder = os.path.dirname(path) or "."
+    while True:
+        try:
+            return [folder, _stamp(os.stat(folder))]
+        except OSError:
+            parent = os.path.dirname(folder)
+            if parent == folder:
+                return [folder, None]
+            folder = parent
 
 
 def _check_match(args: list[str]) -> None:
@@ -202,19 +267,11 @@ class SshGCache:
     """``ssh -G`` output by config state and command line. Use :meth:`open`; call
     :meth:`close` to write what was added. Safe to use from many threads."""
 
-    def __init__(
-        self,
-        db: sqlite3.Connection,
-        ssh: str,
-        config: Path | None,
-        state: bytes,
-        files: tuple[str, ...],
-    ) -> None:
-        self._db: sqlite3.Connection | None = db
+    def __init__(self, file: CacheFile, ssh: str, config: Path | None, state: ConfigState) -> None:
+        self._file: CacheFile | None = file
         self._ssh = ssh
         self._config = config
         self.state = state
-        self.files: tuple[str, ...] = files
         self._known: dict[str, str] = {}
         self._new: dict[str, str] = {}
         self._lock = threading.Lock()
@@ -224,19 +281,25 @@ class SshGCache:
         """The answers stored for the current state of ``ssh``'s config; None when the config
         cannot be cached or the cache cannot be used."""
         try:
-            state, files = config_state(ssh, config)
+            state = config_state(ssh, config)
         except Uncacheable:
             return None
-        db = open_cache(FILE_NAME, _prepare, folder)
-        if db is None:
+        known: dict[str, str] = {}
+
+        def prepare(db: sqlite3.Connection) -> None:
+            # Read while the file is opened: a damaged one is then started again.
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS answer (state BLOB NOT NULL, argv TEXT NOT NULL, "
+                "output TEXT NOT NULL, PRIMARY KEY (state, argv))"
+            )
+            rows = db.execute("SELECT argv, output FROM answer WHERE state = ?", (state.key,))
+            known.update(rows.fetchall())
+
+        file = open_cache(FILE_NAME, prepare, folder)
+        if file is None:
             return None
-        cache = cls(db, ssh, config, state, files)
-        try:
-            rows = db.execute("SELECT argv, output FROM answer WHERE state = ?", (state,))
-            cache._known = dict(rows.fetchall())
-        except sqlite3.Error:
-            db.close()
-            return None
+        cache = cls(file, ssh, config, state)
+        cache._known = known
         return cache
 
     def get(self, argv: list[str]) -> str | None:
@@ -244,50 +307,48 @@ class SshGCache:
         return self._known.get(_argv_key(argv))
 
     def add(self, argv: list[str], output: str, stderr: bytes) -> None:
-        """Remember ``output`` for ``argv`` when ``stderr`` (of ``ssh -v -G``) names exactly the
-        files the walk found."""
-        if files_read(stderr) == self.files:
+        """Remember ``output`` (of ``ssh -v -G``: only its ``loglevel`` line differs, which is
+        not read) for ``argv`` when ``stderr`` names exactly the files the walk found."""
+        if files_read(stderr) == self.state.files:
             with self._lock:
                 self._new[_argv_key(argv)] = output
 
     def close(self) -> None:
-        """Write the answers added, in one transaction, if the config is still in the state
-        it was in when the cache was opened; keep the newest :data:`MAX_ENTRIES`."""
+        """Write the answers added, in one transaction, if the config files and their folders
+        are as they were when the cache was opened; keep the newest :data:`MAX_ENTRIES`."""
         with self._lock:
-            db, self._db = self._db, None
+            file, self._file = self._file, None
             new, self._new = self._new, {}
-        if db is None:
+        if file is None:
+            return
+        if not new or not self._unchanged():
+            file.db.close()
             return
         try:
-            if not new:
-                return
-            try:
-                unchanged = config_state(self._ssh, self._config)[0] == self.state
-            except Uncacheable:
-                unchanged = False
-            if not unchanged:  # edited during the run: which answer goes with which state?
-                return
-            with db:
-                db.execute("BEGIN IMMEDIATE")
-                db.executemany(
+            with file.db:
+                file.db.execute("BEGIN IMMEDIATE")
+                file.db.executemany(
                     "INSERT OR REPLACE INTO answer (state, argv, output) VALUES (?, ?, ?)",
-                    [(self.state, argv, output) for argv, output in new.items()],
+                    [(self.state.key, argv, output) for argv, output in new.items()],
                 )
-                db.execute(
+                file.db.execute(
                     "DELETE FROM answer WHERE rowid <= (SELECT max(rowid) FROM answer) - ?",
                     (MAX_ENTRIES,),
                 )
-        except sqlite3.Error:
-            pass  # another run holds the cache, or the disk is full: the next run asks ssh
-        finally:
-            db.close()
+        except sqlite3.Error as exc:
+            # Another run holds the cache, or the disk is full: the next run asks ssh.
+            file.failed(exc)
+        else:
+            file.db.close()
 
-
-def _prepare(db: sqlite3.Connection) -> None:
-    db.execute(
-        "CREATE TABLE IF NOT EXISTS answer (state BLOB NOT NULL, argv TEXT NOT NULL, "
-        "output TEXT NOT NULL, PRIMARY KEY (state, argv))"
-    )
+    def _unchanged(self) -> bool:
+        """True when a walk now finds what the walk at :meth:`open` found, down to inodes and
+        timestamps: a file edited during the run, even back to its old bytes, makes it False,
+        since an answer may then come from either version."""
+        try:
+            return config_state(self._ssh, self._config) == self.state
+        except Uncacheable:
+            return False
 
 
 def _argv_key(argv: list[str]) -> str:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from platformctl import __version__
-from platformctl.cachefile import open_cache
+from platformctl.cachefile import CacheFile, open_cache
 
 FILE_NAME = "parsed-yaml.db"
 # Rows kept; beyond it the oldest written go (a content-keyed cache only grows as files change).
@@ -42,8 +42,9 @@ class ParsedYamlCache:
     """Documents by SHA-256 of the bytes they were parsed from. Use :meth:`open`; call
     :meth:`close` to write what was added."""
 
-    def __init__(self, db: sqlite3.Connection, parser: str) -> None:
-        self._db: sqlite3.Connection | None = db
+    def __init__(self, file: CacheFile, parser: str) -> None:
+        self._file = file
+        self._db: sqlite3.Connection | None = file.db
         self._parser = parser
         self._new: dict[bytes, str] = {}
 
@@ -52,8 +53,8 @@ class ParsedYamlCache:
         """The cache in ``folder`` (default: the user's cache folder, see
         :mod:`platformctl.cachefile`), created if needed; None when it cannot be used."""
         parser = _parser_identity()
-        db = open_cache(FILE_NAME, lambda db: _prepare(db, parser), folder)
-        return None if db is None else cls(db, parser)
+        file = open_cache(FILE_NAME, lambda db: _prepare(db, parser), folder)
+        return None if file is None else cls(file, parser)
 
     def get(self, data: bytes) -> Any:
         """The document parsed from ``data``, or :data:`MISSING`."""
@@ -74,8 +75,8 @@ class ParsedYamlCache:
                         return MISSING
                 query = "SELECT json FROM doc WHERE digest = ?"
                 row = self._db.execute(query, (digest,)).fetchone()
-            except sqlite3.Error:
-                self._drop()
+            except sqlite3.Error as exc:
+                self._drop(exc)
                 return MISSING
             if row is None:
                 return MISSING
@@ -116,11 +117,13 @@ class ParsedYamlCache:
                             "DELETE FROM doc WHERE rowid <= (SELECT max(rowid) FROM doc) - ?",
                             (MAX_ENTRIES,),
                         )
-        except sqlite3.Error:
-            pass  # another run holds the cache, or the disk is full: the next run parses
+        except sqlite3.Error as exc:
+            # Another run holds the cache, or the disk is full: the next run parses.
+            self._file.failed(exc)
+        else:
+            db.close()
         finally:
             self._new.clear()
-            db.close()
 
     @staticmethod
     def _stored(db: sqlite3.Connection) -> str | None:
@@ -128,11 +131,14 @@ class ParsedYamlCache:
         row = db.execute("SELECT value FROM meta WHERE key = 'parser'").fetchone()
         return None if row is None else str(row[0])
 
-    def _drop(self) -> None:
-        """Stop using a cache that failed."""
-        db, self._db = self._db, None
-        if db is not None:
-            db.close()
+    def _drop(self, exc: sqlite3.Error | None = None) -> None:
+        """Stop using the cache (a damaged file is removed: the next run starts again)."""
+        if self._db is not None:
+            self._db = None
+            if exc is None:
+                self._file.db.close()
+            else:
+                self._file.failed(exc)
 
 
 def _prepare(db: sqlite3.Connection, parser: str) -> None:
