@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from platformctl.collector import sshgcache
-from platformctl.collector.connector import make_resolver
+from platformctl.collector.connector import CollectOptions, Connector, make_resolver
 from platformctl.collector.openssh import OpenSshResolver, SshConfigError
 from platformctl.collector.sshconfig import SshTarget
 from platformctl.collector.sshgcache import FILE_NAME, SshGCache
@@ -83,6 +83,19 @@ def test_the_next_run_takes_the_answer_without_running_ssh(tmp_path: Path, ssh: 
     assert resolve(config, "db").hostname == "db"
     assert resolve(config, user="root", port=22, jump="hop").user == "root"
     assert ssh.runs == 3
+
+
+def test_a_run_keeps_its_answers_when_it_closes_its_connections(
+    tmp_path: Path, ssh: CountedSsh
+) -> None:
+    """The wiring of a real run: the connector's close writes the resolver's new answers."""
+    config = tmp_path / "config"
+    config.write_text("Host web\n  HostName 10.0.0.5\n")
+    for _ in range(2):
+        connector = Connector(CollectOptions(ssh_config=str(config)))
+        assert connector.settings.resolver.lookup("web").hostname == "10.0.0.5"
+        connector.close()
+    assert ssh.runs == 1
 
 
 def test_an_edit_that_keeps_size_and_timestamps_is_seen(tmp_path: Path, ssh: CountedSsh) -> None:
@@ -229,6 +242,49 @@ def test_a_config_changed_and_changed_back_during_a_run_is_not_stored(
     assert resolve(config).hostname == "10.0.0.5"
 
 
+@pytest.mark.parametrize("linked", ["config", "include folder"])
+def test_a_link_pointed_elsewhere_and_back_during_a_run_is_not_stored(
+    tmp_path: Path, ssh: CountedSsh, linked: str
+) -> None:
+    """Say a dotfiles manager switching generations and rolling back: the files are never
+    touched, only the link to them."""
+    for version, address in (("a", "10.0.0.5"), ("b", "10.9.9.9")):
+        (tmp_path / version).mkdir()
+        (tmp_path / version / "hosts.conf").write_text(f"Host web\n  HostName {address}\n")
+    link = tmp_path / "current"
+    config = tmp_path / "config"
+    if linked == "config":
+        target, config = "a/hosts.conf", link
+    else:
+        target = "a"
+        config.write_text(f"Include {link}/*.conf\n")
+
+    def point(to: str) -> None:
+        (tmp_path / "new").symlink_to(to)
+        os.replace(tmp_path / "new", link)
+
+    point(target)
+    resolver = make_resolver(str(config), 10.0, pytest.fail)
+    point(target.replace("a", "b"))
+    assert resolver.lookup("web").hostname == "10.9.9.9"
+    point(target)
+    resolver.close()
+    assert resolve(config).hostname == "10.0.0.5"
+
+
+def test_a_config_file_ssh_does_not_check_may_be_group_writable(
+    tmp_path: Path, ssh: CountedSsh
+) -> None:
+    """ssh checks owner and mode of included files, not of the -F file: a umask of 002 must
+    not cost the cache."""
+    config = tmp_path / "config"
+    config.write_text("Host web\n  HostName 10.0.0.5\n  # ~. ends a session; ~name in a comment\n")
+    config.chmod(0o664)
+    assert resolve(config).hostname == "10.0.0.5"
+    assert resolve(config).hostname == "10.0.0.5"
+    assert ssh.runs == 1
+
+
 def test_an_include_relative_to_home_follows_home(
     tmp_path: Path, ssh: CountedSsh, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -272,6 +328,23 @@ def test_a_cache_file_found_damaged_is_started_again(tmp_path: Path, ssh: Counte
     assert resolve(config).hostname == "10.0.0.5"  # asks ssh, and keeps the answer again
     assert resolve(config).hostname == "10.0.0.5"
     assert ssh.runs == 2
+
+
+def test_the_newest_answers_are_kept_up_to_the_cap(
+    tmp_path: Path, ssh: CountedSsh, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sshgcache, "MAX_ENTRIES", 3)
+    config = tmp_path / "config"
+    config.write_text("Host *\n  Port 2201\n")
+    for alias in ("a1", "a2", "a3", "a4", "a5"):
+        resolve(config, alias)
+    path = Path(os.environ["XDG_CACHE_HOME"]) / "platformctl" / FILE_NAME
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT count(*) FROM answer").fetchone()[0] == 3
+    assert resolve(config, "a5").port == 2201
+    assert ssh.runs == 5  # a5 was kept
+    assert resolve(config, "a1").port == 2201
+    assert ssh.runs == 6  # a1 was not
 
 
 def damage_tables(path: Path) -> None:

@@ -34,8 +34,9 @@ from pathlib import Path
 from platformctl.cachefile import CacheFile, open_cache
 
 FILE_NAME = "ssh-g.db"
-# Rows kept; beyond it the oldest written go (each config state has one row per alias).
-MAX_ENTRIES = 20_000
+# Rows kept (an answer is 1-2 KB); beyond it the oldest written go: each config state has one
+# row per alias, and an edit of the config starts a new state.
+MAX_ENTRIES = 10_000
 # Where OpenSSH's system-wide config lives on the systems we run on; a client built with
 # another place reads another file, which the check against ``ssh -v`` catches.
 SYSTEM_CONFIG = "/etc/ssh/ssh_config"
@@ -74,8 +75,10 @@ class ConfigState:
     files: tuple[str, ...]
     """The config files ssh reads, in order, named as ``ssh -v`` names them."""
     changes: bytes
-    """SHA-256 of the files' and their folders' inodes and timestamps: a config changed and
-    changed back since the walk has the same key, never the same ``changes``."""
+    """SHA-256 of the inodes and timestamps of the files and of every symbolic link on their
+    paths, and of the folders an ``Include`` looked in: a config changed and changed back since
+    the walk has the same key, but other ``changes`` (docs/design.md, "ssh -G answers", says
+    what is not seen)."""
 
 
 def config_state(ssh: str, config: Path | None) -> ConfigState:
@@ -91,11 +94,13 @@ def config_state(ssh: str, config: Path | None) -> ConfigState:
     except (KeyError, OSError) as exc:
         raise Uncacheable(str(exc)) from None
     walk = _Walk(account.pw_dir)
+    # ssh checks the owner and mode of its default user config and of included files, not of
+    # a -F file or the system config.
     if config is not None:
-        walk.root(str(config), user=True)
+        walk.root(str(config), user=True, checked=False)
     else:
-        walk.root(f"{account.pw_dir}/.ssh/config", user=True)
-        walk.root(SYSTEM_CONFIG, user=False)
+        walk.root(f"{account.pw_dir}/.ssh/config", user=True, checked=True)
+        walk.root(SYSTEM_CONFIG, user=False, checked=False)
     facts = [
         _FORMAT,
         [binary, info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns],
@@ -116,7 +121,6 @@ class _Walk:
     """The files ssh reads for a config, and what in them decides the answer."""
 
     def __init__(self, home: str) -> None:
-        self.home = home
         # ssh's Include uses its bundled glob (openbsd-compat/glob.c), not the C library's: "~"
         # is $HOME whenever HOME is set, even empty, else the password database's home; names
         # are sorted by strcmp, as Python sorts them.
@@ -126,14 +130,14 @@ class _Walk:
         self.changes: list[object] = []
         self.env_names: set[str] = set()
 
-    def root(self, path: str, user: bool) -> None:
+    def root(self, path: str, user: bool, checked: bool) -> None:
         if not os.path.lexists(path):
             self.parts.append(["absent", path])
             self.changes.append(_folder_stamp(path))
             return
-        self.read(path, user, 0)
+        self.read(path, user, 0, checked)
 
-    def read(self, path: str, user: bool, depth: int) -> None:
+    def read(self, path: str, user: bool, depth: int, checked: bool = True) -> None:
         if depth > MAX_DEPTH or len(self.files) >= MAX_FILES:
             raise Uncacheable("too many or too deeply included files")
         try:
@@ -145,9 +149,9 @@ class _Walk:
             info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_FILE_BYTES:
                 raise Uncacheable(f"{path}: not a regular file, or too large")
-            # Writable by group or others: Debian's ssh accepts such a file when the group
-            # has the owner alone as member, which the key cannot follow.
-            if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            # Writable by group or others, where ssh checks: Debian's ssh accepts such a file
+            # when the group has the owner alone as member, which the key cannot follow.
+            if checked and info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
                 raise Uncacheable(f"{path}: writable by others than its owner")
             try:
                 data = fh.read(MAX_FILE_BYTES + 1)
@@ -159,21 +163,22 @@ class _Walk:
         # Owner and permission bits: ssh refuses an included file others may write to.
         digest = hashlib.sha256(data).hexdigest()
         self.parts.append(["file", path, info.st_uid, stat.S_IMODE(info.st_mode), digest])
-        self.changes.append(_stamp(info))
+        self.changes.append([path, _stamp(info), _links(path)])
         text = data.decode("utf-8", "surrogateescape")
         if "${" in text:
             names = _ENV_REFERENCE.findall(text)
             if len(names) != text.count("${"):
                 raise Uncacheable(f"{path}: an environment reference this walk cannot read")
             self.env_names.update(names)
-        # "~name" in a value is that user's home, from a password database entry not in the key.
-        if _OTHER_HOME.search(text):
-            raise Uncacheable(f"{path}: another user's home (~name)")
         for line in text.split("\n"):
             self.line(line.rstrip(" \t\r\f"), user, depth)
 
     def line(self, line: str, user: bool, depth: int) -> None:
+        # "~name" in a value is that user's home, from a password database entry not in the key.
+        if _OTHER_HOME.search(line) and not line.lstrip(" \t").startswith("#"):
+            raise Uncacheable(f"another user's home (~name): {line!r}")
         found = _KEYWORD.match(line)
+
         assert found is not None  # the pattern matches any text
         keyword = found.group(1).lower()
         if keyword not in _WATCHED:
@@ -237,10 +242,42 @@ def _folder_stamp(path: str) -> list[object]:
         try:
             return [folder, _stamp(os.stat(folder))]
         except OSError:
-            parent = os.path.dirname(folder)
+            parent = os.path.dirname(folder) or "."
             if parent == folder:
                 return [folder, None]
             folder = parent
+
+
+def _links(path: str) -> list[object]:
+    """Each symbolic link met while resolving ``path``, with its inode, timestamps and target:
+    a link pointed elsewhere and back is a new link (or has a new change time), while the
+    file or folder it leads to may be untouched."""
+    met: list[object] = []
+    pending = [part for part in reversed(path.split("/")) if part]
+    current = "/" if path.startswith("/") else "."
+    hops = 0
+    while pending:
+        part = pending.pop()
+        candidate = os.path.join(current, part)
+        try:
+            info = os.lstat(candidate)
+        except OSError:
+            break  # what is missing is what it is: the walk records the absence
+        if not stat.S_ISLNK(info.st_mode):
+            current = candidate
+            continue
+        hops += 1
+        if hops > 40:  # a loop: the walk itself fails on it
+            break
+        try:
+            target = os.readlink(candidate)
+        except OSError:
+            break
+        met.append([candidate, _stamp(info), target])
+        if target.startswith("/"):
+            current = "/"
+        pending.extend(part for part in reversed(target.split("/")) if part)
+    return met
 
 
 def _check_match(args: list[str]) -> None:
