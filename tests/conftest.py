@@ -61,14 +61,27 @@ def pytest_make_parametrize_id(config: pytest.Config, val: object, argname: str)
     return None
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _session_cache_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Session- and module-wide fixtures run before any test's own cache folder is set: they
+    get one of the session's, never the user's ~/.cache."""
+    saved = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-session"))
+    yield
+    if saved is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = saved
+
+
 @pytest.fixture(autouse=True)
 def _fresh_caches(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Each test starts with platformctl's caches empty, so what it checks is computed in that
     test: a value cached by an earlier test would hide the code under test (from mutation
-    testing too). The parsed-YAML cache of CLI runs goes to a folder of the test's own, not
-    the user's ~/.cache."""
+    testing too). platformctl's caches (parsed YAML, ssh -G answers) go to a folder of the
+    test's own, not the user's ~/.cache."""
     from platformctl.declared import files, reference
 
     reference._parse.cache_clear()
