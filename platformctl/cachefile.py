@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-BUSY_MS = 1000
+_BUSY_MS = 1000
 _DAMAGED = (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT)
 
 
@@ -40,11 +40,32 @@ class CacheFile:
     db: sqlite3.Connection
     path: Path
 
+    def close(self, write: Callable[[sqlite3.Connection], None] | None = None) -> None:
+        """Close, after running ``write`` in one immediate transaction when given (a read
+        transaction still open is ended first). A failure (another run holding the file
+        beyond the busy timeout, a full disk) costs only what was to be written."""
+        try:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            if write is not None:
+                with self.db:
+                    self.db.execute("BEGIN IMMEDIATE")
+                    write(self.db)
+        except sqlite3.Error as exc:
+            self.failed(exc)
+        else:
+            self.db.close()
+
     def failed(self, exc: sqlite3.Error) -> None:
         """Close after ``exc``; a damaged file is removed, so the next run starts again."""
         self.db.close()
         if _damaged(exc):
             _remove(self.path)
+
+
+def keep_newest(db: sqlite3.Connection, table: str, count: int) -> None:
+    """Delete all but the ``count`` rows of ``table`` written last."""
+    db.execute(f"DELETE FROM {table} WHERE rowid <= (SELECT max(rowid) FROM {table}) - ?", (count,))
 
 
 def open_cache(
@@ -89,7 +110,7 @@ def _connect(path: Path, prepare: Callable[[sqlite3.Connection], None]) -> sqlit
     old_umask = os.umask(0o077)
     try:
         db = sqlite3.connect(
-            path, timeout=BUSY_MS / 1000, isolation_level=None, check_same_thread=False
+            path, timeout=_BUSY_MS / 1000, isolation_level=None, check_same_thread=False
         )
     finally:
         os.umask(old_umask)

@@ -31,7 +31,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from platformctl.cachefile import CacheFile, open_cache
+from platformctl.cachefile import CacheFile, keep_newest, open_cache
 
 FILE_NAME = "ssh-g.db"
 # Rows kept (an answer is 1-2 KB); beyond it the oldest written go: each config state has one
@@ -103,7 +103,7 @@ def config_state(ssh: str, config: Path | None) -> ConfigState:
         walk.root(SYSTEM_CONFIG, user=False, checked=False)
     facts = [
         _FORMAT,
-        [binary, info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns],
+        [binary, *_stamp(info)],
         [os.getuid(), os.getgid(), account.pw_name, account.pw_dir],
         socket.gethostname(),  # %l and %L
         walk.glob_home,
@@ -178,7 +178,6 @@ class _Walk:
         if _OTHER_HOME.search(line) and not line.lstrip(" \t").startswith("#"):
             raise Uncacheable(f"another user's home (~name): {line!r}")
         found = _KEYWORD.match(line)
-
         assert found is not None  # the pattern matches any text
         keyword = found.group(1).lower()
         if keyword not in _WATCHED:
@@ -304,12 +303,19 @@ class SshGCache:
     """``ssh -G`` output by config state and command line. Use :meth:`open`; call
     :meth:`close` to write what was added. Safe to use from many threads."""
 
-    def __init__(self, file: CacheFile, ssh: str, config: Path | None, state: ConfigState) -> None:
+    def __init__(
+        self,
+        file: CacheFile,
+        ssh: str,
+        config: Path | None,
+        state: ConfigState,
+        known: dict[str, str],
+    ) -> None:
         self._file: CacheFile | None = file
         self._ssh = ssh
         self._config = config
         self.state = state
-        self._known: dict[str, str] = {}
+        self._known = known
         self._new: dict[str, str] = {}
         self._lock = threading.Lock()
 
@@ -335,9 +341,7 @@ class SshGCache:
         file = open_cache(FILE_NAME, prepare, folder)
         if file is None:
             return None
-        cache = cls(file, ssh, config, state)
-        cache._known = known
-        return cache
+        return cls(file, ssh, config, state, known)
 
     def get(self, argv: list[str]) -> str | None:
         """What ``ssh -G`` printed for ``argv`` in this config state, or None."""
@@ -358,25 +362,16 @@ class SshGCache:
             new, self._new = self._new, {}
         if file is None:
             return
-        if not new or not self._unchanged():
-            file.db.close()
-            return
-        try:
-            with file.db:
-                file.db.execute("BEGIN IMMEDIATE")
-                file.db.executemany(
-                    "INSERT OR REPLACE INTO answer (state, argv, output) VALUES (?, ?, ?)",
-                    [(self.state.key, argv, output) for argv, output in new.items()],
-                )
-                file.db.execute(
-                    "DELETE FROM answer WHERE rowid <= (SELECT max(rowid) FROM answer) - ?",
-                    (MAX_ENTRIES,),
-                )
-        except sqlite3.Error as exc:
-            # Another run holds the cache, or the disk is full: the next run asks ssh.
-            file.failed(exc)
-        else:
-            file.db.close()
+
+        def write(db: sqlite3.Connection) -> None:
+            db.executemany(
+                "INSERT OR REPLACE INTO answer (state, argv, output) VALUES (?, ?, ?)",
+                [(self.state.key, argv, output) for argv, output in new.items()],
+            )
+            keep_newest(db, "answer", MAX_ENTRIES)
+
+        # A failure costs the answers added: the next run asks ssh again.
+        file.close(write if new and self._unchanged() else None)
 
     def _unchanged(self) -> bool:
         """True when a walk now finds what the walk at :meth:`open` found, down to inodes and

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from platformctl import __version__
-from platformctl.cachefile import CacheFile, open_cache
+from platformctl.cachefile import CacheFile, keep_newest, open_cache
 
 FILE_NAME = "parsed-yaml.db"
 # Rows kept; beyond it the oldest written go (a content-keyed cache only grows as files change).
@@ -43,8 +43,7 @@ class ParsedYamlCache:
     :meth:`close` to write what was added."""
 
     def __init__(self, file: CacheFile, parser: str) -> None:
-        self._file = file
-        self._db: sqlite3.Connection | None = file.db
+        self._file: CacheFile | None = file
         self._parser = parser
         self._new: dict[bytes, str] = {}
 
@@ -58,23 +57,23 @@ class ParsedYamlCache:
 
     def get(self, data: bytes) -> Any:
         """The document parsed from ``data``, or :data:`MISSING`."""
-        if self._db is None:
+        if self._file is None:
             return MISSING
+        db = self._file.db
         digest = hashlib.sha256(data).digest()
         text = self._new.get(digest)
         if text is None:
             try:
-                if not self._db.in_transaction:
+                if not db.in_transaction:
                     # One read transaction for the whole load: SQLite otherwise locks the file
                     # and checks it for changes around every query (a third of a lookup). The
                     # parser is checked again inside it: another run with another PyYAML may
                     # have emptied and relabelled the cache since it was opened.
-                    self._db.execute("BEGIN")
-                    if self._stored(self._db) != self._parser:
+                    db.execute("BEGIN")
+                    if self._stored(db) != self._parser:
                         self._drop()
                         return MISSING
-                query = "SELECT json FROM doc WHERE digest = ?"
-                row = self._db.execute(query, (digest,)).fetchone()
+                row = db.execute("SELECT json FROM doc WHERE digest = ?", (digest,)).fetchone()
             except sqlite3.Error as exc:
                 self._drop(exc)
                 return MISSING
@@ -90,7 +89,7 @@ class ParsedYamlCache:
         """Remember ``document`` as what ``data`` parses to, when JSON holds it exactly (a
         timestamp, a set, binary or a non-string key would come back different: those files
         are parsed every time)."""
-        if self._db is None or not _plain(document):
+        if self._file is None or not _plain(document):
             return
         try:
             text = json.dumps(document, allow_nan=False)
@@ -101,29 +100,19 @@ class ParsedYamlCache:
     def close(self) -> None:
         """Write the documents added, in one transaction, and keep the newest
         :data:`MAX_ENTRIES`."""
-        db, self._db = self._db, None
-        if db is None:
+        file, self._file = self._file, None
+        new, self._new = self._new, {}
+        if file is None:
             return
-        try:
-            if db.in_transaction:
-                db.execute("ROLLBACK")  # the read transaction get() began
-            if self._new:
-                with db:
-                    db.execute("BEGIN IMMEDIATE")
-                    # Written only under the parser they were parsed with (see get()).
-                    if self._stored(db) == self._parser:
-                        db.executemany("INSERT OR IGNORE INTO doc VALUES (?, ?)", self._new.items())
-                        db.execute(
-                            "DELETE FROM doc WHERE rowid <= (SELECT max(rowid) FROM doc) - ?",
-                            (MAX_ENTRIES,),
-                        )
-        except sqlite3.Error as exc:
-            # Another run holds the cache, or the disk is full: the next run parses.
-            self._file.failed(exc)
-        else:
-            db.close()
-        finally:
-            self._new.clear()
+
+        def write(db: sqlite3.Connection) -> None:
+            # Written only under the parser they were parsed with (see get()).
+            if self._stored(db) == self._parser:
+                db.executemany("INSERT OR IGNORE INTO doc VALUES (?, ?)", new.items())
+                keep_newest(db, "doc", MAX_ENTRIES)
+
+        # A failure costs the documents added: the next run parses them again.
+        file.close(write if new else None)
 
     @staticmethod
     def _stored(db: sqlite3.Connection) -> str | None:
@@ -133,12 +122,12 @@ class ParsedYamlCache:
 
     def _drop(self, exc: sqlite3.Error | None = None) -> None:
         """Stop using the cache (a damaged file is removed: the next run starts again)."""
-        if self._db is not None:
-            self._db = None
+        file, self._file = self._file, None
+        if file is not None:
             if exc is None:
-                self._file.db.close()
+                file.close()
             else:
-                self._file.failed(exc)
+                file.failed(exc)
 
 
 def _prepare(db: sqlite3.Connection, parser: str) -> None:
