@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import shlex
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -658,3 +660,49 @@ def test_blank_lines_between_inspect_objects_are_skipped() -> None:
     with pytest.raises(DockerOutputError) as caught:
         parse_output(*streams([container(running="yes")]))
     assert str(caught.value) == "docker output has no boolean 'running'"
+
+
+# Before the script filtered them in the shell, `grep -E` took the image IDs to inspect: one
+# per line, of this form. The filter must pass the same ones, each once, and nothing else.
+ID_FORM = re.compile(r"[a-z0-9]+:[0-9a-f]+")
+RECORDING_DOCKER = """#!/bin/sh
+case "$1 $2" in
+  "info --format") echo '{"version":"24.0.7","driver":"overlay2"}' ;;
+  "container ls") echo c1 ;;
+  "container inspect") if [ "$4" = "{{.Image}}" ]; then cat "$IDS_FILE"; fi ;;
+  "image inspect") shift 4; printf '%s\\n' "$@" > "$ARGS_FILE" ;;
+esac
+"""
+id_lines = st.lists(
+    st.one_of(
+        st.sampled_from(
+            [
+                "sha256:" + "ab" * 32,
+                "sha256:00ff",
+                "md5:0a",
+                "sha256:" + "ab" * 32 + " x",
+                "sha256:0?",  # would match the file sha256:0f, were IDs globbed
+                "s*",
+            ]
+        ),
+        st.text(alphabet="sha256:0fgA*?[]!-. \t/", max_size=12),
+    ),
+    max_size=8,
+)
+
+
+@given(lines=id_lines)
+def test_the_script_inspects_each_well_formed_image_id_once(lines: list[str]) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        here = Path(folder)
+        docker = here / "docker"
+        docker.write_text(RECORDING_DOCKER)
+        docker.chmod(0o755)
+        (here / "ids").write_text("".join(f"{line}\n" for line in lines))
+        # Files named like glob patterns: an unquoted ID must never expand to them.
+        (here / "sha256:0f").write_text("")
+        setup = f"cd {shlex.quote(folder)}; export IDS_FILE=ids ARGS_FILE=args\n"
+        LocalTransport(command_timeout=30).run(setup + build_script(str(docker)))
+        args = (here / "args").read_text().split() if (here / "args").exists() else []
+    wanted = {line for line in lines if ID_FORM.fullmatch(line)}
+    assert sorted(args) == sorted(wanted)  # each once: no duplicates among the arguments

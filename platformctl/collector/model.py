@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from enum import StrEnum
+from operator import attrgetter
 from typing import Any
 
 RUNNING = "running"
@@ -65,6 +66,10 @@ def content_hash(canonical_json: str) -> str:
     return hashlib.sha256(canonical_json.encode()).hexdigest()
 
 
+_CONTAINER_KEY = attrgetter(*(f.name for f in fields(Container)))
+_IMAGE_KEY = attrgetter(*(f.name for f in fields(Image)))
+
+
 @dataclass(frozen=True)
 class HostState:
     """Everything observed on one host, sorted so equal states serialize identically."""
@@ -73,9 +78,11 @@ class HostState:
     images: tuple[Image, ...] = ()
 
     def __post_init__(self) -> None:
-        # Canonical order, so equal states compare, serialize and hash identically.
-        object.__setattr__(self, "containers", tuple(sorted(self.containers)))
-        object.__setattr__(self, "images", tuple(sorted(self.images)))
+        # Canonical order, so equal states compare, serialize and hash identically. By key:
+        # the same order as the dataclasses' own comparisons, with each key built once
+        # rather than two field tuples per comparison.
+        object.__setattr__(self, "containers", tuple(sorted(self.containers, key=_CONTAINER_KEY)))
+        object.__setattr__(self, "images", tuple(sorted(self.images, key=_IMAGE_KEY)))
 
     def image(self, image_id: str) -> Image | None:
         """The image with this ID, if it was inspected."""
@@ -88,14 +95,15 @@ class HostState:
         """Canonical JSON: the same state always gives the same text (and hash)."""
         body = {
             # vars(), not asdict(): the fields are flat values, and asdict deep-copies each.
-            "containers": [vars(c) for c in sorted(self.containers)],
+            # Already in canonical order (__post_init__).
+            "containers": [vars(c) for c in self.containers],
             "images": [
                 {
                     "id": i.id,
                     "repo_tags": sorted(i.repo_tags),
                     "repo_digests": sorted(i.repo_digests),
                 }
-                for i in sorted(self.images)
+                for i in self.images
             ],
         }
         return json.dumps(body, sort_keys=True, separators=(",", ":"))

@@ -56,35 +56,52 @@ def build_script(docker_command: str = "docker") -> str:
     # split into the same sections: a warning or a vanished-container error on stderr never
     # lands in the middle of the JSON. Every docker call's exit status is printed after its
     # section: the parser must be able to tell "nothing there" from "could not read it".
+    # On stdout, markers and exit statuses are held in $s and written together just before
+    # the next docker call that prints directly: every write reaches the client as its own SSH
+    # packet, which paramiko decrypts and dispatches in Python (docs/design.md, "What is
+    # recorded"). Markers on stderr are written at once, ahead of the messages they head.
     return f"""\
+set -f
 d() {{ {invocation} "$@"; }}
-mark() {{ echo "@@$1"; echo "@@$1" >&2; }}
-echo '{PROTOCOL}'
-mark info
+m() {{ echo "@@$1" >&2; }}
+s=''
+put() {{ s="$s$1
+"; }}
+flush() {{ printf '%s' "$s"; s=''; }}
+put '{PROTOCOL}'
+put '@@info'; m info; flush
 d info --format '{INFO_TEMPLATE}'
-echo "@@rc $?"
-mark ls
+put "@@rc $?"
+m ls
 ids=$(d container ls --all --quiet --no-trunc)
 rc=$?
-printf '%s\\n' "$ids"
-echo "@@rc $rc"
+put '@@ls'; put "$ids"; put "@@rc $rc"
 if [ "$rc" -eq 0 ] && [ -n "$ids" ]; then
-  mark containers
+  put '@@containers'; m containers; flush
   d container inspect --format '{CONTAINER_TEMPLATE}' $ids
-  echo "@@rc $?"
-  mark imageids
+  put "@@rc $?"
+  m imageids
   imgs=$(d container inspect --format '{{{{.Image}}}}' $ids)
   rc=$?
-  printf '%s\\n' "$imgs"
-  echo "@@rc $rc"
-  imgs=$(printf '%s\\n' "$imgs" | grep -E '^[a-z0-9]+:[0-9a-f]+$' | sort -u)
+  put '@@imageids'; put "$imgs"; put "@@rc $rc"
+  u=''
+  IFS='
+'
+  for i in $imgs; do
+    case $i in
+      *[!a-z0-9:]* | :* | *: | *:*:* | *:*[!0-9a-f]*) ;;
+      *:*) case " $u " in *" $i "*) ;; *) u="$u $i" ;; esac ;;
+    esac
+  done
+  unset IFS
+  imgs=$u
   if [ -n "$imgs" ]; then
-    mark images
+    put '@@images'; m images; flush
     d image inspect --format '{IMAGE_TEMPLATE}' $imgs
-    echo "@@rc $?"
+    put "@@rc $?"
   fi
 fi
-mark end
+put '@@end'; m end; flush
 """
 
 
@@ -232,9 +249,9 @@ def _step(name: str, stdout: list[str], stderr: list[str], rc: int | None) -> _S
     for line in stdout:
         # The script keeps docker's stderr apart, but a --docker-command wrapper may merge
         # it into stdout: a container removed between listing and inspecting is still
-        # not a host error.
-        m = _VANISHED.search(line)
-        if m and not line.startswith("{"):
+        # not a host error. (A JSON line is kept without a search: nearly every line is one.)
+        m = None if line.startswith("{") else _VANISHED.search(line)
+        if m:
             gone.add(m.group(2))
         else:
             kept.append(line)

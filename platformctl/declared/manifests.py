@@ -85,7 +85,7 @@ def load_declared(root: Path, cache: ParsedYamlCache | None = None) -> DeclaredS
             f"no module manifests under {modules_dir} (expected modules/<name>/module.yaml)"
         )
     stacks = find_stacks(root, cache)
-    modules = [_link_compose(load_manifest(p, cache), stacks) for p in paths]
+    modules = [_link_compose(load_manifest(p, cache, root), stacks) for p in paths]
     by_name: dict[str, Module] = {}
     for i, module in enumerate(modules):
         if module.name in by_name:
@@ -107,12 +107,16 @@ def _is_folder(entry: os.DirEntry[str]) -> bool:
         return False
 
 
-def load_manifest(path: Path, cache: ParsedYamlCache | None = None) -> Module:
+def load_manifest(
+    path: Path, cache: ParsedYamlCache | None = None, root: Path | None = None
+) -> Module:
     """Parse one manifest (``ROOT/modules/<name>/module.yaml``) into a :class:`Module`; a bad
-    manifest gives one with a problem. The file may resolve only to somewhere under ROOT."""
+    manifest gives one with a problem. The file may resolve only to somewhere under ROOT
+    (``root``, when the caller has it: each ``Path.parent`` is a new path object, and this
+    runs for every module)."""
     folder_name = path.parent.name
     try:
-        doc = load_yaml(path, path.parent.parent.parent, cache)
+        doc = load_yaml(path, path.parent.parent.parent if root is None else root, cache)
     except YamlProblem as exc:
         return _invalid(path, folder_name, str(exc))
     if not isinstance(doc, dict):
