@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
-import shlex
+import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -663,7 +664,8 @@ def test_blank_lines_between_inspect_objects_are_skipped() -> None:
 
 
 # Before the script filtered them in the shell, `grep -E` took the image IDs to inspect: one
-# per line, of this form. The filter must pass the same ones, each once, and nothing else.
+# per line, of this form. The filter must pass the same ones, each once, and nothing else,
+# in whatever shell the host has and whatever its locale.
 ID_FORM = re.compile(r"[a-z0-9]+:[0-9a-f]+")
 RECORDING_DOCKER = """#!/bin/sh
 case "$1 $2" in
@@ -673,6 +675,7 @@ case "$1 $2" in
   "image inspect") shift 4; printf '%s\\n' "$@" > "$ARGS_FILE" ;;
 esac
 """
+SHELLS = [["sh"], ["bash", "--posix"], ["busybox", "sh"]]
 id_lines = st.lists(
     st.one_of(
         st.sampled_from(
@@ -683,26 +686,44 @@ id_lines = st.lists(
                 "sha256:" + "ab" * 32 + " x",
                 "sha256:0?",  # would match the file sha256:0f, were IDs globbed
                 "s*",
+                "sha256:ab\r",
+                "\u212a:0",  # the Kelvin sign, which some locales fold into a-z
+                "sha256:\uff21",
             ]
         ),
-        st.text(alphabet="sha256:0fgA*?[]!-. \t/", max_size=12),
+        st.text(alphabet="sha256:0fgAF*?[]!-. \t\r/\u00e9\u212a", max_size=12),
     ),
     max_size=8,
 )
 
 
+@pytest.mark.parametrize("shell", SHELLS, ids=" ".join)
 @given(lines=id_lines)
-def test_the_script_inspects_each_well_formed_image_id_once(lines: list[str]) -> None:
+def test_the_script_inspects_each_well_formed_image_id_once(
+    shell: list[str], lines: list[str]
+) -> None:
     with tempfile.TemporaryDirectory() as folder:
         here = Path(folder)
         docker = here / "docker"
         docker.write_text(RECORDING_DOCKER)
         docker.chmod(0o755)
-        (here / "ids").write_text("".join(f"{line}\n" for line in lines))
-        # Files named like glob patterns: an unquoted ID must never expand to them.
+        (here / "ids").write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+        # Named like a glob pattern's match: an unquoted ID must never expand to it.
         (here / "sha256:0f").write_text("")
-        setup = f"cd {shlex.quote(folder)}; export IDS_FILE=ids ARGS_FILE=args\n"
-        LocalTransport(command_timeout=30).run(setup + build_script(str(docker)))
+        subprocess.run(
+            [*shell, "-s"],
+            input=build_script(str(docker)).encode(),
+            cwd=folder,
+            env={
+                "PATH": os.environ["PATH"],
+                "IDS_FILE": "ids",
+                "ARGS_FILE": "args",
+                "LC_ALL": "C.UTF-8",
+            },
+            capture_output=True,
+            timeout=30,
+            check=True,
+        )
         args = (here / "args").read_text().split() if (here / "args").exists() else []
     wanted = {line for line in lines if ID_FORM.fullmatch(line)}
     assert sorted(args) == sorted(wanted)  # each once: no duplicates among the arguments

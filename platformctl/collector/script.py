@@ -58,8 +58,11 @@ def build_script(docker_command: str = "docker") -> str:
     # section: the parser must be able to tell "nothing there" from "could not read it".
     # On stdout, markers and exit statuses are held in $s and written together just before
     # the next docker call that prints directly: every write reaches the client as its own SSH
-    # packet, which paramiko decrypts and dispatches in Python (docs/design.md, "What is
-    # recorded"). Markers on stderr are written at once, ahead of the messages they head.
+    # packet, which paramiko decrypts and dispatches in Python (docs/design.md, "The remote
+    # script"). Markers on stderr are written at once, ahead of the messages they head.
+    # The image IDs become arguments only once made distinct bytewise (LC_ALL=C) and checked
+    # (algorithm:hex, a whole line each) by the shell, with the characters listed: ranges like
+    # a-z follow the locale in some shells. set -f: no ID or container ID is ever globbed.
     return f"""\
 set -f
 d() {{ {invocation} "$@"; }}
@@ -84,13 +87,14 @@ if [ "$rc" -eq 0 ] && [ -n "$ids" ]; then
   imgs=$(d container inspect --format '{{{{.Image}}}}' $ids)
   rc=$?
   put '@@imageids'; put "$imgs"; put "@@rc $rc"
+  imgs=$(printf '%s\\n' "$imgs" | LC_ALL=C sort -u)
   u=''
   IFS='
 '
   for i in $imgs; do
     case $i in
-      *[!a-z0-9:]* | :* | *: | *:*:* | *:*[!0-9a-f]*) ;;
-      *:*) case " $u " in *" $i "*) ;; *) u="$u $i" ;; esac ;;
+      *[!abcdefghijklmnopqrstuvwxyz0123456789:]* | :* | *: | *:*:* | *:*[!0123456789abcdef]*) ;;
+      *:*) u="$u $i" ;;
     esac
   done
   unset IFS
