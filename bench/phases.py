@@ -82,10 +82,12 @@ PHASES = [
 ]
 
 
-def run_marked(python: str, cmd: list[str], folder: Path) -> dict[str, float]:
-    """CPU seconds per phase of one run."""
+def run_marked(python: str, cmd: list[str], folder: Path, cache: Path) -> dict[str, float]:
+    """CPU seconds per phase of one run, with platformctl's caches in ``cache``."""
     out = folder / "marks.json"
-    env = {**user_env(), "XDG_CACHE_HOME": str(folder / "cache")}
+    # Each install its own caches: the parsed-YAML cache is keyed on the install's PyYAML
+    # files, so two installs sharing one would empty it for each other on every run.
+    env = {**user_env(), "XDG_CACHE_HOME": str(cache)}
     proc = subprocess.run(
         [python, "-c", MARKED, str(out), *cmd],
         stdout=subprocess.DEVNULL,
@@ -124,11 +126,12 @@ def main() -> None:
             "--db", str(lab.root / "snapshots.db"), "--docker-command", docker,
         ]  # fmt: skip
         runs: dict[str, list[dict[str, float]]] = {name: [] for name in installs}
-        for python in installs.values():
-            run_marked(python, cmd, lab.root)  # warms the caches; not counted
+        caches = {name: lab.root / f"cache{i}" for i, name in enumerate(installs)}
+        for name, python in installs.items():
+            run_marked(python, cmd, lab.root, caches[name])  # warms the caches; not counted
         for _ in range(args.runs):  # alternating, so every install sees the same machine
             for name, python in installs.items():
-                runs[name].append(run_marked(python, cmd, lab.root))
+                runs[name].append(run_marked(python, cmd, lab.root, caches[name]))
         print(f"{args.hosts} hosts × {len(modules)} modules, {args.runs} runs, medians\n")
         names = list(installs)
         print("| phase | " + " | ".join(f"{n}: CPU | per host" for n in names) + " |")
