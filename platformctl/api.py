@@ -45,9 +45,11 @@ if TYPE_CHECKING:
 class Collecting:
     """A collection that started when made and runs in the background until :meth:`wait`:
     the caller prepares the rest of the run while hosts answer (docs/design.md, "Start-up").
-    :meth:`close` it in any case."""
+    With ``hosts=None`` it is open-ended: hosts are :meth:`add`-ed as the manifests naming
+    them are read, and :meth:`finish` says which the run needs. :meth:`close` it in any case.
+    """
 
-    def __init__(self, hosts: Iterable[str], options: CollectOptions) -> None:
+    def __init__(self, hosts: Iterable[str] | None, options: CollectOptions) -> None:
         from platformctl.collector.connector import Connector
         from platformctl.collector.fanout import Fanout, StderrProgress
         from platformctl.collector.script import build_script
@@ -57,8 +59,17 @@ class Collecting:
         except ValueError as exc:
             raise UsageError(f"--docker-command: {exc}") from None
         self._connector = Connector(options)
+        self._closed = False
         self._progress = StderrProgress()
         self._fanout = Fanout(hosts, self._connector, script, jobs=options.jobs)
+
+    def add(self, host: str) -> None:
+        """Start collecting ``host`` now (open-ended collections)."""
+        self._fanout.add(host)
+
+    def finish(self, hosts: Iterable[str]) -> None:
+        """The hosts the run needs (open-ended collections): only they are waited for."""
+        self._fanout.finish(hosts)
 
     def warm_up(self) -> None:
         """Import, while hosts answer, what the end of the run needs: paramiko (every SSH host
@@ -76,7 +87,11 @@ class Collecting:
         return self._fanout.wait(self._progress)
 
     def close(self) -> None:
-        """Clear the progress line and close shared connections (also when interrupted)."""
+        """Clear the progress line and close shared connections (also when interrupted); a
+        second call does nothing."""
+        if self._closed:
+            return
+        self._closed = True
         self._progress.clear()
         self._connector.close()
 
@@ -86,10 +101,16 @@ def collect(
     store: Store,
     options: CollectOptions,
     while_waiting: Callable[[], object] | None = None,
+    started: Collecting | None = None,
 ) -> tuple[int | None, Collection]:
     """Collect ``hosts`` in parallel and save one snapshot; returns its ID (None: no hosts).
-    ``while_waiting`` is called after the collection has started."""
-    collecting = Collecting(hosts, options)
+    ``while_waiting`` is called after the collection has started. ``started``: an open-ended
+    collection already under way, finished with ``hosts`` (and closed here)."""
+    if started is None:
+        collecting = Collecting(hosts, options)
+    else:
+        collecting = started
+        collecting.finish(hosts)
     try:
         collecting.warm_up()
         if while_waiting is not None:
@@ -108,12 +129,14 @@ def check(
     snapshot: str | None = None,
     now: datetime | None = None,
     while_waiting: Callable[[], object] | None = None,
+    started: Collecting | None = None,
 ) -> Report:
     """Replay ``snapshot`` or collect the hosts ``scope`` needs, save, judge, add drift ages.
 
     Acceptances (``drift_accepted``) are judged at ``now`` (default: the current time), for a
     replay too: a replay says how that state is judged today. ``while_waiting`` is called
-    once hosts are being collected (the CLI imports its renderer there).
+    once hosts are being collected (the CLI imports its renderer there). ``started``: an
+    open-ended collection begun while the manifests were read (see :func:`collect`).
     """
     now = now or utc_now()
     if snapshot is not None:
@@ -130,7 +153,9 @@ def check(
             now=now,
         )
     else:
-        snapshot_id, collection = collect(hosts_in_scope(scope), store, options, while_waiting)
+        snapshot_id, collection = collect(
+            hosts_in_scope(scope), store, options, while_waiting, started
+        )
         from platformctl.differ import diff  # imported while hosts answered
         from platformctl.snapshots.model import snapshot_status
 
@@ -177,8 +202,10 @@ def with_drift_since(report: Report, store: Store, now: datetime | None = None) 
     drifting = [v for v in report.modules if v.real_status in NOT_OK]
     if not drifting:
         return report
+    # By verdict, not by module name: a manifest that reuses a name is an invalid module of
+    # that name, and must not take the valid one's age.
     found = {
-        h.module.name: drift_since(h, v.real_status)
+        id(v): drift_since(h, v.real_status)
         for h, v in zip(
             histories([v.module for v in drifting], store, report.snapshot_id, now),
             drifting,
@@ -186,8 +213,7 @@ def with_drift_since(report: Report, store: Store, now: datetime | None = None) 
         )
     }
     verdicts = tuple(
-        replace(v, drift_since=found[v.module.name]) if v.module.name in found else v
-        for v in report.modules
+        replace(v, drift_since=found[id(v)]) if id(v) in found else v for v in report.modules
     )
     return replace(report, modules=verdicts)
 

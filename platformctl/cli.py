@@ -24,6 +24,7 @@ from platformctl.errors import PlatformctlError, UsageError
 from platformctl.exitcodes import ExitCode
 
 if TYPE_CHECKING:
+    from platformctl import api
     from platformctl.api import Channel
     from platformctl.declared.model import Module
     from platformctl.differ.model import Report
@@ -262,12 +263,24 @@ def drift_check(
 
     started = time.monotonic()
     channels = _alert_channels(snapshot, notify_urls, metrics_file)
-    scope = _load_scope(root, modules)
-    store = _open_store(db, create=snapshot is None)
-    renderer = "platformctl.output.drift_check"
-    report = api.check(
-        scope, store, options, snapshot, while_waiting=lambda: importlib.import_module(renderer)
-    )
+    # A live run starts each host as soon as a manifest in scope names it, while the rest are
+    # read (docs/design.md, "Start-up"); check() then waits for exactly the hosts in scope.
+    collecting = None if snapshot is not None else api.Collecting(None, options)
+    try:
+        scope = _load_scope(root, modules, _starter(collecting, modules))
+        store = _open_store(db, create=snapshot is None)
+        renderer = "platformctl.output.drift_check"
+        report = api.check(
+            scope,
+            store,
+            options,
+            snapshot,
+            while_waiting=lambda: importlib.import_module(renderer),
+            started=collecting,
+        )
+    finally:
+        if collecting is not None:
+            collecting.close()
     from platformctl.output.drift_check import render_json, render_table, warning_lines
 
     code = exitcodes.for_report(report)
@@ -560,8 +573,31 @@ def _open_store(db: str | None, create: bool = True, write: bool | None = None) 
     return store
 
 
-def _load_scope(root: str | None, names: tuple[str, ...]) -> tuple[Module, ...]:
-    """The modules named (or all), with a warning for invalid manifests left out."""
+def _starter(
+    collecting: api.Collecting | None, names: tuple[str, ...]
+) -> Callable[[Module], object] | None:
+    """What starts a module's host while the manifests are read: the host of every checked
+    module that ``names`` select (all when none)."""
+    if collecting is None:
+        return None
+    from platformctl.declared.model import CheckedModule
+
+    wanted = set(names)
+
+    def start(module: Module) -> None:
+        if isinstance(module, CheckedModule) and (not wanted or module.name in wanted):
+            collecting.add(module.host)
+
+    return start
+
+
+def _load_scope(
+    root: str | None,
+    names: tuple[str, ...],
+    on_module: Callable[[Module], object] | None = None,
+) -> tuple[Module, ...]:
+    """The modules named (or all), with a warning for invalid manifests left out.
+    ``on_module`` is given each module as soon as it is read."""
     from platformctl.declared.manifests import find_root, load_declared
     from platformctl.declared.model import InvalidModule
     from platformctl.declared.yamlcache import ParsedYamlCache
@@ -570,7 +606,7 @@ def _load_scope(root: str | None, names: tuple[str, ...]) -> tuple[Module, ...]:
     folder = find_root(root)
     cache = ParsedYamlCache.open()
     try:
-        declared = load_declared(folder, cache)
+        declared = load_declared(folder, cache, on_module)
     finally:
         if cache is not None:
             cache.close()

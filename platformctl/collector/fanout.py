@@ -69,45 +69,73 @@ def collect_host(host: str, factory: TransportFactory, script: str) -> HostResul
 
 
 class Fanout:
-    """A collection of ``hosts`` running in daemon threads, up to ``jobs`` at once: it starts
-    when made, so the caller can do other work while hosts answer; :meth:`wait` for it."""
+    """A collection running in daemon threads, up to ``jobs`` hosts at once: it starts when
+    made, so the caller can do other work while hosts answer; :meth:`wait` for it.
+
+    Made with ``hosts``, those are all it collects. Made open-ended (``hosts=None``), hosts
+    are :meth:`add`-ed while the caller still finds them (the manifests being read), and
+    :meth:`finish` names the hosts the run needs: only those are waited for and returned.
+    """
 
     def __init__(
-        self, hosts: Iterable[str], factory: TransportFactory, script: str, jobs: int = 64
+        self,
+        hosts: Iterable[str] | None,
+        factory: TransportFactory,
+        script: str,
+        jobs: int = 64,
     ) -> None:
         self.taken_at = utc_now()
-        self.names = sorted(set(hosts))
-        todo: queue.Queue[str] = queue.Queue()
-        for name in self.names:
-            todo.put(name)
+        self.names: list[str] = []
+        self._todo: queue.SimpleQueue[str | None] = queue.SimpleQueue()
         self._done: queue.Queue[HostResult] = queue.Queue()
-
-        def worker() -> None:
-            while True:
-                try:
-                    name = todo.get_nowait()
-                except queue.Empty:
-                    return
-                self._done.put(collect_host(name, factory, script))
-
+        self._added: set[str] = set()
+        self._workers = 0
         # More workers than file descriptors allow would fail hosts with "too many open
         # files"; past that bound they only wait, so --jobs is capped to it (README).
-        for _ in range(max(1, min(jobs, len(self.names), max_jobs()))):
-            threading.Thread(target=worker, daemon=True, name="platformctl-collect").start()
+        self._limit = max(1, min(jobs, max_jobs()))
+        self._factory = factory
+        self._script = script
+        if hosts is not None:
+            self.finish(hosts)
+
+    def add(self, host: str) -> None:
+        """Start collecting ``host`` (once, however often it is added)."""
+        if host in self._added:
+            return
+        self._added.add(host)
+        self._todo.put(host)
+        if self._workers < self._limit:  # at most one worker per host added
+            self._workers += 1
+            threading.Thread(target=self._work, daemon=True, name="platformctl-collect").start()
+
+    def finish(self, hosts: Iterable[str]) -> None:
+        """The hosts this collection is for: those not added yet start now; a host added but
+        not named here is not waited for, and its result is left out."""
+        self.names = sorted(set(hosts))
+        for name in self.names:
+            self.add(name)
+        for _ in range(self._workers):  # each worker leaves once the queue is empty
+            self._todo.put(None)
+
+    def _work(self) -> None:
+        while (name := self._todo.get()) is not None:
+            self._done.put(collect_host(name, self._factory, self._script))
 
     def wait(self, progress: Progress | None = None) -> Collection:
-        """Every host's result, in host order, once all are in."""
+        """Every named host's result, in host order, once all are in (after :meth:`finish`)."""
+        wanted = set(self.names)
         results: dict[str, HostResult] = {}
-        while len(results) < len(self.names):
+        while len(results) < len(wanted):
             try:
                 result = self._done.get(timeout=0.2)
             except queue.Empty:
                 if progress:
-                    progress(len(results), len(self.names))
+                    progress(len(results), len(wanted))
                 continue
-            results[result.host] = result
+            if result.host in wanted:
+                results[result.host] = result
             if progress:
-                progress(len(results), len(self.names))
+                progress(len(results), len(wanted))
         return Collection(taken_at=self.taken_at, hosts=tuple(results[n] for n in self.names))
 
 

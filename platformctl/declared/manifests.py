@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -61,9 +62,15 @@ def find_root(explicit: str | None = None, start: Path | None = None) -> Path:
     )
 
 
-def load_declared(root: Path, cache: ParsedYamlCache | None = None) -> DeclaredState:
+def load_declared(
+    root: Path,
+    cache: ParsedYamlCache | None = None,
+    on_module: Callable[[Module], object] | None = None,
+) -> DeclaredState:
     """Read every manifest and compose stack under ``root``. Only reads the repository;
-    ``cache`` spares parsing files read before (:mod:`platformctl.declared.yamlcache`)."""
+    ``cache`` spares parsing files read before (:mod:`platformctl.declared.yamlcache`).
+    ``on_module`` is given each module as soon as it is final, in folder order: a run starts
+    collecting its host while the rest are read (docs/design.md, "Start-up")."""
     modules_dir = root / "modules"
     if not modules_dir.is_dir():
         raise DeclaredStateError(f"no modules/ folder under {root} (check --root)")
@@ -85,14 +92,19 @@ def load_declared(root: Path, cache: ParsedYamlCache | None = None) -> DeclaredS
             f"no module manifests under {modules_dir} (expected modules/<name>/module.yaml)"
         )
     stacks = find_stacks(root, cache)
-    modules = [_link_compose(load_manifest(p, cache, root), stacks) for p in paths]
+    modules: list[Module] = []
     by_name: dict[str, Module] = {}
-    for i, module in enumerate(modules):
-        if module.name in by_name:
-            problem = f"module name {module.name!r} is also used by {by_name[module.name].path}"
-            modules[i] = _invalid(module.path, module.name, problem)
-            continue
-        by_name[module.name] = module
+    for path in paths:
+        module = _link_compose(load_manifest(path, cache, root), stacks)
+        first = by_name.get(module.name)
+        if first is None:
+            by_name[module.name] = module
+        else:
+            problem = f"module name {module.name!r} is also used by {first.path}"
+            module = _invalid(module.path, module.name, problem)
+        modules.append(module)
+        if on_module is not None:
+            on_module(module)
     # Stable: modules of one name stay in folder order, the first valid, the others not.
     modules.sort(key=lambda m: m.name)
     return DeclaredState(modules=tuple(modules))

@@ -1,0 +1,186 @@
+"""A live drift-check starts each host while the manifests are still read, and still connects
+only to the hosts its scope needs.
+
+The module in scope runs on ``localhost`` (a docker stand-in, no SSH); the other host is an
+ssh alias whose address is a listener of the test's that counts connections and never
+speaks. A connection there is a host the run should not have touched.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from platformctl.collector.fanout import Fanout
+from platformctl.collector.interface import Output
+from platformctl.declared.manifests import load_declared
+from platformctl.declared.model import CheckedModule, InvalidModule
+from tests.conftest import Runner, write_module
+
+EMPTY_DOCKER = """#!/bin/sh
+case "$1 $2" in
+  "info --format") echo '{"version":"24.0.7","driver":"overlay2"}' ;;
+  "container ls") ;;
+  *) echo "unexpected: $*" >&2; exit 64 ;;
+esac
+"""
+
+
+class Listener:
+    """A loopback TCP listener that accepts and counts connections, and never answers."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.accepted = 0
+        self._held: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            self._held.append(conn)
+
+    def close(self) -> None:
+        self.sock.close()
+        for conn in self._held:
+            conn.close()
+
+
+@pytest.fixture
+def silent() -> Iterator[Listener]:
+    listener = Listener()
+    yield listener
+    listener.close()
+
+
+def platform(tmp_path: Path, silent: Listener, other_name: str) -> tuple[Path, list[str]]:
+    """``web`` on localhost, and a module named ``other_name`` on the silent host ``far``;
+    returns the root and the common arguments."""
+    root = tmp_path / "p"
+    write_module(
+        root,
+        "a-web",
+        {
+            "host": "localhost",
+            "orchestrator": "docker",
+            "container": "web",
+            "image_observed": "nginx:1.25",
+        },
+        metadata={"name": "web"},
+    )
+    write_module(
+        root,
+        "b-far",
+        {
+            "host": "far",
+            "orchestrator": "docker",
+            "container": "api",
+            "image_observed": "nginx:1.25",
+        },
+        metadata={"name": other_name},
+    )
+    docker = tmp_path / "docker"
+    docker.write_text(EMPTY_DOCKER)
+    docker.chmod(0o755)
+    config = tmp_path / "ssh_config"
+    config.write_text(
+        f"Host far\n  HostName 127.0.0.1\n  Port {silent.port}\n  BatchMode yes\n"
+        f"  UserKnownHostsFile {tmp_path / 'known_hosts'}\n"
+    )
+    args = [
+        "--root", str(root), "--docker-command", str(docker), "--ssh-config", str(config),
+        "--connect-timeout", "1", "--json",
+    ]  # fmt: skip
+    return root, args
+
+
+def test_a_named_module_run_never_connects_to_other_hosts(
+    tmp_path: Path, silent: Listener, run_cli: Runner
+) -> None:
+    _, args = platform(tmp_path, silent, "far-api")
+    result = run_cli("drift-check", "web", *args)
+    assert result.code == 2, result.err  # web is missing on the empty engine
+    assert [h["host"] for h in result.json()["hosts"]] == ["localhost"]
+    assert silent.accepted == 0
+
+
+def test_a_duplicate_manifest_s_host_is_not_contacted(
+    tmp_path: Path, silent: Listener, run_cli: Runner
+) -> None:
+    _, args = platform(tmp_path, silent, "web")  # b-far reuses the name: invalid
+    result = run_cli("drift-check", *args)
+    assert [h["host"] for h in result.json()["hosts"]] == ["localhost"]
+    (duplicate,) = [m for m in result.json()["modules"] if m["status"] == "invalid"]
+    assert "also used by" in duplicate["reason"]
+    assert duplicate["drift_since"] is None  # not the valid module's age (it shares the name)
+    assert silent.accepted == 0
+
+
+def test_a_run_of_every_module_does_reach_the_other_host(
+    tmp_path: Path, silent: Listener, run_cli: Runner
+) -> None:
+    # The same platform, every module in scope: the listener does see the connection, so
+    # the two tests above would have seen one too.
+    _, args = platform(tmp_path, silent, "far-api")
+    result = run_cli("drift-check", *args)
+    assert sorted(h["host"] for h in result.json()["hosts"]) == ["far", "localhost"]
+    assert silent.accepted == 1
+
+
+def test_an_unknown_module_name_is_a_usage_error_after_contacting_only_named_hosts(
+    tmp_path: Path, silent: Listener, run_cli: Runner
+) -> None:
+    _, args = platform(tmp_path, silent, "far-api")
+    result = run_cli("drift-check", "web", "nosuch", *args)
+    assert result.code == 1
+    assert "unknown module 'nosuch'" in result.err and "Traceback" not in result.err
+    assert silent.accepted == 0
+
+
+def test_each_module_is_handed_over_final_and_in_folder_order(tmp_path: Path) -> None:
+    root, _ = platform(tmp_path, Listener(), "web")
+    seen: list[object] = []
+    declared = load_declared(root, on_module=seen.append)
+    first, second = seen
+    assert isinstance(first, CheckedModule) and first.path.parent.name == "a-web"
+    assert isinstance(second, InvalidModule) and "also used by" in second.problem
+    assert sorted(seen, key=lambda m: m.name) == list(declared.modules)  # type: ignore[attr-defined]
+
+
+class Canned:
+    """A transport factory answering every host at once with an empty engine."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    def __call__(self, host: str) -> Canned:
+        self.asked.append(host)
+        return self
+
+    def run(self, script: str) -> Output:
+        out = (
+            "@@platformctl 1\n@@info\n"
+            '{"version":"24.0.7","driver":"overlay2"}\n@@rc 0\n@@ls\n\n@@rc 0\n@@end\n'
+        )
+        return Output(out.encode(), b"@@info\n@@ls\n@@end\n")
+
+
+def test_an_open_ended_fanout_returns_exactly_the_hosts_it_is_finished_with() -> None:
+    factory = Canned()
+    fanout = Fanout(None, factory, "script", jobs=2)
+    for host in ("b", "a", "b", "x"):
+        fanout.add(host)
+    fanout.finish(["a", "b", "c"])
+    collection = fanout.wait()
+    assert [h.host for h in collection.hosts] == ["a", "b", "c"]
+    assert all(h.ok for h in collection.hosts)
+    assert sorted(factory.asked) == ["a", "b", "c", "x"]  # each once; x was added, not kept
