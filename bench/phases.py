@@ -17,6 +17,9 @@ medians over ``--runs``:
 * saving, judging, rendering: the snapshot's write, the comparison, the table;
 * the rest: until the process leaves.
 
+The last row is the run's wall time (from the interpreter's start of our code to the exit),
+the one before it the process's CPU in all.
+
 Manifests, judging and rendering scale with modules; collection with hosts. ``--also``
 measures another install (e.g. the previous round's, from ``bench/install.py``) in the same
 loop, alternating.
@@ -97,8 +100,13 @@ def run_marked(python: str, cmd: list[str], folder: Path, cache: Path) -> dict[s
     )
     if proc.returncode != 0:
         raise SystemExit(f"drift-check exited {proc.returncode}: {proc.stderr.decode()[-600:]}")
-    cpu = {label: c for label, c, _ in json.loads(out.read_text())}
-    return {name: cpu[end] - cpu[begin] for name, begin, end in PHASES} | {"total": cpu["exit"]}
+    marks = json.loads(out.read_text())
+    cpu = {label: c for label, c, _ in marks}
+    wall = {label: w for label, _, w in marks}
+    return {name: cpu[end] - cpu[begin] for name, begin, end in PHASES} | {
+        "total": cpu["exit"],
+        "wall": wall["exit"] - wall["start"],
+    }
 
 
 def main() -> None:
@@ -136,7 +144,7 @@ def main() -> None:
         names = list(installs)
         print("| phase | " + " | ".join(f"{n}: CPU | per host" for n in names) + " |")
         print("|---|" + "---|---|" * len(names))
-        for phase in [p for p, _, _ in PHASES] + ["total"]:
+        for phase in [p for p, _, _ in PHASES] + ["total", "wall"]:
             cells = []
             for name in names:
                 median = statistics.median(r[phase] for r in runs[name])
