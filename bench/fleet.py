@@ -47,7 +47,7 @@ from pathlib import Path
 
 import yaml
 
-from bench.install import DEFAULT, installed, user_env
+from bench.install import DEFAULT, installed, run_installed
 from tests.lab.lab import Lab, free_port
 
 CONTAINERS = 20
@@ -156,17 +156,9 @@ def run_measured(cmd: list[str], folder: Path, lab_cpu: LabCpu | None = None) ->
     lab_before = lab_cpu.read() if lab_cpu else (0.0, 0.0)
     busy = machine_busy()
     start = time.perf_counter()
-    # platformctl's caches (parsed YAML, ssh -G answers) live in the lab, kept between runs as a
-    # user's are
-    # (each point makes one untimed run first, so the timed ones find it warm).
-    env = {**user_env(), "XDG_CACHE_HOME": str(folder / "cache")}
-    proc = subprocess.run(
-        [PYTHON, "-c", MEASURED, str(out), *cmd],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env=env,
-        cwd="/",
-    )
+    # platformctl's caches (parsed YAML, ssh -G answers) live in the lab, kept between runs as
+    # a user's are (each point makes one untimed run first, so the timed ones find them warm).
+    proc = run_installed(PYTHON, ["-c", MEASURED, str(out), *cmd], folder / "cache")
     wall = time.perf_counter() - start
     busy = machine_busy() - busy
     time.sleep(0.05)  # the sshd reap their last sessions

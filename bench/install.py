@@ -32,3 +32,16 @@ def installed(folder: Path = DEFAULT) -> Path:
 def user_env() -> dict[str, str]:
     """This environment without what a user's would not have."""
     return {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
+def run_installed(python: str, args: list[str], cache: Path) -> subprocess.CompletedProcess[bytes]:
+    """``python ARGS`` as a user's scheduled run: their environment, platformctl's caches in
+    ``cache``, stdout dropped and stderr kept. From ``/``: ``python -m`` and ``-c`` put the
+    working folder first on sys.path, where a checkout would shadow the install under test."""
+    return subprocess.run(
+        [python, *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**user_env(), "XDG_CACHE_HOME": str(cache)},
+        cwd="/",
+    )

@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import time
 from pathlib import Path
 
 import yaml
 
 from bench import fleet
-from bench.install import DEFAULT, installed, user_env
+from bench.install import DEFAULT, installed, run_installed
 from tests.lab.lab import Lab, free_port
 
 
@@ -75,18 +74,13 @@ def main() -> None:
         write_platform(root, [h.alias for h in hosts], modules, args.modules)
 
         def run(i: int, python: str) -> float:
-            env = {**user_env(), "XDG_CACHE_HOME": str(lab.root / f"cache{i}")}
-            cmd = [
-                python, "-m", "platformctl", "drift-check", "--root", str(root),
+            args = [
+                "-m", "platformctl", "drift-check", "--root", str(root),
                 "--ssh-config", str(config), "--db", str(lab.root / f"{i}.db"),
                 "--docker-command", docker,
             ]  # fmt: skip
             start = time.perf_counter()
-            # cwd "/": `python -m` puts the working folder first on sys.path, and a checkout's
-            # would shadow the install under test.
-            proc = subprocess.run(
-                cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd="/"
-            )
+            proc = run_installed(python, args, lab.root / f"cache{i}")
             wall = time.perf_counter() - start
             if proc.returncode != 0:
                 raise SystemExit(f"drift-check exited {proc.returncode}: {proc.stderr[-600:]!r}")

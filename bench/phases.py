@@ -30,12 +30,11 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
 from bench import fleet
-from bench.install import DEFAULT, installed, user_env
+from bench.install import DEFAULT, installed, run_installed
 from tests.lab.lab import Lab
 
 # Marks the phase boundaries by wrapping the functions that begin and end them, then runs the
@@ -90,14 +89,7 @@ def run_marked(python: str, cmd: list[str], folder: Path, cache: Path) -> dict[s
     out = folder / "marks.json"
     # Each install its own caches: the parsed-YAML cache is keyed on the install's PyYAML
     # files, so two installs sharing one would empty it for each other on every run.
-    env = {**user_env(), "XDG_CACHE_HOME": str(cache)}
-    proc = subprocess.run(
-        [python, "-c", MARKED, str(out), *cmd],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env=env,
-        cwd="/",
-    )
+    proc = run_installed(python, ["-c", MARKED, str(out), *cmd], cache)
     if proc.returncode != 0:
         raise SystemExit(f"drift-check exited {proc.returncode}: {proc.stderr.decode()[-600:]}")
     marks = json.loads(out.read_text())

@@ -5,8 +5,10 @@ from __future__ import annotations
 import functools
 import os
 import re
+import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -226,3 +228,35 @@ def assert_drift_check_contract(doc: Any, exit_code: int) -> None:
         where = "/".join(str(p) for p in errors[0].absolute_path)
         pytest.fail(f"drift-check --json breaks docs/schema at /{where}: {errors[0].message}")
     assert doc["exit_code"] == exit_code, "the JSON's exit_code is not the process's"
+
+
+class CountingListener:
+    """A TCP port that accepts connections, counts them, and never says anything."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = int(self.sock.getsockname()[1])
+        self.accepted: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted.append(conn)
+
+    def close(self) -> None:
+        self.sock.close()
+        for conn in self.accepted:
+            conn.close()
+
+
+@pytest.fixture
+def silent() -> Iterator[CountingListener]:
+    listener = CountingListener()
+    yield listener
+    listener.close()

@@ -3,15 +3,12 @@ the fallback resolver when no ssh client is installed."""
 
 from __future__ import annotations
 
-import socket
-import threading
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import Runner, StandardLab
+from tests.conftest import CountingListener, Runner, StandardLab
 from tests.lab.lab import LabHost
 
 COMMON = "  User root\n  IdentityFile {key}\n  IdentitiesOnly yes\n  UserKnownHostsFile {known}\n"
@@ -32,38 +29,6 @@ def collect(run_cli: Runner, cfg: Path, *hosts: str, env: dict[str, str] | None 
     doc = result.json()
     doc["stderr"] = result.err
     return doc
-
-
-class CountingListener:
-    """A TCP port that accepts connections, counts them, and never says anything."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = int(self.sock.getsockname()[1])
-        self.accepted: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.accepted.append(conn)
-
-    def close(self) -> None:
-        self.sock.close()
-        for conn in self.accepted:
-            conn.close()
-
-
-@pytest.fixture
-def silent() -> Iterator[CountingListener]:
-    listener = CountingListener()
-    yield listener
-    listener.close()
 
 
 def test_a_dead_bastion_fails_its_hosts_at_once_naming_itself(
