@@ -92,6 +92,7 @@ class Collecting:
         if self._closed:
             return
         self._closed = True
+        self._fanout.cancel()  # an open-ended collection never finished: no more hosts
         self._progress.clear()
         self._connector.close()
 

@@ -263,12 +263,22 @@ def drift_check(
 
     started = time.monotonic()
     channels = _alert_channels(snapshot, notify_urls, metrics_file)
-    # A live run starts each host as soon as a manifest in scope names it, while the rest are
-    # read (docs/design.md, "Start-up"); check() then waits for exactly the hosts in scope.
-    collecting = None if snapshot is not None else api.Collecting(None, options)
+    # A live run of every module starts each host as soon as its manifest is read, while the
+    # rest are read (docs/design.md, "Start-up"); check() then waits for exactly the hosts in
+    # scope. What can still be a usage error is checked first, so such a run contacts
+    # nothing: the repository's modules/ folder and the store here, the module names (only
+    # known once every manifest is read) by not starting early when names are given.
+    collecting = None
+    if snapshot is None and not modules:
+        from platformctl.declared.manifests import find_root
+
+        find_root(root)
+        store = _open_store(db)
+        collecting = api.Collecting(None, options)
     try:
-        scope = _load_scope(root, modules, _starter(collecting, modules))
-        store = _open_store(db, create=snapshot is None)
+        scope = _load_scope(root, modules, _starter(collecting))
+        if collecting is None:
+            store = _open_store(db, create=snapshot is None)
         renderer = "platformctl.output.drift_check"
         report = api.check(
             scope,
@@ -573,19 +583,14 @@ def _open_store(db: str | None, create: bool = True, write: bool | None = None) 
     return store
 
 
-def _starter(
-    collecting: api.Collecting | None, names: tuple[str, ...]
-) -> Callable[[Module], object] | None:
-    """What starts a module's host while the manifests are read: the host of every checked
-    module that ``names`` select (all when none)."""
+def _starter(collecting: api.Collecting | None) -> Callable[[Module], object] | None:
+    """What starts a module's host while the manifests are read: every checked module's."""
     if collecting is None:
         return None
     from platformctl.declared.model import CheckedModule
 
-    wanted = set(names)
-
     def start(module: Module) -> None:
-        if isinstance(module, CheckedModule) and (not wanted or module.name in wanted):
+        if isinstance(module, CheckedModule):
             collecting.add(module.host)
 
     return start

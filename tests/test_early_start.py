@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from platformctl.collector.fanout import Fanout
 from platformctl.collector.interface import Output
 from platformctl.declared.manifests import load_declared
@@ -25,7 +27,9 @@ esac
 """
 
 
-def platform(tmp_path: Path, silent: CountingListener, other_name: str) -> tuple[Path, list[str]]:
+def platform(
+    tmp_path: Path, silent: CountingListener, other_name: str, fillers: int = 0
+) -> tuple[Path, list[str]]:
     """``web`` on localhost, and a module named ``other_name`` on the silent host ``far``;
     returns the root and the common arguments."""
     root = tmp_path / "p"
@@ -51,6 +55,9 @@ def platform(tmp_path: Path, silent: CountingListener, other_name: str) -> tuple
         },
         metadata={"name": other_name},
     )
+    # Read after the two: a host started early has their reading time to connect.
+    for i in range(fillers):
+        write_module(root, f"c-fill-{i:03d}", {"orchestrator": "external"})
     docker = tmp_path / "docker"
     docker.write_text(EMPTY_DOCKER)
     docker.chmod(0o755)
@@ -99,13 +106,22 @@ def test_a_run_of_every_module_does_reach_the_other_host(
     assert len(silent.accepted) == 1
 
 
-def test_an_unknown_module_name_is_a_usage_error_after_contacting_only_named_hosts(
+def test_an_unknown_module_name_is_a_usage_error_before_any_host_is_contacted(
     tmp_path: Path, silent: CountingListener, run_cli: Runner
 ) -> None:
-    _, args = platform(tmp_path, silent, "far-api")
-    result = run_cli("drift-check", "web", "nosuch", *args)
+    _, args = platform(tmp_path, silent, "far-api", fillers=300)
+    result = run_cli("drift-check", "far-api", "nosuch", *args)
     assert result.code == 1
     assert "unknown module 'nosuch'" in result.err and "Traceback" not in result.err
+    assert not silent.accepted  # far-api is named, but the run is a usage error
+
+
+def test_a_store_that_cannot_be_opened_is_a_usage_error_before_any_host_is_contacted(
+    tmp_path: Path, silent: CountingListener, run_cli: Runner
+) -> None:
+    _, args = platform(tmp_path, silent, "far-api", fillers=300)
+    result = run_cli("drift-check", *args, "--db", str(tmp_path))  # a folder
+    assert result.code == 1 and "Traceback" not in result.err
     assert not silent.accepted
 
 
@@ -149,3 +165,16 @@ def test_an_open_ended_fanout_returns_exactly_the_hosts_it_is_finished_with() ->
     assert [h.host for h in collection.hosts] == ["a", "b", "c"]
     assert all(h.ok for h in collection.hosts)
     assert sorted(factory.asked) == ["a", "b", "c", "x"]  # each once; x was added, not kept
+
+
+def test_an_open_ended_fanout_refuses_to_be_misused() -> None:
+    fanout = Fanout(None, Canned(), "script", jobs=1)
+    with pytest.raises(RuntimeError, match="before finish"):
+        fanout.wait()
+    fanout.add("a")
+    fanout.finish(["a"])
+    with pytest.raises(RuntimeError, match="twice"):
+        fanout.finish(["a", "b"])  # would queue b behind the worker's stop sign: a hang
+    with pytest.raises(RuntimeError, match="after finish"):
+        fanout.add("b")
+    assert [h.host for h in fanout.wait().hosts] == ["a"]

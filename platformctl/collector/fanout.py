@@ -90,6 +90,7 @@ class Fanout:
         self._done: queue.Queue[HostResult] = queue.Queue()
         self._added: set[str] = set()
         self._workers = 0
+        self._finished = False
         # More workers than file descriptors allow would fail hosts with "too many open
         # files"; past that bound they only wait, so --jobs is capped to it (README).
         self._limit = max(1, min(jobs, max_jobs()))
@@ -99,7 +100,9 @@ class Fanout:
             self.finish(hosts)
 
     def add(self, host: str) -> None:
-        """Start collecting ``host`` (once, however often it is added)."""
+        """Start collecting ``host`` (once, however often it is added); before :meth:`finish`."""
+        if self._finished:
+            raise RuntimeError("Fanout.add() after finish()")
         if host in self._added:
             return
         self._added.add(host)
@@ -111,10 +114,28 @@ class Fanout:
     def finish(self, hosts: Iterable[str]) -> None:
         """The hosts this collection is for: those not added yet start now; a host added but
         not named here is not waited for, and its result is left out."""
-        self.names = sorted(set(hosts))
-        for name in self.names:
+        if self._finished:
+            raise RuntimeError("Fanout.finish() called twice")
+        names = sorted(set(hosts))
+        for name in names:
             self.add(name)
+        self.names = names
+        self._finished = True
         for _ in range(self._workers):  # each worker leaves once the queue is empty
+            self._todo.put(None)
+
+    def cancel(self) -> None:
+        """Start no more hosts, and let the workers leave after the one they are on (a run
+        that ends before :meth:`finish`, on an error)."""
+        if self._finished:
+            return
+        self._finished = True
+        while True:
+            try:
+                self._todo.get_nowait()
+            except queue.Empty:
+                break
+        for _ in range(self._workers):
             self._todo.put(None)
 
     def _work(self) -> None:
@@ -123,6 +144,8 @@ class Fanout:
 
     def wait(self, progress: Progress | None = None) -> Collection:
         """Every named host's result, in host order, once all are in (after :meth:`finish`)."""
+        if not self._finished:
+            raise RuntimeError("Fanout.wait() before finish()")
         wanted = set(self.names)
         results: dict[str, HostResult] = {}
         while len(results) < len(wanted):
