@@ -120,21 +120,23 @@ class Fanout:
         for name in names:
             self.add(name)
         self.names = names
-        self._finished = True
-        for _ in range(self._workers):  # each worker leaves once the queue is empty
-            self._todo.put(None)
+        self._release_workers()
 
     def cancel(self) -> None:
         """Start no more hosts, and let the workers leave after the one they are on (a run
         that ends before :meth:`finish`, on an error)."""
         if self._finished:
             return
-        self._finished = True
         while True:
             try:
                 self._todo.get_nowait()
             except queue.Empty:
                 break
+        self._release_workers()
+
+    def _release_workers(self) -> None:
+        """No host is added from now on: one stop sign per worker, after the hosts queued."""
+        self._finished = True
         for _ in range(self._workers):
             self._todo.put(None)
 
