@@ -466,7 +466,7 @@ def _forward(
 def _open_socket(target: SshTarget, timeout: float) -> socket.socket:
     where = f"{target.hostname}:{target.port}"
     try:
-        return socket.create_connection((target.hostname, target.port), timeout=timeout)
+        return _prompt(socket.create_connection((target.hostname, target.port), timeout=timeout))
     except socket.gaierror as exc:
         raise TransportFailure(
             HostStatus.UNREACHABLE, f"cannot resolve {target.hostname}: {exc.strerror}"
@@ -481,6 +481,41 @@ def _open_socket(target: SshTarget, timeout: float) -> socket.socket:
         raise TransportFailure(
             HostStatus.UNREACHABLE, f"cannot connect to {where}: {exc.strerror or exc}"
         ) from None
+
+
+# Linux only; elsewhere the kernel's delayed acknowledgements stay as they are.
+_TCP_QUICKACK = getattr(socket, "TCP_QUICKACK", None)
+
+
+class _PromptSocket(socket.socket):
+    """A TCP socket that acknowledges what it receives at once (docs/design.md, "SSH").
+
+    sshd writes a host's answer in several small writes; Nagle's algorithm holds each one back
+    until the one before is acknowledged, and Linux delays that acknowledgement by up to 40 ms
+    when we have nothing to send. Quick-ack mode is not sticky (the kernel falls back to
+    delaying), so it is set again after every read: setting it also sends an acknowledgement
+    that is pending. paramiko reads only through :meth:`recv`.
+    """
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        data = super().recv(bufsize, flags)
+        if data and _TCP_QUICKACK is not None:
+            with contextlib.suppress(OSError):
+                self.setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 1)
+        return data
+
+
+def _prompt(sock: socket.socket) -> socket.socket:
+    """``sock`` (a connected TCP socket) with Nagle's algorithm off and as a
+    :class:`_PromptSocket`: paramiko writes each SSH packet whole, and holding a small one back
+    for the acknowledgement of the last costs a delayed-acknowledgement wait (up to 40 ms)
+    several times per connection."""
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    timeout = sock.gettimeout()
+    prompt = _PromptSocket(sock.family, sock.type, sock.proto, fileno=sock.detach())
+    prompt.settimeout(timeout)
+    return prompt
 
 
 def _constant(key: paramiko.PKey) -> Callable[[], paramiko.PKey | None]:

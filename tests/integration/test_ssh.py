@@ -300,3 +300,44 @@ def test_a_key_file_is_read_once_per_run_for_all_hosts(
         connector.close()
     assert [h.status.value for h in result.hosts] == ["ok", "ok"]
     assert reads == [str(lab.client_key)]
+
+
+def test_every_packet_goes_out_and_is_acknowledged_at_once(
+    std_lab: StandardLab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without TCP_NODELAY and quick acknowledgements, a login and a command each wait out
+    Linux's delayed acknowledgement (up to 40 ms) several times (bench/README.md, one run).
+    Checked where paramiko reads: after every SSH packet of a real session, the socket still
+    sends at once and is in quick-ack mode (Linux falls back to delaying on its own)."""
+    import socket
+
+    from platformctl.collector.connector import CollectOptions, Connector
+    from platformctl.collector.paramiko_import import import_paramiko
+
+    import_paramiko()
+    import paramiko.packet
+
+    states: list[tuple[int, int]] = []
+    original = paramiko.packet.Packetizer.read_message
+
+    def recording(self: paramiko.packet.Packetizer) -> object:
+        message = original(self)
+        sock = self._Packetizer__socket  # type: ignore[attr-defined]
+        states.append(
+            (
+                sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY),
+                sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK),
+            )
+        )
+        return message
+
+    monkeypatch.setattr(paramiko.packet.Packetizer, "read_message", recording)
+    connector = Connector(CollectOptions(ssh_config=str(std_lab.lab.ssh_config)), warn=print)
+    try:
+        # Output in pieces with pauses: the exchange Linux switches to delayed ACKs for.
+        output = connector("alpha").run("echo a; sleep 0.05; echo b >&2; sleep 0.05; echo c")
+    finally:
+        connector.close()
+    assert output.stdout == b"a\nc\n"
+    assert len(states) > 10
+    assert set(states) == {(1, 1)}
