@@ -491,10 +491,11 @@ class _PromptSocket(socket.socket):
     """A TCP socket that acknowledges what it receives at once (docs/design.md, "SSH").
 
     sshd writes a host's answer in several small writes; Nagle's algorithm holds each one back
-    until the one before is acknowledged, and Linux delays that acknowledgement by up to 40 ms
-    when we have nothing to send. Quick-ack mode is not sticky (the kernel falls back to
-    delaying), so it is set again after every read: setting it also sends an acknowledgement
-    that is pending. paramiko reads only through :meth:`recv`.
+    until the one before is acknowledged, and Linux delays that acknowledgement (40 ms at
+    least, up to 200 ms on slow paths) when we have nothing to send. Quick-ack mode is not
+    sticky (a send of ours puts the kernel back to delaying), so it is set again after every
+    read: setting it also sends an acknowledgement that is pending. paramiko reads only
+    through :meth:`recv`.
     """
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
@@ -508,12 +509,22 @@ class _PromptSocket(socket.socket):
 def _prompt(sock: socket.socket) -> socket.socket:
     """``sock`` (a connected TCP socket) with Nagle's algorithm off and as a
     :class:`_PromptSocket`: paramiko writes each SSH packet whole, and holding a small one back
-    for the acknowledgement of the last costs a delayed-acknowledgement wait (up to 40 ms)
-    several times per connection."""
-    with contextlib.suppress(OSError):
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    timeout = sock.gettimeout()
-    prompt = _PromptSocket(sock.family, sock.type, sock.proto, fileno=sock.detach())
+    for the acknowledgement of the last costs a delayed-acknowledgement wait several times per
+    connection."""
+    try:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        timeout = sock.gettimeout()
+        family, kind, proto = sock.family, sock.type, sock.proto
+        fd = sock.detach()
+    except BaseException:
+        sock.close()
+        raise
+    try:
+        prompt = _PromptSocket(family, kind, proto, fileno=fd)
+    except BaseException:
+        os.close(fd)
+        raise
     prompt.settimeout(timeout)
     return prompt
 

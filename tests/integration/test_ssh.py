@@ -306,9 +306,11 @@ def test_every_packet_goes_out_and_is_acknowledged_at_once(
     std_lab: StandardLab, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Without TCP_NODELAY and quick acknowledgements, a login and a command each wait out
-    Linux's delayed acknowledgement (up to 40 ms) several times (bench/README.md, one run).
-    Checked where paramiko reads: after every SSH packet of a real session, the socket still
-    sends at once and is in quick-ack mode (Linux falls back to delaying on its own)."""
+    Linux's delayed acknowledgement (40 ms or more) several times (bench/README.md, one run).
+    Checked where paramiko reads: after every SSH packet of a real session, the socket sends
+    at once and is in quick-ack mode. A send of ours puts Linux back into delaying until the
+    next read, so a packet read while one of our sends was under way (paramiko's reader and
+    writer are different threads) is not asked for quick-ack mode."""
     import socket
 
     from platformctl.collector.connector import CollectOptions, Connector
@@ -317,21 +319,29 @@ def test_every_packet_goes_out_and_is_acknowledged_at_once(
     import_paramiko()
     import paramiko.packet
 
-    states: list[tuple[int, int]] = []
-    original = paramiko.packet.Packetizer.read_message
+    sends = {"begun": 0, "done": 0}
+    packets: list[tuple[int, int, bool]] = []
+    read, write = paramiko.packet.Packetizer.read_message, paramiko.packet.Packetizer.write_all
 
-    def recording(self: paramiko.packet.Packetizer) -> object:
-        message = original(self)
+    def writing(self: paramiko.packet.Packetizer, out: bytes) -> None:
+        sends["begun"] += 1
+        try:
+            write(self, out)
+        finally:
+            sends["done"] += 1
+
+    def reading(self: paramiko.packet.Packetizer) -> object:
+        begun, done = sends["begun"], sends["done"]
+        message = read(self)
         sock = self._Packetizer__socket  # type: ignore[attr-defined]
-        states.append(
-            (
-                sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY),
-                sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK),
-            )
-        )
+        nodelay = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        quickack = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK)
+        alone = begun == done == sends["begun"]
+        packets.append((nodelay, quickack, alone))
         return message
 
-    monkeypatch.setattr(paramiko.packet.Packetizer, "read_message", recording)
+    monkeypatch.setattr(paramiko.packet.Packetizer, "write_all", writing)
+    monkeypatch.setattr(paramiko.packet.Packetizer, "read_message", reading)
     connector = Connector(CollectOptions(ssh_config=str(std_lab.lab.ssh_config)), warn=print)
     try:
         # Output in pieces with pauses: the exchange Linux switches to delayed ACKs for.
@@ -339,5 +349,7 @@ def test_every_packet_goes_out_and_is_acknowledged_at_once(
     finally:
         connector.close()
     assert output.stdout == b"a\nc\n"
-    assert len(states) > 10
-    assert set(states) == {(1, 1)}
+    assert {nodelay for nodelay, _, _ in packets} == {1}
+    alone = [quickack for _, quickack, alone in packets if alone]
+    assert len(alone) >= 8, packets
+    assert set(alone) == {1}, packets
