@@ -150,11 +150,12 @@ def test_what_is_not_a_regular_file_is_named_in_the_refusal(tmp_path: Path) -> N
         with pytest.raises(RepoFileError) as caught:
             read_repo_file(tmp_path, tmp_path / name, 1024)
         assert str(caught.value) == f"{tmp_path / name}: not a regular file ({kind}); refused"
-    # A socket cannot even be opened: refused at once, not waited on.
+    # A socket is refused at once, by its kind, without an open.
     with socket.socket(socket.AF_UNIX) as sock:
         sock.bind(str(tmp_path / "sock"))
-        with pytest.raises(RepoFileError, match=r"sock: cannot read: No such device"):
+        with pytest.raises(RepoFileError) as caught:
             read_repo_file(tmp_path, tmp_path / "sock", 1024)
+        assert str(caught.value) == f"{tmp_path / 'sock'}: not a regular file (a socket); refused"
 
 
 @pytest.mark.parametrize(
@@ -219,6 +220,31 @@ def test_a_file_at_the_cap_is_read_and_one_byte_more_is_not(tmp_path: Path) -> N
     assert read_repo_file(tmp_path, path, 100) == b"x" * 100
     with pytest.raises(RepoFileError, match="larger than 99 bytes"):
         read_repo_file(tmp_path, path, 99)
+
+
+@pytest.mark.parametrize("kernel", [True, False], ids=["O_PATH", "realpath"])
+def test_a_file_that_grew_after_its_size_was_taken_is_read_whole_or_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kernel: bool
+) -> None:
+    """The read asks for the size the file had, plus one byte: a file written to since then
+    must still come back whole (never cut at the old size), and past the cap be refused."""
+    import platformctl.declared.files as files
+
+    if not kernel:
+        monkeypatch.setattr(files, "_O_PATH", 0)
+    real_fstat = os.fstat
+
+    def earlier(fd: int) -> os.stat_result:  # the size as it was before the file grew
+        info = real_fstat(fd)
+        return os.stat_result((*info[:6], 10, *info[7:10]))
+
+    monkeypatch.setattr(files.os, "fstat", earlier)
+    path = tmp_path / "grown.yaml"
+    content = b"".join(b"line %d\n" % i for i in range(300_000))  # over a MiB: several reads
+    path.write_bytes(content)
+    assert read_repo_file(tmp_path, path, 4 * MiB) == content
+    with pytest.raises(RepoFileError, match="larger than 2 MiB"):
+        read_repo_file(tmp_path, path, 2 * MiB)
 
 
 def test_the_size_cap_is_said_in_mib_only_when_it_is_a_whole_number_of_them(
@@ -383,9 +409,12 @@ def test_a_failed_check_leaves_no_descriptor_open(tmp_path: Path) -> None:
     (tmp_path / "out").symlink_to("/etc/hostname")
     (tmp_path / "loop").symlink_to("loop")
     (tmp_path / "file.yaml").write_text("a: 1\n")
+    os.mkfifo(tmp_path / "fifo")
+    with (tmp_path / "large").open("wb") as fh:
+        fh.truncate(MiB + 1)
     before = len(os.listdir("/proc/self/fd"))
     for _ in range(20):
-        for name in ("out", "loop", "missing"):
+        for name in ("out", "loop", "missing", "fifo", "large"):
             with pytest.raises(RepoFileError):
                 read_repo_file(tmp_path, tmp_path / name, MiB)
         with pytest.raises(AttributeError):

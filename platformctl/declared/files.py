@@ -66,11 +66,11 @@ def _checked(root: Path, path: Path, real: str) -> str:
 _O_PATH = getattr(os, "O_PATH", 0)
 
 
-def _kernel_resolve(path: Path) -> tuple[int, str] | None:
-    """An ``O_PATH`` descriptor of ``path`` and the real path the kernel gives it: one lookup,
-    where realpath lstat()s every component in Python (a third of reading a small manifest).
-    None where the kernel cannot say (no ``O_PATH`` or ``/proc``, a missing file or a dangling
-    symlink: realpath then says where it leads)."""
+def _kernel_resolve(path: Path) -> tuple[int, str, os.stat_result] | None:
+    """An ``O_PATH`` descriptor of ``path``, the real path the kernel gives it and what the
+    descriptor's ``fstat`` says: one lookup, where realpath lstat()s every component in Python
+    (a third of reading a small manifest). None where the kernel cannot say (no ``O_PATH`` or
+    ``/proc``, a missing file or a dangling symlink: realpath then says where it leads)."""
     if not _O_PATH:
         return None
     try:
@@ -86,18 +86,21 @@ def _kernel_resolve(path: Path) -> tuple[int, str] | None:
     # Trusted only when that path names this very file here: not for "(deleted)", a path
     # outside a chroot, or a path as another mount namespace sees it (a link through
     # /proc/PID/root of a container's process). realpath answers those, as before.
-    if real.startswith("/") and not real.endswith(" (deleted)") and _same_file(real, fd):
-        return fd, real
+    if real.startswith("/") and not real.endswith(" (deleted)"):
+        info = _same_file(real, fd)
+        if info is not None:
+            return fd, real, info
     os.close(fd)
     return None
 
 
-def _same_file(path: str, fd: int) -> bool:
+def _same_file(path: str, fd: int) -> os.stat_result | None:
+    """``fstat(fd)`` when ``path`` names the same file as ``fd``, else None."""
     try:
         here, there = os.stat(path), os.fstat(fd)
     except OSError:
-        return False
-    return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
+        return None
+    return there if (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino) else None
 
 
 def _realpath(path: Path) -> str:
@@ -105,7 +108,7 @@ def _realpath(path: Path) -> str:
     found = _kernel_resolve(path)
     if found is None:
         return os.path.realpath(path)
-    fd, real = found
+    fd, real, _ = found
     os.close(fd)
     return real
 
@@ -127,9 +130,12 @@ def read_repo_file(root: Path, path: Path, max_bytes: int) -> bytes:
         flags |= os.O_NOFOLLOW
         resolved = None
     else:
-        resolved, real = found
+        resolved, real, info = found
         try:
             _checked(root, path, real)
+            # What is not a regular file is refused before it is opened at all (a device
+            # sees no open); the file opened below is this very one.
+            _check_file(path, info, max_bytes)
         except BaseException:
             os.close(resolved)
             raise
@@ -144,19 +150,23 @@ def read_repo_file(root: Path, path: Path, max_bytes: int) -> bytes:
         if resolved is not None:
             os.close(resolved)
     try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise RepoFileError(f"{path}: not a regular file ({_kind(info.st_mode)}); refused")
-        if info.st_size > max_bytes:
-            raise RepoFileError(f"{path}: file is larger than {_size(max_bytes)}; refused")
+        if resolved is None:
+            info = os.fstat(fd)
+            _check_file(path, info, max_bytes)
         chunks: list[bytes] = []
         remaining = max_bytes + 1
+        # The size said, and one byte more to see the end: one read of a small file, without
+        # a buffer of the whole cap. A file that grew since reads on, up to the cap.
+        wanted = min(remaining, info.st_size + 1, MiB)
         while remaining > 0:
-            chunk = os.read(fd, min(remaining, MiB))
+            chunk = os.read(fd, wanted)
             if not chunk:
                 break
             chunks.append(chunk)
             remaining -= len(chunk)
+            if len(chunk) < wanted:  # a regular file reads short only at its end
+                break
+            wanted = min(remaining, MiB)
         data = b"".join(chunks)
         if len(data) > max_bytes:
             raise RepoFileError(f"{path}: file is larger than {_size(max_bytes)}; refused")
@@ -167,22 +177,40 @@ def read_repo_file(root: Path, path: Path, max_bytes: int) -> bytes:
         os.close(fd)
 
 
+def _check_file(path: Path, info: os.stat_result, max_bytes: int) -> None:
+    """Raise :class:`RepoFileError` unless ``info`` is a regular file of at most
+    ``max_bytes`` (the read itself is bounded too: a file may grow after this)."""
+    if not stat.S_ISREG(info.st_mode):
+        raise RepoFileError(f"{path}: not a regular file ({_kind(info.st_mode)}); refused")
+    if info.st_size > max_bytes:
+        raise RepoFileError(f"{path}: file is larger than {_size(max_bytes)}; refused")
+
+
 def present(path: Path | str) -> bool:
     """True when ``path`` exists as anything but a folder: used to pick compose files.
 
     A symlink that leaves the root or points at a FIFO still counts as "exists": compose would
     pick it, so platformctl picks it too and then refuses to read it, saying why.
     """
-    return os.path.lexists(path) and not os.path.isdir(path)
+    # One lstat for what is not a symlink (nearly every manifest); a symlink's target decides.
+    try:
+        mode = os.lstat(path).st_mode
+    except (OSError, ValueError):
+        return False
+    if stat.S_ISLNK(mode):
+        return not os.path.isdir(path)
+    return not stat.S_ISDIR(mode)
 
 
 def _kind(mode: int) -> str:
-    """What an opened file that is not a regular one is: the open above already failed for a
-    socket (ENXIO) and a symlink (O_NOFOLLOW)."""
+    """What a file that is not a regular one is (never a symlink: those are followed, or
+    refused by ``O_NOFOLLOW``)."""
     if stat.S_ISFIFO(mode):
         return "a FIFO"
     if stat.S_ISDIR(mode):
         return "a folder"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
     return "a device"
 
 
