@@ -247,6 +247,51 @@ def test_a_file_that_grew_after_its_size_was_taken_is_read_whole_or_refused(
         read_repo_file(tmp_path, path, 2 * MiB)
 
 
+@pytest.mark.parametrize("kernel", [True, False], ids=["O_PATH", "realpath"])
+def test_a_short_read_is_not_taken_for_the_end_of_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kernel: bool
+) -> None:
+    """A read may return part of a file without being at its end (network and FUSE
+    filesystems, or an I/O error after part of the file, which only the next read reports):
+    a manifest cut short would parse and silently lose keys. Read whole, or refused."""
+    import errno
+
+    import platformctl.declared.files as files
+
+    if not kernel:
+        monkeypatch.setattr(files, "_O_PATH", 0)
+    real_read, real_fstat = os.read, os.fstat
+    path = tmp_path / "module.yaml"
+    content = b"".join(b"key%d: value\n" % i for i in range(100))
+    path.write_bytes(content)
+
+    def in_pieces(fd: int, n: int) -> bytes:
+        return real_read(fd, min(n, 300))
+
+    monkeypatch.setattr(files.os, "read", in_pieces)
+    assert read_repo_file(tmp_path, path, MiB) == content
+
+    def sizeless(fd: int) -> os.stat_result:  # a filesystem that does not know the size
+        info = real_fstat(fd)
+        return os.stat_result((*info[:6], 0, *info[7:10]))
+
+    monkeypatch.setattr(files.os, "fstat", sizeless)
+    assert read_repo_file(tmp_path, path, MiB) == content
+    monkeypatch.setattr(files.os, "fstat", real_fstat)
+
+    calls: list[int] = []
+
+    def failing(fd: int, n: int) -> bytes:
+        calls.append(n)
+        if len(calls) > 1:
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        return real_read(fd, 500)
+
+    monkeypatch.setattr(files.os, "read", failing)
+    with pytest.raises(RepoFileError, match="cannot read: Input/output error"):
+        read_repo_file(tmp_path, path, MiB)
+
+
 def test_the_size_cap_is_said_in_mib_only_when_it_is_a_whole_number_of_them(
     tmp_path: Path,
 ) -> None:
@@ -405,7 +450,14 @@ def test_a_kernel_answer_naming_another_file_is_not_trusted(
         read_repo_file(root, root / "evil.yaml", MiB)
 
 
-def test_a_failed_check_leaves_no_descriptor_open(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kernel", [True, False], ids=["O_PATH", "realpath"])
+def test_a_failed_check_leaves_no_descriptor_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kernel: bool
+) -> None:
+    import platformctl.declared.files as files
+
+    if not kernel:
+        monkeypatch.setattr(files, "_O_PATH", 0)
     (tmp_path / "out").symlink_to("/etc/hostname")
     (tmp_path / "loop").symlink_to("loop")
     (tmp_path / "file.yaml").write_text("a: 1\n")

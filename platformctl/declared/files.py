@@ -116,8 +116,9 @@ def _realpath(path: Path) -> str:
 def read_repo_file(root: Path, path: Path, max_bytes: int) -> bytes:
     """The bytes of ``path``, a regular file inside ``root`` of at most ``max_bytes``.
 
-    The size is checked on the open file descriptor before reading, and the read itself is
-    bounded, so a file that grows meanwhile is still refused without being read whole.
+    The kind and size are checked before reading (on Linux on the descriptor the path resolved
+    to, before the file is opened at all), and the read itself is bounded, so a file that
+    grows meanwhile is still refused without being read whole.
     Raises :class:`RepoFileError` (outside the root, not a regular file, too large,
     missing or unreadable), so callers turn one exception into their own problem.
     """
@@ -155,6 +156,7 @@ def read_repo_file(root: Path, path: Path, max_bytes: int) -> bytes:
             _check_file(path, info, max_bytes)
         chunks: list[bytes] = []
         remaining = max_bytes + 1
+        total = 0
         # The size said, and one byte more to see the end: one read of a small file, without
         # a buffer of the whole cap. A file that grew since reads on, up to the cap.
         wanted = min(remaining, info.st_size + 1, MiB)
@@ -164,7 +166,11 @@ def read_repo_file(root: Path, path: Path, max_bytes: int) -> bytes:
                 break
             chunks.append(chunk)
             remaining -= len(chunk)
-            if len(chunk) < wanted:  # a regular file reads short only at its end
+            total += len(chunk)
+            if len(chunk) < wanted and total == info.st_size:
+                # Short, and exactly where the file ended: its end. Any other short read
+                # (an I/O error after part of the file, a network or FUSE filesystem, a size
+                # the filesystem does not know) reads on until read() says the end, or fails.
                 break
             wanted = min(remaining, MiB)
         data = b"".join(chunks)
