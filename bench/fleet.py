@@ -5,6 +5,7 @@ Run (as root, lab packages installed)::
 
     python -m bench.fleet [--hosts 1,10,50,500] [--latency 0,50] [--runs 3]
                           [--baseline-limit N] [--ansible PATH] [--jobs-sweep 16,32,64,128]
+                          [--pairs 50 [--pair-runs 9]]
 
 * Every host is its own loopback address (127.0.x.y) served by a real ``sshd``; one sshd
   process listens on up to ``--per-sshd`` addresses (500 sshd processes would measure this
@@ -27,6 +28,8 @@ Run (as root, lab packages installed)::
   - Ansible ad-hoc, with ``--ansible PATH`` (an ``ansible`` installed in its own venv, never a
     dependency of ours): ``-m shell`` of the same script, pipelining on, forks = hosts, up to
     ``--ansible-max`` hosts (each fork is a Python process; 500 would need gigabytes).
+* ``--pairs N`` times 1 host and N hosts alternately at each relayed latency and reports
+  the ratio of each pair: the points above are minutes apart, and this machine's speed drifts.
 * platformctl's CPU is split: its own process, and the ``ssh -G`` children it runs to resolve
   hosts. Peak RSS is its own process's.
 """
@@ -322,6 +325,38 @@ wait
 """
 
 
+@dataclass
+class Pairs:
+    """Walls of a 1-host and an N-host run timed one right after the other, pair by pair."""
+
+    one: list[float]
+    many: list[float]
+
+    def row(self, hosts: int, latency: float) -> str:
+        ratios = [m / o for o, m in zip(self.one, self.many, strict=True)]
+        return (
+            f"| {hosts} | {latency:g} ms | {len(ratios)} | {spread(self.one)} | "
+            f"{spread(self.many)} | {statistics.median(ratios):.2f} "
+            f"({min(ratios):.2f}–{max(ratios):.2f}) |"
+        )
+
+
+def alternate_pairs(one: list[str], many: list[str], runs: int, folder: Path) -> Pairs:
+    """Time ``one`` and ``many`` alternately, ``runs`` pairs: a ratio of two runs a second
+    apart, where the separate points of the table are minutes apart on a machine whose speed
+    drifts (bench/README.md, fleet)."""
+    for cmd in (one, many):  # platformctl's caches, as for every point
+        run_measured(cmd, folder)
+    pairs = Pairs([], [])
+    for _ in range(runs):
+        for cmd, walls in ((one, pairs.one), (many, pairs.many)):
+            measure = run_measured(cmd, folder)
+            if measure.code != 0:
+                raise SystemExit(f"drift-check exited {measure.code} in a timed pair")
+            walls.append(measure.wall)
+    return pairs
+
+
 def ansible_wall(
     ansible: str, folder: Path, config: Path, aliases: list[str], script: str
 ) -> float:
@@ -361,6 +396,14 @@ def main() -> None:
         default="",
         help="also time these --jobs values at the largest relayed point, e.g. 16,32,64,128",
     )
+    parser.add_argument(
+        "--pairs",
+        type=int,
+        default=0,
+        help="also time this many hosts against 1 host in alternating pairs at each relayed "
+        "latency, and report the ratio per pair (the 50-host target: --pairs 50)",
+    )
+    parser.add_argument("--pair-runs", type=int, default=9, help="pairs timed with --pairs")
     parser.add_argument("--ansible", default=None, help="an ansible executable (optional)")
     parser.add_argument(
         "--ansible-max",
@@ -399,6 +442,7 @@ def main() -> None:
         rows = []
         busy_rows: list[str] = []
         sweep_rows = []
+        pair_rows: list[str] = []
         for latency in latencies:
             relayed = [n for n in counts if not latency or n <= args.relay_max]
             if not relayed:
@@ -418,18 +462,21 @@ def main() -> None:
                 targets = {h.alias: (h.address, h.port) for h in hosts}
             config = lab.root / f"ssh_config_{latency:g}"
             ssh_config(lab, config, targets)
+
+            def point(n: int, db: str, config: Path = config) -> list[str]:
+                """drift-check of the first ``n`` hosts (their platform written afresh)."""
+                root = lab.root / f"platform-{n}"
+                write_platform(root, [h.alias for h in hosts[:n]], modules)
+                cmd = [
+                    "drift-check", "--root", str(root), "--ssh-config", str(config),
+                    "--db", str(lab.root / db), "--docker-command", docker,
+                ]  # fmt: skip
+                return cmd + ["--jobs", str(args.jobs)] if args.jobs else cmd
+
             one_host_wall = None
             for n in relayed:
                 aliases = [h.alias for h in hosts[:n]]
-                root = lab.root / f"platform-{n}"
-                write_platform(root, aliases, modules)
-                db = lab.root / f"b{n}-{latency:g}.db"
-                cmd = [
-                    "drift-check", "--root", str(root), "--ssh-config", str(config),
-                    "--db", str(db), "--docker-command", docker,
-                ]  # fmt: skip
-                if args.jobs:
-                    cmd += ["--jobs", str(args.jobs)]
+                cmd = point(n, f"b{n}-{latency:g}.db")
                 batched = ["bash", "-c", BATCHED, "batched", str(config), str(script_file)]
                 ours: list[Measure] = []
                 floor: list[float] = []
@@ -498,6 +545,16 @@ def main() -> None:
                         f"{max(m.rss_mb for m in runs):.0f} MB |"
                     )
                     print(sweep_rows[-1], flush=True)
+            if args.pairs and latency and {1, args.pairs} <= set(relayed):
+                pair_rows.append(
+                    alternate_pairs(
+                        point(1, f"pair1-{latency:g}.db"),
+                        point(args.pairs, f"pair{args.pairs}-{latency:g}.db"),
+                        args.pair_runs,
+                        lab.root,
+                    ).row(args.pairs, latency)
+                )
+                print(pair_rows[-1], flush=True)
             if relay is not None:
                 relay.terminate()
                 relay.wait()
@@ -518,6 +575,13 @@ def main() -> None:
             print("\n| hosts | added RTT | --jobs | wall, median (min–max) | CPU | peak RSS |")
             print("|---|---|---|---|---|---|")
             print("\n".join(sweep_rows))
+        if pair_rows:
+            print(
+                "\n| hosts | added RTT | pairs | 1 host, median (min–max) "
+                "| hosts, median (min–max) | × 1-host wall per pair, median (min–max) |"
+            )
+            print("|---|---|---|---|---|---|")
+            print("\n".join(pair_rows))
         print("\n* obvious script extrapolated from the first", args.baseline_limit, "calls")
         print(f"load average at the end: {os.getloadavg()[0]:.2f}")
     finally:
