@@ -36,6 +36,16 @@ def compose_module(root: Path, name: str = "web", project: str = "apps") -> Path
     )
 
 
+@pytest.fixture(params=["O_PATH", "realpath"])
+def either_reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs a test once through the kernel's O_PATH resolution and once as on a system
+    without it (realpath, then an open with O_NOFOLLOW)."""
+    if request.param == "realpath":
+        import platformctl.declared.files as files
+
+        monkeypatch.setattr(files, "_O_PATH", 0)
+
+
 def test_env_symlinked_to_proc_environ_leaks_nothing_into_the_json(
     tmp_path: Path, run_cli: Runner
 ) -> None:
@@ -222,16 +232,14 @@ def test_a_file_at_the_cap_is_read_and_one_byte_more_is_not(tmp_path: Path) -> N
         read_repo_file(tmp_path, path, 99)
 
 
-@pytest.mark.parametrize("kernel", [True, False], ids=["O_PATH", "realpath"])
+@pytest.mark.usefixtures("either_reader")
 def test_a_file_that_grew_after_its_size_was_taken_is_read_whole_or_refused(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kernel: bool
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The read asks for the size the file had, plus one byte: a file written to since then
     must still come back whole (never cut at the old size), and past the cap be refused."""
     import platformctl.declared.files as files
 
-    if not kernel:
-        monkeypatch.setattr(files, "_O_PATH", 0)
     real_fstat = os.fstat
 
     def earlier(fd: int) -> os.stat_result:  # the size as it was before the file grew
@@ -247,9 +255,9 @@ def test_a_file_that_grew_after_its_size_was_taken_is_read_whole_or_refused(
         read_repo_file(tmp_path, path, 2 * MiB)
 
 
-@pytest.mark.parametrize("kernel", [True, False], ids=["O_PATH", "realpath"])
+@pytest.mark.usefixtures("either_reader")
 def test_a_short_read_is_not_taken_for_the_end_of_the_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kernel: bool
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A read may return part of a file without being at its end (network and FUSE
     filesystems, or an I/O error after part of the file, which only the next read reports):
@@ -258,8 +266,6 @@ def test_a_short_read_is_not_taken_for_the_end_of_the_file(
 
     import platformctl.declared.files as files
 
-    if not kernel:
-        monkeypatch.setattr(files, "_O_PATH", 0)
     real_read, real_fstat = os.read, os.fstat
     path = tmp_path / "module.yaml"
     content = b"".join(b"key%d: value\n" % i for i in range(100))
@@ -450,14 +456,8 @@ def test_a_kernel_answer_naming_another_file_is_not_trusted(
         read_repo_file(root, root / "evil.yaml", MiB)
 
 
-@pytest.mark.parametrize("kernel", [True, False], ids=["O_PATH", "realpath"])
-def test_a_failed_check_leaves_no_descriptor_open(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kernel: bool
-) -> None:
-    import platformctl.declared.files as files
-
-    if not kernel:
-        monkeypatch.setattr(files, "_O_PATH", 0)
+@pytest.mark.usefixtures("either_reader")
+def test_a_failed_check_leaves_no_descriptor_open(tmp_path: Path) -> None:
     (tmp_path / "out").symlink_to("/etc/hostname")
     (tmp_path / "loop").symlink_to("loop")
     (tmp_path / "file.yaml").write_text("a: 1\n")

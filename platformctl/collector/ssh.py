@@ -511,18 +511,14 @@ def _prompt(sock: socket.socket) -> socket.socket:
     :class:`_PromptSocket`: paramiko writes each SSH packet whole, and holding a small one back
     for the acknowledgement of the last costs a delayed-acknowledgement wait several times per
     connection."""
-    try:
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        timeout = sock.gettimeout()
-        family, kind, proto = sock.family, sock.type, sock.proto
-        fd = sock.detach()
-    except BaseException:
-        sock.close()
-        raise
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    timeout = sock.gettimeout()
+    family, kind, proto = sock.family, sock.type, sock.proto
+    fd = sock.detach()
     try:
         prompt = _PromptSocket(family, kind, proto, fileno=fd)
-    except BaseException:
+    except BaseException:  # the descriptor belongs to no socket object here
         os.close(fd)
         raise
     prompt.settimeout(timeout)

@@ -155,24 +155,23 @@ def read_repo_file(root: Path, path: Path, max_bytes: int) -> bytes:
             info = os.fstat(fd)
             _check_file(path, info, max_bytes)
         chunks: list[bytes] = []
-        remaining = max_bytes + 1
+        limit = max_bytes + 1  # one byte past the cap tells a file over it
         total = 0
         # The size said, and one byte more to see the end: one read of a small file, without
         # a buffer of the whole cap. A file that grew since reads on, up to the cap.
-        wanted = min(remaining, info.st_size + 1, MiB)
-        while remaining > 0:
+        wanted = min(limit, info.st_size + 1, MiB)
+        while total < limit:
             chunk = os.read(fd, wanted)
             if not chunk:
                 break
             chunks.append(chunk)
-            remaining -= len(chunk)
             total += len(chunk)
             if len(chunk) < wanted and total == info.st_size:
                 # Short, and exactly where the file ended: its end. Any other short read
                 # (an I/O error after part of the file, a network or FUSE filesystem, a size
                 # the filesystem does not know) reads on until read() says the end, or fails.
                 break
-            wanted = min(remaining, MiB)
+            wanted = min(limit - total, MiB)
         data = b"".join(chunks)
         if len(data) > max_bytes:
             raise RepoFileError(f"{path}: file is larger than {_size(max_bytes)}; refused")
