@@ -19,7 +19,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from platformctl import cachefile
-from platformctl.declared import yamlcache
+from platformctl.declared import yamlcache, yamlfile
+from platformctl.declared.manifests import load_declared
+from platformctl.declared.model import CheckedModule
 from platformctl.declared.yamlcache import FILE_NAME, MISSING, ParsedYamlCache
 from platformctl.declared.yamlfile import load_yaml
 from tests.conftest import write_compose, write_module
@@ -115,6 +117,82 @@ def test_a_second_run_takes_unchanged_files_from_the_cache_and_an_edit_is_seen_a
     os.utime(manifest, ns=(info.st_atime_ns, info.st_mtime_ns))
     assert manifest.stat().st_size == info.st_size
     assert run() == f"5 True {declared.replace('nginx:1.27', 'nginx:1.28')}"
+
+
+def test_manifests_looked_up_together_each_get_their_own_document(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run looks its manifests up a batch at a time (several queries per batch here): every
+    module still gets its own file's document, next to files that cannot be read or parsed,
+    two files of the same bytes, and files edited since the last run."""
+    monkeypatch.setattr(yamlcache, "_QUERY_SIZE", 7)
+    root = tmp_path / "platform"
+    count = 150  # more than two batches
+
+    def runtime(i: int, tag: str = "1") -> dict[str, str]:
+        return {
+            "host": "h",
+            "orchestrator": "docker",
+            "container": "c",
+            "image_observed": f"i{i}:{tag}",
+        }
+
+    for i in range(count):
+        write_module(root, f"m{i:03d}", runtime(i))
+    write_module(root, "m150-same-bytes-as-m007", runtime(7))
+    (root / "modules" / "m020" / "module.yaml").write_bytes(b"spec: \xff\n")
+    (root / "modules" / "m064" / "module.yaml").write_text("spec: [unclosed\n")
+    fifo = root / "modules" / "m100" / "module.yaml"
+    fifo.unlink()
+    os.mkfifo(fifo)
+    parsed: list[Path] = []
+    parse = yamlfile._parse
+
+    def counted(path: Path, text: str) -> Any:
+        parsed.append(path)
+        return parse(path, text)
+
+    monkeypatch.setattr(yamlfile, "_parse", counted)
+
+    def run() -> dict[str, str]:
+        cache = reopened(tmp_path / "cache")
+        try:
+            modules = load_declared(root, cache).modules
+        finally:
+            cache.close()
+        return {
+            m.name: m.declared_raw if isinstance(m, CheckedModule) else getattr(m, "problem", "")
+            for m in modules
+        }
+
+    expected = {f"m{i:03d}": f"i{i}:1" for i in range(count)}
+    expected["m150-same-bytes-as-m007"] = "i7:1"
+    expected["m020"] = (
+        f"{root}/modules/m020/module.yaml: not UTF-8 (byte 6); save the file as UTF-8"
+    )
+    expected["m064"] = "modules/m064/module.yaml:2: invalid YAML"
+    expected["m100"] = "not a regular file (a FIFO)"
+
+    def matches(got: dict[str, str]) -> bool:
+        return got.keys() == expected.keys() and all(expected[name] in got[name] for name in got)
+
+    first = run()
+    assert matches(first), first
+    # Every file but the FIFO (never read), the one not UTF-8 (never parsed) and the second of
+    # the same bytes, taken from what this run parsed moments before.
+    assert len(parsed) == count + 1 - 3
+    assert "m150-same-bytes-as-m007" not in {p.parent.name for p in parsed}
+    parsed.clear()
+    assert run() == first
+    assert [p.parent.name for p in parsed] == ["m064"]  # only what cannot be kept
+
+    for i in (0, 63, 64, 65, 149):
+        write_module(root, f"m{i:03d}", runtime(i, "2"))
+        expected[f"m{i:03d}"] = f"i{i}:2"
+    parsed.clear()
+    third = run()
+    assert matches(third), third
+    assert sorted(p.parent.name for p in parsed) == ["m000", "m063", "m064", "m065", "m149"]
 
 
 # --- what is kept -------------------------------------------------------------------------

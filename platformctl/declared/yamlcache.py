@@ -18,6 +18,7 @@ import math
 import os
 import sqlite3
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,8 @@ FILE_NAME = "parsed-yaml.db"
 MAX_ENTRIES = 50_000
 # Documents with more values than this are parsed every time rather than stored.
 _MAX_NODES = 100_000
+# Digests asked for in one query (SQLite before 3.32 takes at most 999 parameters).
+_QUERY_SIZE = 500
 
 
 class _Missing:
@@ -57,12 +60,20 @@ class ParsedYamlCache:
 
     def get(self, data: bytes) -> Any:
         """The document parsed from ``data``, or :data:`MISSING`."""
+        return self.get_many((data,))[0]
+
+    def get_many(self, datas: Sequence[bytes]) -> list[Any]:
+        """The documents parsed from each of ``datas``, :data:`MISSING` for those not cached.
+        One query for them all: a run reads its manifests a batch at a time, and a query per
+        file, between the system calls that read the files, costs more than reading them
+        (bench/README.md, "Where platformctl's CPU goes")."""
         if self._file is None:
-            return MISSING
-        db = self._file.db
-        digest = hashlib.sha256(data).digest()
-        text = self._new.get(digest)
-        if text is None:
+            return [MISSING] * len(datas)
+        digests = [hashlib.sha256(data).digest() for data in datas]
+        texts = {digest: self._new[digest] for digest in digests if digest in self._new}
+        wanted = list({digest for digest in digests if digest not in texts})
+        if wanted:
+            db = self._file.db
             try:
                 if not db.in_transaction:
                     # One read transaction for the whole load: SQLite otherwise locks the file
@@ -72,18 +83,16 @@ class ParsedYamlCache:
                     db.execute("BEGIN")
                     if self._stored(db) != self._parser:
                         self._drop()
-                        return MISSING
-                row = db.execute("SELECT json FROM doc WHERE digest = ?", (digest,)).fetchone()
+                        return [MISSING] * len(datas)
+                for first in range(0, len(wanted), _QUERY_SIZE):
+                    some = wanted[first : first + _QUERY_SIZE]
+                    marks = ",".join("?" * len(some))  # placeholders only: no value in the text
+                    query = f"SELECT digest, json FROM doc WHERE digest IN ({marks})"
+                    texts.update(db.execute(query, some))
             except sqlite3.Error as exc:
                 self._drop(exc)
-                return MISSING
-            if row is None:
-                return MISSING
-            text = row[0]
-        try:
-            return json.loads(text)
-        except ValueError:  # a damaged row: parse the file instead
-            return MISSING
+                return [MISSING] * len(datas)
+        return [_document(texts.get(digest)) for digest in digests]
 
     def add(self, data: bytes, document: Any) -> None:
         """Remember ``document`` as what ``data`` parses to, when JSON holds it exactly (a
@@ -128,6 +137,16 @@ class ParsedYamlCache:
                 file.close()
             else:
                 file.failed(exc)
+
+
+def _document(text: str | None) -> Any:
+    """The document stored as ``text``, or :data:`MISSING`."""
+    if text is None:
+        return MISSING
+    try:
+        return json.loads(text)
+    except ValueError:  # a damaged row: parse the file instead
+        return MISSING
 
 
 def _prepare(db: sqlite3.Connection, parser: str) -> None:

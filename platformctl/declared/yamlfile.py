@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -11,6 +12,7 @@ if TYPE_CHECKING:
     from platformctl.declared.yamlcache import ParsedYamlCache
 
 MAX_FILE_BYTES = 4 * MiB
+_NOT_CACHED = object()
 
 
 class YamlProblem(ValueError):
@@ -21,24 +23,54 @@ def load_yaml(path: Path, root: Path, cache: ParsedYamlCache | None = None) -> A
     """Parse ``path`` (a file inside ``root``) with the safe loader; raise
     :class:`YamlProblem` saying where and what. With ``cache``, bytes parsed before are not
     parsed again."""
-    try:
-        data = read_repo_file(root, path, MAX_FILE_BYTES)
-    except RepoFileError as exc:
-        raise YamlProblem(str(exc)) from None
+    document = load_yaml_many((path,), root, cache)[0]
+    if isinstance(document, YamlProblem):
+        raise document
+    return document
+
+
+def load_yaml_many(
+    paths: Sequence[Path], root: Path, cache: ParsedYamlCache | None = None
+) -> list[Any]:
+    """What :func:`load_yaml` gives for each of ``paths``, with a :class:`YamlProblem` in the
+    place of each file it would raise for. The files are read first and then looked up in the
+    cache together (see :meth:`ParsedYamlCache.get_many`)."""
+    read: list[bytes | YamlProblem] = []
+    for path in paths:
+        try:
+            read.append(read_repo_file(root, path, MAX_FILE_BYTES))
+        except RepoFileError as exc:
+            read.append(YamlProblem(str(exc)))
+    found: Iterator[Any] = iter(())
     if cache is not None:
         from platformctl.declared.yamlcache import MISSING
 
-        document = cache.get(data)
-        if document is not MISSING:
-            return document
+        datas = [data for data in read if isinstance(data, bytes)]
+        found = (_NOT_CACHED if doc is MISSING else doc for doc in cache.get_many(datas))
+    documents: list[Any] = []
+    for path, data in zip(paths, read, strict=True):
+        if isinstance(data, YamlProblem):
+            documents.append(data)
+            continue
+        document = next(found, _NOT_CACHED)
+        if document is _NOT_CACHED:
+            try:
+                document = _decode_and_parse(path, data)
+            except YamlProblem as exc:
+                document = exc.with_traceback(None)
+            else:
+                if cache is not None:
+                    cache.add(data, document)
+        documents.append(document)
+    return documents
+
+
+def _decode_and_parse(path: Path, data: bytes) -> Any:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise YamlProblem(f"{path}: not UTF-8 (byte {exc.start}); save the file as UTF-8") from None
-    document = _parse(path, text)
-    if cache is not None:
-        cache.add(data, document)
-    return document
+    return _parse(path, text)
 
 
 def _parse(path: Path, text: str) -> Any:
