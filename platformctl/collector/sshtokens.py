@@ -72,6 +72,10 @@ PROXY_COMMAND_TOKENS = frozenset("%hnpr")
 
 def expand_tokens(text: str, values: TokenValues, allowed: frozenset[str] | None = None) -> str:
     """Replace ``%x`` tokens in ``text``; raises :class:`TokenError` for one not allowed."""
+    if "%" not in text:
+        # Nothing to expand: the tokens' values (the password database twice, the host name)
+        # are not looked up for every host of a fleet whose paths name no token.
+        return text
     table = _all_tokens(values)
 
     def one(match: re.Match[str]) -> str:
