@@ -139,7 +139,8 @@ def test_manifests_looked_up_together_each_get_their_own_document(
 
     for i in range(count):
         write_module(root, f"m{i:03d}", runtime(i))
-    write_module(root, "m150-same-bytes-as-m007", runtime(7))
+    write_module(root, "m150-same-bytes-as-m007", runtime(7))  # another batch
+    write_module(root, "m011b-same-bytes-as-m011", runtime(11))  # the same batch
     (root / "modules" / "m020" / "module.yaml").write_bytes(b"spec: \xff\n")
     (root / "modules" / "m064" / "module.yaml").write_text("spec: [unclosed\n")
     fifo = root / "modules" / "m100" / "module.yaml"
@@ -167,6 +168,7 @@ def test_manifests_looked_up_together_each_get_their_own_document(
 
     expected = {f"m{i:03d}": f"i{i}:1" for i in range(count)}
     expected["m150-same-bytes-as-m007"] = "i7:1"
+    expected["m011b-same-bytes-as-m011"] = "i11:1"
     expected["m020"] = (
         f"{root}/modules/m020/module.yaml: not UTF-8 (byte 6); save the file as UTF-8"
     )
@@ -179,9 +181,11 @@ def test_manifests_looked_up_together_each_get_their_own_document(
     first = run()
     assert matches(first), first
     # Every file but the FIFO (never read), the one not UTF-8 (never parsed) and the second of
-    # the same bytes, taken from what this run parsed moments before.
-    assert len(parsed) == count + 1 - 3
-    assert "m150-same-bytes-as-m007" not in {p.parent.name for p in parsed}
+    # each pair of the same bytes, taken from what this run parsed moments before.
+    assert len(parsed) == count + 2 - 4
+    assert not {"m150-same-bytes-as-m007", "m011b-same-bytes-as-m011"} & {
+        p.parent.name for p in parsed
+    }
     parsed.clear()
     assert run() == first
     assert [p.parent.name for p in parsed] == ["m064"]  # only what cannot be kept
@@ -193,6 +197,46 @@ def test_manifests_looked_up_together_each_get_their_own_document(
     third = run()
     assert matches(third), third
     assert sorted(p.parent.name for p in parsed) == ["m000", "m063", "m064", "m065", "m149"]
+
+
+def test_manifests_are_looked_up_a_batch_at_a_time_and_the_first_hosts_start_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A warm run of 200 manifests asks the cache a handful of times, not once per file (a
+    query per file cost more than reading the files), and hands the first module over after
+    a few files, so collecting its host starts while the rest are read."""
+    root = tmp_path / "platform"
+    for i in range(200):
+        write_module(
+            root,
+            f"m{i:03d}",
+            {"host": f"h{i}", "orchestrator": "docker", "container": "c", "image_observed": "i:1"},
+        )
+    reads: list[Path] = []
+    read = yamlfile.read_repo_file
+
+    def counted(root: Path, path: Path, cap: int) -> bytes:
+        reads.append(path)
+        return read(root, path, cap)
+
+    monkeypatch.setattr(yamlfile, "read_repo_file", counted)
+    first = reopened(tmp_path / "cache")
+    load_declared(root, first)
+    first.close()
+
+    cache = reopened(tmp_path / "cache")
+    queries: list[str] = []
+    cache._file.db.set_trace_callback(queries.append)  # type: ignore[union-attr]
+    handed: list[int] = []
+    reads.clear()
+    try:
+        modules = load_declared(root, cache, on_module=lambda m: handed.append(len(reads))).modules
+    finally:
+        cache.close()
+    assert [m.host for m in modules] == [f"h{i}" for i in range(200)]
+    lookups = [q for q in queries if "FROM doc WHERE" in q]
+    assert 1 < len(lookups) <= 4, lookups  # 8 files, then 64 at a time
+    assert handed[0] <= 8
 
 
 # --- what is kept -------------------------------------------------------------------------

@@ -21,15 +21,13 @@ from platformctl.declared.model import (
     Orchestrator,
 )
 from platformctl.declared.reference import InvalidReference, parse_reference
-from platformctl.declared.yamlfile import YamlProblem, load_yaml, load_yaml_many
+from platformctl.declared.yamlfile import YamlProblem, iter_yaml, load_yaml
 from platformctl.errors import DeclaredStateError
 
 if TYPE_CHECKING:
     from platformctl.declared.yamlcache import ParsedYamlCache
 
 MANIFEST_NAMES = ("module.yaml", "module.yml")
-# Manifests read and looked up in the parsed YAML cache together (see load_declared).
-_BATCH = 64
 
 
 def find_root(explicit: str | None = None, start: Path | None = None) -> Path:
@@ -71,8 +69,9 @@ def load_declared(
 ) -> DeclaredState:
     """Read every manifest and compose stack under ``root``. Only reads the repository;
     ``cache`` spares parsing files read before (:mod:`platformctl.declared.yamlcache`).
-    ``on_module`` is given each module as soon as it is final, in folder order: a run starts
-    collecting its host while the rest are read (docs/design.md, "Start-up")."""
+    ``on_module`` is given each module as soon as it is final (its batch of files read), in
+    folder order: a run starts collecting its host while the rest are read (docs/design.md,
+    "Start-up")."""
     modules_dir = root / "modules"
     if not modules_dir.is_dir():
         raise DeclaredStateError(f"no modules/ folder under {root} (check --root)")
@@ -96,22 +95,19 @@ def load_declared(
     stacks = find_stacks(root, cache)
     modules: list[Module] = []
     by_name: dict[str, Module] = {}
-    # A batch at a time: the files of a batch are read one after the other and then looked up
-    # in the cache together (bench/README.md, "Where platformctl's CPU goes"), and the batch
-    # is small enough that the first hosts still start at once.
-    for first_path in range(0, len(paths), _BATCH):
-        batch = paths[first_path : first_path + _BATCH]
-        for path, doc in zip(batch, load_yaml_many(batch, root, cache), strict=True):
-            module = _link_compose(_from_document(path, doc), stacks)
-            first = by_name.get(module.name)
-            if first is None:
-                by_name[module.name] = module
-            else:
-                problem = f"module name {module.name!r} is also used by {first.path}"
-                module = _invalid(module.path, module.name, problem)
-            modules.append(module)
-            if on_module is not None:
-                on_module(module)
+    # iter_yaml reads the files a batch at a time (bench/README.md, "Where platformctl's CPU
+    # goes"): each module is handed over once its batch is read.
+    for path, doc in zip(paths, iter_yaml(paths, root, cache), strict=True):
+        module = _link_compose(_from_document(path, doc), stacks)
+        first = by_name.get(module.name)
+        if first is None:
+            by_name[module.name] = module
+        else:
+            problem = f"module name {module.name!r} is also used by {first.path}"
+            module = _invalid(module.path, module.name, problem)
+        modules.append(module)
+        if on_module is not None:
+            on_module(module)
     # Stable: modules of one name stay in folder order, the first valid, the others not.
     modules.sort(key=lambda m: m.name)
     return DeclaredState(modules=tuple(modules))

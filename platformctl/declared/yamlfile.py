@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,7 +12,10 @@ if TYPE_CHECKING:
     from platformctl.declared.yamlcache import ParsedYamlCache
 
 MAX_FILE_BYTES = 4 * MiB
-_NOT_CACHED = object()
+# Files read and then looked up in the cache together (see iter_yaml).
+_FIRST_BATCH = 8
+_BATCH = 64
+_BATCH_BYTES = MiB
 
 
 class YamlProblem(ValueError):
@@ -23,46 +26,78 @@ def load_yaml(path: Path, root: Path, cache: ParsedYamlCache | None = None) -> A
     """Parse ``path`` (a file inside ``root``) with the safe loader; raise
     :class:`YamlProblem` saying where and what. With ``cache``, bytes parsed before are not
     parsed again."""
-    document = load_yaml_many((path,), root, cache)[0]
+    document = next(iter_yaml((path,), root, cache))
     if isinstance(document, YamlProblem):
-        raise document
+        raise document from None
     return document
 
 
-def load_yaml_many(
-    paths: Sequence[Path], root: Path, cache: ParsedYamlCache | None = None
-) -> list[Any]:
-    """What :func:`load_yaml` gives for each of ``paths``, with a :class:`YamlProblem` in the
-    place of each file it would raise for. The files are read first and then looked up in the
-    cache together (see :meth:`ParsedYamlCache.get_many`)."""
-    read: list[bytes | YamlProblem] = []
+def iter_yaml(
+    paths: Iterable[Path], root: Path, cache: ParsedYamlCache | None = None
+) -> Iterator[Any]:
+    """What :func:`load_yaml` gives for each of ``paths``, in order, with a
+    :class:`YamlProblem` in the place of each file it would raise for.
+
+    The files are read a batch at a time and each batch is looked up in the cache in one
+    query: a query per file, between the system calls that read the files, cost more than
+    the reads (bench/README.md, "Where platformctl's CPU goes"). The first batch is small, so
+    a run's first hosts start at once, and a batch ends once it holds :data:`_BATCH_BYTES`,
+    so what is held stays near one file's worth whatever the files' sizes.
+    """
+    batch: list[tuple[Path, bytes | YamlProblem]] = []
+    size = 0
+    limit = _FIRST_BATCH
     for path in paths:
         try:
-            read.append(read_repo_file(root, path, MAX_FILE_BYTES))
+            data = read_repo_file(root, path, MAX_FILE_BYTES)
         except RepoFileError as exc:
-            read.append(YamlProblem(str(exc)))
-    found: Iterator[Any] = iter(())
-    if cache is not None:
-        from platformctl.declared.yamlcache import MISSING
+            batch.append((path, YamlProblem(str(exc))))
+        else:
+            batch.append((path, data))
+            size += len(data)
+        if len(batch) >= limit or size >= _BATCH_BYTES:
+            yield from _documents(batch, cache)
+            batch, size, limit = [], 0, _BATCH
+    yield from _documents(batch, cache)
 
-        datas = [data for data in read if isinstance(data, bytes)]
-        found = (_NOT_CACHED if doc is MISSING else doc for doc in cache.get_many(datas))
-    documents: list[Any] = []
-    for path, data in zip(paths, read, strict=True):
+
+def _documents(
+    batch: list[tuple[Path, bytes | YamlProblem]], cache: ParsedYamlCache | None
+) -> Iterator[Any]:
+    """The document (or problem) of each file of ``batch``, from the cache where it has them."""
+    if cache is None:
+        for path, data in batch:
+            yield data if isinstance(data, YamlProblem) else _parsed(path, data, None)
+        return
+    from platformctl.declared.yamlcache import MISSING
+
+    cached = iter(cache.get_many([data for _, data in batch if isinstance(data, bytes)]))
+    parsed: set[bytes] = set()
+    for path, data in batch:
         if isinstance(data, YamlProblem):
-            documents.append(data)
+            yield data
             continue
-        document = next(found, _NOT_CACHED)
-        if document is _NOT_CACHED:
-            try:
-                document = _decode_and_parse(path, data)
-            except YamlProblem as exc:
-                document = exc.with_traceback(None)
-            else:
-                if cache is not None:
-                    cache.add(data, document)
-        documents.append(document)
-    return documents
+        document = next(cached)
+        if document is MISSING and data in parsed:
+            # The same bytes as a file parsed a moment ago in this batch: the cache has them
+            # now, if it keeps them at all.
+            document = cache.get(data)
+        if document is MISSING:
+            document = _parsed(path, data, cache)
+            parsed.add(data)
+        yield document
+
+
+def _parsed(path: Path, data: bytes, cache: ParsedYamlCache | None) -> Any:
+    """The document ``data`` parses to (remembered in ``cache``), or the problem, as a new
+    exception that holds no traceback: a batch keeps its problems until it is handed over."""
+    try:
+        document = _decode_and_parse(path, data)
+    except YamlProblem as exc:
+        return YamlProblem(str(exc))
+    if cache is not None:
+        cache.add(data, document)
+    return document
 
 
 def _decode_and_parse(path: Path, data: bytes) -> Any:
