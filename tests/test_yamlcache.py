@@ -127,7 +127,7 @@ def test_manifests_looked_up_together_each_get_their_own_document(
     two files of the same bytes, and files edited since the last run."""
     monkeypatch.setattr(yamlcache, "_QUERY_SIZE", 7)
     root = tmp_path / "platform"
-    count = 150  # more than two batches
+    count = 150  # four batches: 8 files, 64, 64 and the rest
 
     def runtime(i: int, tag: str = "1") -> dict[str, str]:
         return {
@@ -190,13 +190,15 @@ def test_manifests_looked_up_together_each_get_their_own_document(
     assert run() == first
     assert [p.parent.name for p in parsed] == ["m064"]  # only what cannot be kept
 
-    for i in (0, 63, 64, 65, 149):
+    # On each side of every batch's end (m011b sorts in after m011: m070 is the 72nd file).
+    edited = (0, 7, 8, 70, 71, 134, 135, 149)
+    for i in edited:
         write_module(root, f"m{i:03d}", runtime(i, "2"))
         expected[f"m{i:03d}"] = f"i{i}:2"
     parsed.clear()
     third = run()
     assert matches(third), third
-    assert sorted(p.parent.name for p in parsed) == ["m000", "m063", "m064", "m065", "m149"]
+    assert sorted(p.parent.name for p in parsed) == sorted([f"m{i:03d}" for i in edited] + ["m064"])
 
 
 def test_manifests_are_looked_up_a_batch_at_a_time_and_the_first_hosts_start_at_once(
@@ -234,9 +236,115 @@ def test_manifests_are_looked_up_a_batch_at_a_time_and_the_first_hosts_start_at_
     finally:
         cache.close()
     assert [m.host for m in modules] == [f"h{i}" for i in range(200)]
+    assert len(reads) == 200  # every file read where the count sees it
     lookups = [q for q in queries if "FROM doc WHERE" in q]
-    assert 1 < len(lookups) <= 4, lookups  # 8 files, then 64 at a time
+    assert 1 < len(lookups) < 10, lookups  # 8 files, then 64 at a time
     assert handed[0] <= 8
+
+
+def test_a_batch_of_large_manifests_ends_at_a_mebibyte(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Manifests of 600 KB (a long comment, well under the 4 MiB cap) are handed over two at
+    a time: a batch does not hold eight of them in memory first."""
+    root = tmp_path / "platform"
+    for i in range(6):
+        path = write_module(
+            root,
+            f"m{i}",
+            {"host": "h", "orchestrator": "docker", "container": "c", "image_observed": f"i{i}:1"},
+        )
+        path.write_text(path.read_text() + ("# " + "x" * 998 + "\n") * 600)
+    reads: list[Path] = []
+    read = yamlfile.read_repo_file
+
+    def counted(root: Path, path: Path, cap: int) -> bytes:
+        reads.append(path)
+        return read(root, path, cap)
+
+    monkeypatch.setattr(yamlfile, "read_repo_file", counted)
+    handed: list[int] = []
+    modules = load_declared(root, on_module=lambda m: handed.append(len(reads))).modules
+    assert [m.declared_raw for m in modules if isinstance(m, CheckedModule)] == [
+        f"i{i}:1" for i in range(6)
+    ]
+    assert handed == [2, 2, 4, 4, 6, 6]
+
+
+def test_copies_of_a_document_the_cache_cannot_keep_cost_no_query_each(tmp_path: Path) -> None:
+    """Ten manifests of the same bytes holding a date (which JSON cannot give back, so never
+    kept): each is parsed, as every run parses such files, without a query apiece."""
+    root = tmp_path / "platform"
+    for i in range(10):
+        write_module(
+            root,
+            f"m{i}",
+            {"host": "h", "orchestrator": "docker", "container": "c", "image_observed": "i:1"},
+            when=date(2026, 1, 1),
+        )
+        # The same bytes in every file: the name comes from the folder.
+    cache = reopened(tmp_path / "cache")
+    queries: list[str] = []
+    cache._file.db.set_trace_callback(queries.append)  # type: ignore[union-attr]
+    try:
+        modules = load_declared(root, cache).modules
+    finally:
+        cache.close()
+    assert [m.name for m in modules if isinstance(m, CheckedModule)] == [f"m{i}" for i in range(10)]
+    assert len([q for q in queries if "FROM doc WHERE" in q]) == 2  # a batch of 8, then 2
+
+
+class _LookupsFail:
+    """A cache connection whose document lookups fail, as a damaged file's do."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def execute(self, sql: str, *args: Any) -> Any:
+        if "FROM doc WHERE" in sql:
+            raise sqlite3.OperationalError("disk I/O error")
+        return self._db.execute(sql, *args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._db, name)
+
+
+def test_a_cache_failing_in_the_middle_of_a_run_costs_parsing_never_a_document(
+    tmp_path: Path,
+) -> None:
+    """The cache answers the first batch, then its lookups fail: the run goes on parsing,
+    and every module still gets its own file's document (two of them of the same bytes)."""
+    root = tmp_path / "platform"
+    images = [f"i{i}:1" for i in range(100)]
+    images[51] = images[50]
+    for i, image in enumerate(images):
+        write_module(
+            root,
+            f"m{i:03d}",
+            {"host": "h", "orchestrator": "docker", "container": "c", "image_observed": image},
+        )
+    first = reopened(tmp_path / "cache")
+    load_declared(root, first)
+    first.close()
+
+    cache = reopened(tmp_path / "cache")
+    file = cache._file
+    assert file is not None
+    real = file.db
+    answered = 0
+
+    def fail_after_the_first_batch(module: object) -> None:
+        nonlocal answered
+        answered += 1
+        if answered == 8:
+            file.db = _LookupsFail(real)  # type: ignore[assignment]
+
+    try:
+        modules = load_declared(root, cache, on_module=fail_after_the_first_batch).modules
+    finally:
+        cache.close()
+    assert [m.declared_raw for m in modules if isinstance(m, CheckedModule)] == images
+    assert cache._file is None  # the failure was met, and the cache given up
 
 
 # --- what is kept -------------------------------------------------------------------------

@@ -94,17 +94,18 @@ class ParsedYamlCache:
                 return [MISSING] * len(datas)
         return [_document(texts.get(digest)) for digest in digests]
 
-    def add(self, data: bytes, document: Any) -> None:
+    def add(self, data: bytes, document: Any) -> bool:
         """Remember ``document`` as what ``data`` parses to, when JSON holds it exactly (a
         timestamp, a set, binary or a non-string key would come back different: those files
-        are parsed every time)."""
+        are parsed every time). True when it was kept."""
         if self._file is None or not _plain(document):
-            return
+            return False
         try:
             text = json.dumps(document, allow_nan=False)
         except ValueError:  # an integer longer than Python converts to text
-            return
+            return False
         self._new[hashlib.sha256(data).digest()] = text
+        return True
 
     def close(self) -> None:
         """Write the documents added, in one transaction, and keep the newest

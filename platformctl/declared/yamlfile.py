@@ -41,8 +41,8 @@ def iter_yaml(
     The files are read a batch at a time and each batch is looked up in the cache in one
     query: a query per file, between the system calls that read the files, cost more than
     the reads (bench/README.md, "Where platformctl's CPU goes"). The first batch is small, so
-    a run's first hosts start at once, and a batch ends once it holds :data:`_BATCH_BYTES`,
-    so what is held stays near one file's worth whatever the files' sizes.
+    a run's first hosts start at once, and a batch also ends as soon as it holds
+    :data:`_BATCH_BYTES` or more, so the bytes held stay under that plus one file.
     """
     batch: list[tuple[Path, bytes | YamlProblem]] = []
     size = 0
@@ -67,37 +67,35 @@ def _documents(
     """The document (or problem) of each file of ``batch``, from the cache where it has them."""
     if cache is None:
         for path, data in batch:
-            yield data if isinstance(data, YamlProblem) else _parsed(path, data, None)
+            yield data if isinstance(data, YamlProblem) else _parsed(path, data)
         return
     from platformctl.declared.yamlcache import MISSING
 
     cached = iter(cache.get_many([data for _, data in batch if isinstance(data, bytes)]))
-    parsed: set[bytes] = set()
+    kept: set[bytes] = set()
     for path, data in batch:
         if isinstance(data, YamlProblem):
             yield data
             continue
         document = next(cached)
-        if document is MISSING and data in parsed:
-            # The same bytes as a file parsed a moment ago in this batch: the cache has them
-            # now, if it keeps them at all.
+        if document is MISSING and data in kept:
+            # The same bytes as a file parsed a moment ago in this batch, whose document the
+            # cache kept (and answers without a query).
             document = cache.get(data)
         if document is MISSING:
-            document = _parsed(path, data, cache)
-            parsed.add(data)
+            document = _parsed(path, data)
+            if not isinstance(document, YamlProblem) and cache.add(data, document):
+                kept.add(data)
         yield document
 
 
-def _parsed(path: Path, data: bytes, cache: ParsedYamlCache | None) -> Any:
-    """The document ``data`` parses to (remembered in ``cache``), or the problem, as a new
-    exception that holds no traceback: a batch keeps its problems until it is handed over."""
+def _parsed(path: Path, data: bytes) -> Any:
+    """The document ``data`` parses to, or the problem, as a new exception that holds no
+    traceback: a batch keeps its problems until it is handed over."""
     try:
-        document = _decode_and_parse(path, data)
+        return _decode_and_parse(path, data)
     except YamlProblem as exc:
         return YamlProblem(str(exc))
-    if cache is not None:
-        cache.add(data, document)
-    return document
 
 
 def _decode_and_parse(path: Path, data: bytes) -> Any:
