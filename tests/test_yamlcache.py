@@ -50,6 +50,19 @@ def stored(folder: Path) -> int:
         return int(db.execute("SELECT count(*) FROM doc").fetchone()[0])
 
 
+def files_read(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """The repository files the YAML reader reads from now on, in order."""
+    reads: list[Path] = []
+    read = yamlfile.read_repo_file
+
+    def counted(root: Path, path: Path, cap: int) -> bytes:
+        reads.append(path)
+        return read(root, path, cap)
+
+    monkeypatch.setattr(yamlfile, "read_repo_file", counted)
+    return reads
+
+
 # --- what a CLI run reads -----------------------------------------------------------------
 
 RUN = """
@@ -214,14 +227,7 @@ def test_manifests_are_looked_up_a_batch_at_a_time_and_the_first_hosts_start_at_
             f"m{i:03d}",
             {"host": f"h{i}", "orchestrator": "docker", "container": "c", "image_observed": "i:1"},
         )
-    reads: list[Path] = []
-    read = yamlfile.read_repo_file
-
-    def counted(root: Path, path: Path, cap: int) -> bytes:
-        reads.append(path)
-        return read(root, path, cap)
-
-    monkeypatch.setattr(yamlfile, "read_repo_file", counted)
+    reads = files_read(monkeypatch)
     first = reopened(tmp_path / "cache")
     load_declared(root, first)
     first.close()
@@ -255,14 +261,7 @@ def test_a_batch_of_large_manifests_ends_at_a_mebibyte(
             {"host": "h", "orchestrator": "docker", "container": "c", "image_observed": f"i{i}:1"},
         )
         path.write_text(path.read_text() + ("# " + "x" * 998 + "\n") * 600)
-    reads: list[Path] = []
-    read = yamlfile.read_repo_file
-
-    def counted(root: Path, path: Path, cap: int) -> bytes:
-        reads.append(path)
-        return read(root, path, cap)
-
-    monkeypatch.setattr(yamlfile, "read_repo_file", counted)
+    reads = files_read(monkeypatch)
     handed: list[int] = []
     modules = load_declared(root, on_module=lambda m: handed.append(len(reads))).modules
     assert [m.declared_raw for m in modules if isinstance(m, CheckedModule)] == [
