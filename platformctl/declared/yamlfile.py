@@ -93,17 +93,13 @@ def _parsed(path: Path, data: bytes) -> Any:
     """The document ``data`` parses to, or the problem, as a new exception that holds no
     traceback: a batch keeps its problems until it is handed over."""
     try:
-        return _decode_and_parse(path, data)
-    except YamlProblem as exc:
-        return YamlProblem(str(exc))
-
-
-def _decode_and_parse(path: Path, data: bytes) -> Any:
-    try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise YamlProblem(f"{path}: not UTF-8 (byte {exc.start}); save the file as UTF-8") from None
-    return _parse(path, text)
+        return YamlProblem(f"{path}: not UTF-8 (byte {exc.start}); save the file as UTF-8")
+    try:
+        return _parse(path, text)
+    except YamlProblem as exc:
+        return YamlProblem(str(exc))
 
 
 def _parse(path: Path, text: str) -> Any:
