@@ -39,6 +39,7 @@ from platformctl.errors import UsageError
 
 if TYPE_CHECKING:
     import paramiko
+    from _typeshed import ReadableBuffer
 
     Socket: TypeAlias = "socket.socket | paramiko.Channel | _ProxySocket"
 
@@ -488,22 +489,58 @@ _TCP_QUICKACK = getattr(socket, "TCP_QUICKACK", None)
 
 
 class _PromptSocket(socket.socket):
-    """A TCP socket that acknowledges what it receives at once (docs/design.md, "SSH").
+    """A TCP socket that acknowledges what it receives at once and reads ahead
+    (docs/design.md, "SSH").
 
     sshd writes a host's answer in several small writes; Nagle's algorithm holds each one back
     until the one before is acknowledged, and Linux delays that acknowledgement (40 ms at
     least, up to 200 ms on slow paths) when we have nothing to send. Quick-ack mode is not
     sticky (a send of ours puts the kernel back to delaying), so it is set again after every
-    read: setting it also sends an acknowledgement that is pending. paramiko reads only
-    through :meth:`recv`.
+    read from the kernel and after every send: setting it also sends an acknowledgement that is
+    pending.
+
+    paramiko reads only through :meth:`recv`, asking for a packet's first block and then for
+    its rest, each ask a ``poll`` and a ``recv`` that give up the interpreter lock. Reading
+    what the kernel holds, up to :data:`_READ_AHEAD` bytes, and handing it out from here
+    makes one system call of a burst of packets. paramiko writes only through :meth:`send`.
     """
 
+    _ahead = b""
+    _offset = 0
+    _sent = False
+
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
-        data = super().recv(bufsize, flags)
-        if data and _TCP_QUICKACK is not None:
+        ahead, offset = self._ahead, self._offset
+        if offset < len(ahead):
+            end = min(offset + bufsize, len(ahead))
+            self._offset = end
+            if self._sent:
+                self._quickack()
+            return ahead[offset:end]
+        data = super().recv(max(bufsize, _READ_AHEAD), flags)
+        if data:
+            self._quickack()
+        if len(data) <= bufsize:
+            self._ahead, self._offset = b"", 0
+            return data
+        self._ahead, self._offset = data, bufsize
+        return data[:bufsize]
+
+    def send(self, data: ReadableBuffer, flags: int = 0) -> int:
+        sent = super().send(data, flags)
+        # The reader sets quick-ack mode again before it hands out the next packet.
+        self._sent = True
+        return sent
+
+    def _quickack(self) -> None:
+        self._sent = False
+        if _TCP_QUICKACK is not None:
             with contextlib.suppress(OSError):
                 self.setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 1)
-        return data
+
+
+# Enough for a few full SSH packets (sshd sends at most 32 KiB of data in one).
+_READ_AHEAD = 1 << 16
 
 
 def _prompt(sock: socket.socket) -> socket.socket:

@@ -353,3 +353,46 @@ def test_every_packet_goes_out_and_is_acknowledged_at_once(
     alone = [quickack for _, quickack, alone in packets if alone]
     assert len(alone) >= 8, packets
     assert set(alone) == {1}, packets
+
+
+def test_a_packet_costs_at_most_one_read_from_the_kernel(
+    std_lab: StandardLab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """paramiko asks for each SSH packet in two parts, its first block and its rest; the host's
+    socket reads what the kernel holds and hands the parts out, so a packet costs at most one
+    system call, and a burst of them one in all (docs/design.md, "SSH"). The answer still
+    arrives whole and in order, both streams."""
+    import socket
+
+    from platformctl.collector import ssh
+    from platformctl.collector.connector import CollectOptions, Connector
+    from platformctl.collector.paramiko_import import import_paramiko
+
+    import_paramiko()
+    import paramiko.packet
+
+    counts = {"packets": 0, "kernel reads": 0}
+    read_message, kernel_recv = paramiko.packet.Packetizer.read_message, socket.socket.recv
+
+    def reading(self: paramiko.packet.Packetizer) -> object:
+        counts["packets"] += 1
+        return read_message(self)
+
+    def recv(self: socket.socket, size: int, flags: int = 0) -> bytes:
+        if isinstance(self, ssh._PromptSocket):
+            counts["kernel reads"] += 1
+        return kernel_recv(self, size, flags)
+
+    monkeypatch.setattr(paramiko.packet.Packetizer, "read_message", reading)
+    monkeypatch.setattr(socket.socket, "recv", recv)
+    connector = Connector(CollectOptions(ssh_config=str(std_lab.lab.ssh_config)), warn=print)
+    try:
+        output = connector("alpha").run(
+            "i=0; while [ $i -lt 200 ]; do echo out$i; echo err$i >&2; i=$((i+1)); done"
+        )
+    finally:
+        connector.close()
+    assert output.stdout == b"".join(b"out%d\n" % i for i in range(200))
+    assert output.stderr == b"".join(b"err%d\n" % i for i in range(200))
+    assert counts["packets"] > 20, counts
+    assert counts["kernel reads"] <= counts["packets"], counts
