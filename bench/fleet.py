@@ -5,7 +5,7 @@ Run (as root, lab packages installed)::
 
     python -m bench.fleet [--hosts 1,10,50,500] [--latency 0,50] [--runs 3]
                           [--baseline-limit N] [--ansible PATH] [--jobs-sweep 16,32,64,128]
-                          [--pairs 50 [--pair-runs 9]]
+                          [--pairs 50 [--pair-runs 9] [--also VENV]]
 
 * Every host is its own loopback address (127.0.x.y) served by a real ``sshd``; one sshd
   process listens on up to ``--per-sshd`` addresses (500 sshd processes would measure this
@@ -30,6 +30,8 @@ Run (as root, lab packages installed)::
     ``--ansible-max`` hosts (each fork is a Python process; 500 would need gigabytes).
 * ``--pairs N`` times 1 host and N hosts alternately at each relayed latency and reports
   the ratio of each pair: the points above are minutes apart, and this machine's speed drifts.
+  With ``--also VENV`` another install (e.g. the previous round's) takes its turn in the same
+  loop, pair after pair, and gets a row of its own.
 * platformctl's CPU is split: its own process, and the ``ssh -G`` children it runs to resolve
   hosts. Peak RSS is its own process's.
 """
@@ -67,7 +69,7 @@ case "$1 $2" in
   "image inspect") exec cat "$d/images" ;;
   "container inspect")
     case "$4" in
-      "{{{{.Image}}}}") exec cat "$d/image-ids" ;;
+      "{{{{.Image}}}}") exec cat "$d/image-ids" ;;  # asked by builds before 2026-12-07
       "") exec cat "$d/inspect-$3" ;;
       *) exec cat "$d/containers" ;;
     esac ;;
@@ -153,15 +155,18 @@ PYTHON = sys.executable
 """The interpreter of the platformctl install under test (main() sets it)."""
 
 
-def run_measured(cmd: list[str], folder: Path, lab_cpu: LabCpu | None = None) -> Measure:
-    """Run platformctl with ``cmd`` (its arguments) under :data:`MEASURED`."""
+def run_measured(
+    cmd: list[str], folder: Path, lab_cpu: LabCpu | None = None, python: str | None = None
+) -> Measure:
+    """Run platformctl with ``cmd`` (its arguments) under :data:`MEASURED`, with the install
+    of ``python`` (default :data:`PYTHON`)."""
     out = folder / "rusage.json"
     lab_before = lab_cpu.read() if lab_cpu else (0.0, 0.0)
     busy = machine_busy()
     start = time.perf_counter()
     # platformctl's caches (parsed YAML, ssh -G answers) live in the lab, kept between runs as
     # a user's are (each point makes one untimed run first, so the timed ones find them warm).
-    proc = run_installed(PYTHON, ["-c", MEASURED, str(out), *cmd], folder / "cache")
+    proc = run_installed(python or PYTHON, ["-c", MEASURED, str(out), *cmd], folder / "cache")
     wall = time.perf_counter() - start
     busy = machine_busy() - busy
     time.sleep(0.05)  # the sshd reap their last sessions
@@ -332,28 +337,32 @@ class Pairs:
     one: list[float]
     many: list[float]
 
-    def row(self, hosts: int, latency: float) -> str:
+    def row(self, hosts: int, latency: float, install: str) -> str:
         ratios = [m / o for o, m in zip(self.one, self.many, strict=True)]
         return (
-            f"| {hosts} | {latency:g} ms | {len(ratios)} | {spread(self.one)} | "
+            f"| {install} | {hosts} | {latency:g} ms | {len(ratios)} | {spread(self.one)} | "
             f"{spread(self.many)} | {statistics.median(ratios):.2f} "
             f"({min(ratios):.2f}–{max(ratios):.2f}) |"
         )
 
 
-def alternate_pairs(one: list[str], many: list[str], runs: int, folder: Path) -> Pairs:
-    """Time ``one`` and ``many`` alternately, ``runs`` pairs: a ratio of two runs a second
-    apart, where the separate points of the table are minutes apart on a machine whose speed
-    drifts (bench/README.md, fleet)."""
-    for cmd in (one, many):  # platformctl's caches, as for every point
-        run_measured(cmd, folder)
-    pairs = Pairs([], [])
+def alternate_pairs(
+    one: list[str], many: list[str], runs: int, folder: Path, installs: dict[str, str]
+) -> dict[str, Pairs]:
+    """Time ``one`` and ``many`` alternately, ``runs`` pairs for each of ``installs`` (label:
+    python) in turn: a ratio of two runs a second apart, where the separate points of the table
+    are minutes apart on a machine whose speed drifts (bench/README.md, fleet)."""
+    for python in installs.values():  # platformctl's caches, as for every point
+        for cmd in (one, many):
+            run_measured(cmd, folder, python=python)
+    pairs = {label: Pairs([], []) for label in installs}
     for _ in range(runs):
-        for cmd, walls in ((one, pairs.one), (many, pairs.many)):
-            measure = run_measured(cmd, folder)
-            if measure.code != 0:
-                raise SystemExit(f"drift-check exited {measure.code} in a timed pair")
-            walls.append(measure.wall)
+        for label, python in installs.items():
+            for cmd, walls in ((one, pairs[label].one), (many, pairs[label].many)):
+                measure = run_measured(cmd, folder, python=python)
+                if measure.code != 0:
+                    raise SystemExit(f"drift-check exited {measure.code} in a timed pair")
+                walls.append(measure.wall)
     return pairs
 
 
@@ -404,6 +413,9 @@ def main() -> None:
         "latency, and report the ratio per pair (the 50-host target: --pairs 50)",
     )
     parser.add_argument("--pair-runs", type=int, default=9, help="pairs timed with --pairs")
+    parser.add_argument(
+        "--also", type=Path, default=None, help="another install's venv, timed in the pairs too"
+    )
     parser.add_argument("--ansible", default=None, help="an ansible executable (optional)")
     parser.add_argument(
         "--ansible-max",
@@ -546,15 +558,19 @@ def main() -> None:
                     )
                     print(sweep_rows[-1], flush=True)
             if args.pairs and latency and {1, args.pairs} <= set(relayed):
-                pair_rows.append(
-                    alternate_pairs(
-                        point(1, f"pair1-{latency:g}.db"),
-                        point(args.pairs, f"pair{args.pairs}-{latency:g}.db"),
-                        args.pair_runs,
-                        lab.root,
-                    ).row(args.pairs, latency)
+                installs = {"this checkout": PYTHON}
+                if args.also:
+                    installs[f"also ({args.also})"] = str(args.also / "bin" / "python")
+                timed_pairs = alternate_pairs(
+                    point(1, f"pair1-{latency:g}.db"),
+                    point(args.pairs, f"pair{args.pairs}-{latency:g}.db"),
+                    args.pair_runs,
+                    lab.root,
+                    installs,
                 )
-                print(pair_rows[-1], flush=True)
+                for label, pairs in timed_pairs.items():
+                    pair_rows.append(pairs.row(args.pairs, latency, label))
+                    print(pair_rows[-1], flush=True)
             if relay is not None:
                 relay.terminate()
                 relay.wait()
@@ -577,10 +593,10 @@ def main() -> None:
             print("\n".join(sweep_rows))
         if pair_rows:
             print(
-                "\n| hosts | added RTT | pairs | 1 host, median (min–max) "
+                "\n| install | hosts | added RTT | pairs | 1 host, median (min–max) "
                 "| hosts, median (min–max) | × 1-host wall per pair, median (min–max) |"
             )
-            print("|---|---|---|---|---|---|")
+            print("|---|---|---|---|---|---|---|")
             print("\n".join(pair_rows))
         print("\n* obvious script extrapolated from the first", args.baseline_limit, "calls")
         print(f"load average at the end: {os.getloadavg()[0]:.2f}")

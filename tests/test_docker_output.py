@@ -49,6 +49,13 @@ def container(**overrides: Any) -> dict[str, Any]:
     return c
 
 
+def as_docker_prints(obj: dict[str, Any]) -> str:
+    """``obj`` as one line of CONTAINER_TEMPLATE's output: its image ID first, no spaces, and
+    non-ASCII as is (Go's encoding/json)."""
+    ordered = {"image_id": obj.get("image_id"), **obj}
+    return json.dumps(ordered, separators=(",", ":"), ensure_ascii=False)
+
+
 def output(
     containers: list[Any] | None = None,
     images: list[Any] | None = None,
@@ -75,7 +82,7 @@ def streams(
     """(stdout, stderr) as the remote script prints them: every step marked on both streams,
     its exit status after its stdout. ``rc`` and ``errors`` override a step's exit status
     and stderr lines; a ``silent`` step prints nothing on stdout (and, as in the script, no
-    image is inspected when no image ID was printed)."""
+    image is inspected when the containers' inspection printed nothing)."""
     containers = [container()] if containers is None else containers
     images = (
         [{"id": IMAGE_ID, "tags": ["nginx:1.25"], "digests": ["nginx@sha256:" + "bb" * 32]}]
@@ -85,15 +92,13 @@ def streams(
     rc = {"info": info_rc, **(rc or {})}
     errors = errors or {}
     ids = [str(c.get("id", "x")) if isinstance(c, dict) else "x" for c in containers]
-    image_ids = [str(c.get("image_id", "")) if isinstance(c, dict) else "" for c in containers]
     steps: list[tuple[str, list[str]]] = [("info", [info]), ("ls", ids)]
     if containers:
         steps += [
             ("containers", [*[json.dumps(c) for c in containers], *extra_container_lines]),
-            ("imageids", image_ids),
             ("images", [json.dumps(i) for i in images]),
         ]
-    if "imageids" in silent:
+    if "containers" in silent:
         steps.pop()
     out, err = [PROTOCOL], []
     for name, lines in steps:
@@ -126,12 +131,11 @@ def test_a_container_vanishing_between_list_and_inspect_is_not_an_error() -> Non
     assert len(parse_output(output(), stderr).state.containers) == 1
 
 
-STEPS = ["info", "ls", "containers", "imageids", "images"]
+STEPS = ["info", "ls", "containers", "images"]
 STEP_NAMES = {
     "info": "docker info",
     "ls": "docker container ls",
     "containers": "docker container inspect",
-    "imageids": "docker container inspect",
     "images": "docker image inspect",
 }
 
@@ -155,7 +159,7 @@ def test_a_step_failing_without_a_word_is_still_an_error(step: str) -> None:
         parse_output(stdout, stderr)
 
 
-@pytest.mark.parametrize("step", ["containers", "imageids", "images"])
+@pytest.mark.parametrize("step", ["containers", "images"])
 def test_an_inspect_that_prints_nothing_is_an_error(step: str) -> None:
     """Exit status 0 but no answer for what was listed (a wrapper that swallows output)."""
     with pytest.raises(DockerOutputError, match="gave no answer"):
@@ -167,11 +171,8 @@ def test_a_step_failing_only_because_objects_vanished_is_not_an_error() -> None:
     listed = [container(), container(id=gone, name="/gone")]
     stdout, stderr = streams(
         listed,
-        rc={"containers": 1, "imageids": 1},
-        errors={
-            "containers": [f"Error: No such container: {gone}"],
-            "imageids": [f"Error response from daemon: No such container: {gone}"],
-        },
+        rc={"containers": 1},
+        errors={"containers": [f"Error: No such container: {gone}"]},
     )
     # The vanished container printed nothing: drop its lines as docker would.
     stdout = b"\n".join(ln for ln in stdout.split(b"\n") if b"/gone" not in ln)
@@ -189,15 +190,16 @@ def test_a_vanished_object_beside_a_real_error_is_still_an_error() -> None:
 
 
 FAKE_DOCKER = """#!/bin/sh
-# Answers the remote script's five docker calls with canned, real-shaped output; the step
+# Answers the remote script's four docker calls with canned, real-shaped output; the step
 # named in $FAKE_DOCKER_FAIL fails instead, as a broken daemon would.
 case "$1 $2" in
   "info --format") step=info ;;
   "container ls") step=ls ;;
-  "container inspect") if [ "$4" = "{{.Image}}" ]; then step=imageids; else step=containers; fi ;;
+  "container inspect") step=containers ;;
   "image inspect") step=images ;;
   *) echo "fake docker: unexpected $*" >&2; exit 64 ;;
 esac
+if [ -n "$FAKE_DOCKER_LOG" ]; then echo "$step" >> "$FAKE_DOCKER_LOG"; fi
 if [ "$step" = "$FAKE_DOCKER_FAIL" ]; then
   echo "Error response from daemon: $step broke" >&2
   exit 1
@@ -206,7 +208,6 @@ case $step in
   info) echo '%(info)s' ;;
   ls) echo '%(id)s' ;;
   containers) echo '%(container)s' ;;
-  imageids) echo '%(image_id)s' ;;
   images) echo '%(image)s' ;;
 esac
 """
@@ -220,8 +221,7 @@ def fake_docker(tmp_path: Path) -> str:
         % {
             "info": '{"version":"24.0.7","driver":"overlay2"}',
             "id": container()["id"],
-            "container": json.dumps(container()),
-            "image_id": IMAGE_ID,
+            "container": as_docker_prints(container()),
             "image": json.dumps({"id": IMAGE_ID, "tags": ["nginx:1.25"], "digests": []}),
         }
     )
@@ -234,12 +234,15 @@ def run_script(docker: str) -> Output:
 
 
 def test_the_real_script_reads_a_host_through_the_fake_docker(
-    fake_docker: str, monkeypatch: pytest.MonkeyPatch
+    fake_docker: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("FAKE_DOCKER_FAIL", "")
+    monkeypatch.setenv("FAKE_DOCKER_LOG", str(tmp_path / "calls"))
     parsed = parse_output(*run_script(fake_docker))
     assert [c.name for c in parsed.state.containers] == ["apps-web-1"]
     assert [i.id for i in parsed.state.images] == [IMAGE_ID]
+    # Each docker call once: every call is a process on the host, every run, every host.
+    assert (tmp_path / "calls").read_text().split() == ["info", "ls", "containers", "images"]
 
 
 @pytest.mark.parametrize("step", STEPS)
@@ -378,7 +381,6 @@ def test_the_script_runs_no_other_template_action() -> None:
         *WHITELIST_CONTAINER.values(),
         *WHITELIST_IMAGE.values(),
         *WHITELIST_INFO.values(),
-        ".Image",  # the image-ID listing
     }
     for docker in ("docker", "sudo -n docker"):
         assert set(ACTION.findall(build_script(docker))) == allowed
@@ -438,11 +440,11 @@ def test_parser_handles_unexpected_types(fields: dict[str, Any]) -> None:
 
 
 def test_fifty_megabytes_of_valid_output_parse_completely() -> None:
-    many = [container(id=f"{i:064x}", name=f"/c{i}") for i in range(110_000)]
+    many = [container(id=f"{i:064x}", name=f"/c{i}") for i in range(120_000)]
     raw = output(many)
     assert len(raw) > 50 * 1024 * 1024
     parsed = parse_output(raw)
-    assert len(parsed.state.containers) == 110_000
+    assert len(parsed.state.containers) == 120_000
 
 
 @pytest.mark.parametrize(
@@ -542,17 +544,6 @@ def test_a_host_without_containers_still_reports_its_docker() -> None:
     assert (parsed.version, parsed.driver, parsed.state.containers) == ("24.0.7", "overlay2", ())
     odd = parse_output(*streams([], info='{"version":24,"driver":null}'))
     assert (odd.version, odd.driver) == (None, None)
-
-
-def test_a_container_gone_by_the_second_inspection_is_dropped() -> None:
-    gone = "d" * 64
-    stdout, stderr = streams(
-        [container(), container(id=gone, name="/gone", image_id="sha256:" + "ee" * 32)],
-        rc={"imageids": 1},
-        errors={"imageids": [f"Error: No such container: {gone}"]},
-    )
-    stdout = stdout.replace(("sha256:" + "ee" * 32 + "\n").encode(), b"", 1)
-    assert [c.name for c in parse_output(stdout, stderr).state.containers] == ["apps-web-1"]
 
 
 def test_a_listing_that_fails_over_a_vanished_object_is_still_a_failure() -> None:
@@ -663,15 +654,16 @@ def test_blank_lines_between_inspect_objects_are_skipped() -> None:
     assert str(caught.value) == "docker output has no boolean 'running'"
 
 
-# Before the script filtered them in the shell, `grep -E` took the image IDs to inspect: one
-# per line, of this form. The filter must pass the same ones, each once, and nothing else,
-# in whatever shell the host has and whatever its locale.
+# The script takes each container's image ID off the start of its inspect line (JSON-escaped,
+# as docker prints it) and passes on those of this form, the form `grep -E` once took. It must
+# pass the same ones, each once, and nothing else, in whatever shell the host has and whatever
+# its locale.
 ID_FORM = re.compile(r"[a-z0-9]+:[0-9a-f]+")
 RECORDING_DOCKER = """#!/bin/sh
 case "$1 $2" in
   "info --format") echo '{"version":"24.0.7","driver":"overlay2"}' ;;
   "container ls") echo c1 ;;
-  "container inspect") if [ "$4" = "{{.Image}}" ]; then cat "$IDS_FILE"; fi ;;
+  "container inspect") cat "$INSPECT_FILE" ;;
   "image inspect") shift 4; printf '%s\\n' "$@" > "$ARGS_FILE" ;;
 esac
 """
@@ -707,7 +699,8 @@ def test_the_script_inspects_each_well_formed_image_id_once(
         docker = here / "docker"
         docker.write_text(RECORDING_DOCKER)
         docker.chmod(0o755)
-        (here / "ids").write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+        inspected = [as_docker_prints(container(image_id=line)) for line in lines]
+        (here / "inspect").write_text("".join(f"{x}\n" for x in inspected), encoding="utf-8")
         # Named like a glob pattern's match: an unquoted ID must never expand to it.
         (here / "sha256:0f").write_text("")
         subprocess.run(
@@ -716,7 +709,7 @@ def test_the_script_inspects_each_well_formed_image_id_once(
             cwd=folder,
             env={
                 "PATH": os.environ["PATH"],
-                "IDS_FILE": "ids",
+                "INSPECT_FILE": "inspect",
                 "ARGS_FILE": "args",
                 "LC_ALL": "C.UTF-8",
             },

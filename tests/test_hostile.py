@@ -38,15 +38,14 @@ if args[0] == "info":
     print(json.dumps({"version": "24.0" + hostile, "driver": "vfs\x07"}))
 elif args[:2] == ["container", "ls"]:
     print("c" * 64)
-elif args[:2] == ["container", "inspect"] and args[3] == "{{.Image}}":
-    print("IMAGE_ID")
 elif args[:2] == ["container", "inspect"]:
     print(json.dumps({
-        "id": "c" * 64, "name": "/" + hostile, "created": None, "started": None,
+        "image_id": "IMAGE_ID", "id": "c" * 64, "name": "/" + hostile,
+        "created": None, "started": None,
         "status": "running\x1b[5m", "running": True,
-        "image": "registry.test/org/web:1.1\x1b[31m", "image_id": "IMAGE_ID",
+        "image": "registry.test/org/web:1.1\x1b[31m",
         "project": None, "service": None, "oneoff": None, "number": None,
-    }))
+    }, separators=(",", ":")))
 elif args[:2] == ["image", "inspect"]:
     print(json.dumps({"id": "IMAGE_ID", "tags": None, "digests": None}))
 '''.replace("IMAGE_ID", IMAGE_ID)

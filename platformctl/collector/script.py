@@ -24,11 +24,13 @@ MAX_STDERR_BYTES = 1024 * 1024
 # Labels are read one key at a time: Config.Labels merges the image's LABELs into the
 # container's, and both can hold secrets (docs/design.md, "What is recorded").
 _LABEL = '(index .Config.Labels "com.docker.compose.{}")'
+# The image ID comes first: the script reads it back off the start of each line.
+IMAGE_ID_PREFIX = '{"image_id":"'
 CONTAINER_TEMPLATE = (
-    '{"id":{{json .Id}},"name":{{json .Name}},"created":{{json .Created}},'
-    '"started":{{json .State.StartedAt}},"status":{{json .State.Status}},'
-    '"running":{{json .State.Running}},"image":{{json .Config.Image}},'
-    '"image_id":{{json .Image}},'
+    '{"image_id":{{json .Image}},"id":{{json .Id}},"name":{{json .Name}},'
+    '"created":{{json .Created}},"started":{{json .State.StartedAt}},'
+    '"status":{{json .State.Status}},"running":{{json .State.Running}},'
+    '"image":{{json .Config.Image}},'
     + ",".join(
         f'"{key}":{{{{json {_LABEL.format(label)}}}}}'
         for key, label in (
@@ -56,13 +58,15 @@ def build_script(docker_command: str = "docker") -> str:
     # split into the same sections: a warning or a vanished-container error on stderr never
     # lands in the middle of the JSON. Every docker call's exit status is printed after its
     # section: the parser must be able to tell "nothing there" from "could not read it".
-    # On stdout, markers and exit statuses are held in $s and written together just before
-    # the next docker call that prints directly: every write reaches the client as its own SSH
-    # packet, which paramiko decrypts and dispatches in Python (docs/design.md, "The remote
-    # script"). Markers on stderr are written at once, ahead of the messages they head.
-    # The image IDs become arguments only once made distinct bytewise (LC_ALL=C) and checked
-    # (algorithm:hex, a whole line each) by the shell, with the characters listed: ranges like
-    # a-z follow the locale in some shells. set -f: no ID or container ID is ever globbed.
+    # On stdout, markers, exit statuses and what the shell captured are held in $s and written
+    # together just before the next docker call that prints directly: every write reaches the
+    # client as its own SSH packet, which paramiko decrypts and dispatches in Python
+    # (docs/design.md, "The remote script"). Markers on stderr are written at once, ahead of
+    # the messages they head. The containers' inspection is captured: each line starts with
+    # its image ID (IMAGE_ID_PREFIX), which the shell takes off it. The image IDs become
+    # arguments only once made distinct bytewise (LC_ALL=C) and checked (algorithm:hex, a
+    # whole line each) by the shell, with the characters listed: ranges like a-z follow the
+    # locale in some shells. set -f: no ID or container ID is ever globbed.
     return f"""\
 set -f
 d() {{ {invocation} "$@"; }}
@@ -80,17 +84,20 @@ ids=$(d container ls --all --quiet --no-trunc)
 rc=$?
 put '@@ls'; put "$ids"; put "@@rc $rc"
 if [ "$rc" -eq 0 ] && [ -n "$ids" ]; then
-  put '@@containers'; m containers; flush
-  d container inspect --format '{CONTAINER_TEMPLATE}' $ids
-  put "@@rc $?"
-  m imageids
-  imgs=$(d container inspect --format '{{{{.Image}}}}' $ids)
+  m containers
+  c=$(d container inspect --format '{CONTAINER_TEMPLATE}' $ids)
   rc=$?
-  put '@@imageids'; put "$imgs"; put "@@rc $rc"
-  imgs=$(printf '%s\\n' "$imgs" | LC_ALL=C sort -u)
-  u=''
+  put '@@containers'; put "$c"; put "@@rc $rc"
+  imgs=''
   IFS='
 '
+  for i in $c; do
+    i=${{i#'{IMAGE_ID_PREFIX}'}}
+    imgs="$imgs${{i%%'"'*}}
+"
+  done
+  imgs=$(printf '%s' "$imgs" | LC_ALL=C sort -u)
+  u=''
   for i in $imgs; do
     case $i in
       *[!abcdefghijklmnopqrstuvwxyz0123456789:]* | :* | *: | *:*:* | *:*[!0123456789abcdef]*) ;;
@@ -123,12 +130,11 @@ class Parsed:
 
 
 _VANISHED = re.compile(r"no such (container|object|image):\s*(\S*)", re.I)
-_SECTION_RE = re.compile(r"^@@(info|ls|containers|imageids|images|end)$")
+_SECTION_RE = re.compile(r"^@@(info|ls|containers|images|end)$")
 _STEPS = {
     "info": "docker info",
     "ls": "docker container ls",
     "containers": "docker container inspect",
-    "imageids": "docker container inspect",
     "images": "docker image inspect",
 }
 
@@ -197,10 +203,7 @@ def parse_output(stdout: bytes, stderr: bytes = b"") -> Parsed:
 
     inspected = step("containers")
     inspected.require_success(vanished_allowed=True)
-    image_ids = step("imageids")
-    image_ids.require_success(vanished_allowed=True)
-    # A container gone by the second inspection is gone: its image need not be found.
-    gone = inspected.gone | image_ids.gone
+    gone = inspected.gone
     containers = [
         c for c in (_container(obj) for obj in _objects(inspected, "container")) if c.id not in gone
     ]
