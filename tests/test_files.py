@@ -429,6 +429,33 @@ def test_a_looping_or_broken_link_in_modules_is_passed_over(tmp_path: Path) -> N
     assert [m.name for m in load_declared(tmp_path).modules] == ["web"]
 
 
+def test_a_path_the_kernel_names_back_unchanged_costs_no_second_lookup(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nearly every manifest: no symlink on the way, so the kernel's name for the file is the
+    path asked for, and looking that name up again to check it names the same file is
+    skipped. A path through a symlink is still looked up and checked."""
+    from platformctl.declared import files
+
+    root = tmp_path.resolve()
+    (root / "sub").mkdir()
+    (root / "sub" / "file.yaml").write_text("a: 1\n")
+    (root / "link").symlink_to("sub")
+    files._real_root(root)  # once per root, kept
+    looked_up: list[str] = []
+    stat = os.stat
+
+    def counting(path: str, *args: object, **kwargs: object) -> os.stat_result:
+        looked_up.append(str(path))
+        return stat(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(files.os, "stat", counting)
+    assert read_repo_file(root, root / "sub" / "file.yaml", MiB) == b"a: 1\n"
+    assert looked_up == []
+    assert read_repo_file(root, root / "link" / "file.yaml", MiB) == b"a: 1\n"
+    assert looked_up == [str(root / "sub" / "file.yaml")]
+
+
 def test_a_kernel_answer_naming_another_file_is_not_trusted(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -86,7 +86,14 @@ def _kernel_resolve(path: Path) -> tuple[int, str, os.stat_result] | None:
     # Trusted only when that path names this very file here: not for "(deleted)", a path
     # outside a chroot, or a path as another mount namespace sees it (a link through
     # /proc/PID/root of a container's process). realpath answers those, as before.
-    if real.startswith("/") and not real.endswith(" (deleted)"):
+    if real == os.fspath(path):
+        # The kernel names the file by the very path it was opened by (absolute, and no
+        # symlink on the way): that path names this file here, with no second lookup.
+        try:
+            return fd, real, os.fstat(fd)
+        except OSError:
+            pass
+    elif real.startswith("/") and not real.endswith(" (deleted)"):
         info = _same_file(real, fd)
         if info is not None:
             return fd, real, info
