@@ -87,6 +87,31 @@ def test_ssh_g_defaults() -> None:
     assert target.proxy_jump == () and target.proxy_command is None
 
 
+def test_the_password_database_is_asked_once_for_a_whole_fleet(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every host's default identity files start with ``~``: seven lookups a host, each
+    possibly a network round trip to a directory service, where one per run is enough."""
+    import pwd
+
+    from platformctl.collector import sshtokens
+
+    sshtokens._account.cache_clear()
+    asked: list[int] = []
+    getpwuid = pwd.getpwuid
+
+    def counting(uid: int) -> pwd.struct_passwd:
+        asked.append(uid)
+        return getpwuid(uid)
+
+    monkeypatch.setattr(sshtokens.pwd, "getpwuid", counting)
+    text = "".join(f"identityfile ~/.ssh/id_{kind}\n" for kind in ("rsa", "ecdsa", "ed25519"))
+    targets = [parse_ssh_g(f"hostname h{i}\n{text}", f"h{i}") for i in range(50)]
+    assert len(asked) == 1
+    home = getpwuid(asked[0]).pw_dir
+    assert all(t.identity_files[0] == f"{home}/.ssh/id_rsa" for t in targets)
+
+
 @pytest.mark.parametrize(
     ("lines", "jump", "command", "agent"),
     [

@@ -7,6 +7,7 @@ connects. This module does that expansion the way ssh_config(5) describes it ("T
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import pwd
@@ -37,12 +38,21 @@ class TokenValues:
 
 def local_user() -> str:
     """The local user name as OpenSSH takes it: from the password database, not ``$USER``."""
-    return pwd.getpwuid(os.getuid()).pw_name
+    return _account(os.getuid())[0]
 
 
 def home_dir() -> str:
     """The home folder as OpenSSH takes it for ``~`` and ``%d``: the password database's."""
-    return pwd.getpwuid(os.getuid()).pw_dir
+    return _account(os.getuid())[1]
+
+
+@functools.lru_cache(maxsize=4)
+def _account(uid: int) -> tuple[str, str]:
+    """Name and home of ``uid``, asked of the password database once per run: every host's
+    default identity files start with ``~`` (seven of them), and with NSS behind it (LDAP,
+    sssd) each lookup can be a round trip."""
+    entry = pwd.getpwuid(uid)
+    return entry.pw_name, entry.pw_dir
 
 
 def _all_tokens(values: TokenValues) -> dict[str, str]:
