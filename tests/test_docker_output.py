@@ -681,9 +681,14 @@ id_lines = st.lists(
                 "sha256:ab\r",
                 "\u212a:0",  # the Kelvin sign, which some locales fold into a-z
                 "sha256:\uff21",
+                'sha256:ab"',  # a quote: JSON-escaped, it leaves a backslash behind
+                "sha256:ab\\",
+                '{"image_id":"sha256:ab',  # the prefix inside the value
             ]
         ),
-        st.text(alphabet="sha256:0fgAF*?[]!-. \t\r/\u00e9\u212a", max_size=12),
+        # Quotes and backslashes come back JSON-escaped; braces, quotes and colons spell out
+        # pieces of the prefix the shell strips.
+        st.text(alphabet='sha256:0fgAF*?[]!-. \t\r/"\\{}\u00e9\u212a', max_size=12),
     ),
     max_size=8,
 )

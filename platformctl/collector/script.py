@@ -63,10 +63,11 @@ def build_script(docker_command: str = "docker") -> str:
     # client as its own SSH packet, which paramiko decrypts and dispatches in Python
     # (docs/design.md, "The remote script"). Markers on stderr are written at once, ahead of
     # the messages they head. The containers' inspection is captured: each line starts with
-    # its image ID (IMAGE_ID_PREFIX), which the shell takes off it. The image IDs become
-    # arguments only once made distinct bytewise (LC_ALL=C) and checked (algorithm:hex, a
-    # whole line each) by the shell, with the characters listed: ranges like a-z follow the
-    # locale in some shells. set -f: no ID or container ID is ever globbed.
+    # its image ID (IMAGE_ID_PREFIX), which the shell takes off it and checks (algorithm:hex,
+    # with the characters listed: ranges like a-z follow the locale in some shells), each
+    # straight into `sort -u` (LC_ALL=C: distinct bytewise). No string is grown a line at a
+    # time: the shell copies it whole each time, quadratic in the containers. The IDs are
+    # arguments one a line (IFS), and set -f: no ID or container ID is ever globbed.
     return f"""\
 set -f
 d() {{ {invocation} "$@"; }}
@@ -88,29 +89,22 @@ if [ "$rc" -eq 0 ] && [ -n "$ids" ]; then
   c=$(d container inspect --format '{CONTAINER_TEMPLATE}' $ids)
   rc=$?
   put '@@containers'; put "$c"; put "@@rc $rc"
-  imgs=''
   IFS='
 '
-  for i in $c; do
+  imgs=$(for i in $c; do
     i=${{i#'{IMAGE_ID_PREFIX}'}}
-    imgs="$imgs${{i%%'"'*}}
-"
-  done
-  imgs=$(printf '%s' "$imgs" | LC_ALL=C sort -u)
-  u=''
-  for i in $imgs; do
+    i=${{i%%'"'*}}
     case $i in
       *[!abcdefghijklmnopqrstuvwxyz0123456789:]* | :* | *: | *:*:* | *:*[!0123456789abcdef]*) ;;
-      *:*) u="$u $i" ;;
+      *:*) printf '%s\\n' "$i" ;;
     esac
-  done
-  unset IFS
-  imgs=$u
+  done | LC_ALL=C sort -u)
   if [ -n "$imgs" ]; then
     put '@@images'; m images; flush
     d image inspect --format '{IMAGE_TEMPLATE}' $imgs
     put "@@rc $?"
   fi
+  unset IFS
 fi
 put '@@end'; m end; flush
 """

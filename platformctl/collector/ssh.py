@@ -510,14 +510,19 @@ class _PromptSocket(socket.socket):
     _sent = False
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        if flags:  # MSG_PEEK would hand the same bytes out twice, MSG_WAITALL wait for 64 KiB
+            raise ValueError("a read-ahead socket takes no recv flags")
         ahead, offset = self._ahead, self._offset
         if offset < len(ahead):
             end = min(offset + bufsize, len(ahead))
-            self._offset = end
+            if end == len(ahead):
+                self._ahead, self._offset = b"", 0  # not kept once handed out
+            else:
+                self._offset = end
             if self._sent:
                 self._quickack()
             return ahead[offset:end]
-        data = super().recv(max(bufsize, _READ_AHEAD), flags)
+        data = super().recv(max(bufsize, _READ_AHEAD))
         if data:
             self._quickack()
         if len(data) <= bufsize:

@@ -87,8 +87,8 @@ def _kernel_resolve(path: Path) -> tuple[int, str, os.stat_result] | None:
     # outside a chroot, or a path as another mount namespace sees it (a link through
     # /proc/PID/root of a container's process). realpath answers those, as before.
     if real == os.fspath(path):
-        # The kernel names the file by the very path it was opened by (absolute, and no
-        # symlink on the way): that path names this file here, with no second lookup.
+        # The kernel names the file by the very path it was opened by: looking that path up
+        # again would be the open's own lookup once more, so it is not made.
         try:
             return fd, real, os.fstat(fd)
         except OSError:
