@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from enum import StrEnum
+from functools import cached_property
 from operator import attrgetter
 from typing import Any
 
@@ -86,10 +87,34 @@ class HostState:
 
     def image(self, image_id: str) -> Image | None:
         """The image with this ID, if it was inspected."""
+        return self._index.images.get(image_id)
+
+    def named(self, name: str) -> tuple[Container, ...]:
+        """The containers of this name (one on a live engine), in canonical order."""
+        return self._index.by_name.get(name, ())
+
+    def of_service(self, service: str) -> tuple[Container, ...]:
+        """The containers labelled with this compose service, in canonical order."""
+        return self._index.by_service.get(service, ())
+
+    @cached_property
+    def _index(self) -> _StateIndex:
+        # Built once per state, on first use: every module of the host looks its containers
+        # up here, where a scan of them all per module grew with modules × containers.
+        by_name: dict[str, list[Container]] = {}
+        by_service: dict[str, list[Container]] = {}
+        for c in self.containers:
+            by_name.setdefault(c.name, []).append(c)
+            if c.service is not None:
+                by_service.setdefault(c.service, []).append(c)
+        images: dict[str, Image] = {}
         for img in self.images:
-            if img.id == image_id:
-                return img
-        return None
+            images.setdefault(img.id, img)
+        return _StateIndex(
+            {k: tuple(v) for k, v in by_name.items()},
+            {k: tuple(v) for k, v in by_service.items()},
+            images,
+        )
 
     def to_json(self) -> str:
         """Canonical JSON: the same state always gives the same text (and hash)."""
@@ -119,6 +144,15 @@ class HostState:
                 for i in body["images"]
             ),
         )
+
+
+@dataclass(frozen=True)
+class _StateIndex:
+    """A :class:`HostState`'s containers by name and by compose service, its images by ID."""
+
+    by_name: dict[str, tuple[Container, ...]]
+    by_service: dict[str, tuple[Container, ...]]
+    images: dict[str, Image]
 
 
 @dataclass(frozen=True)

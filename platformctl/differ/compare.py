@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import assert_never
 
-from platformctl.collector.model import Container, HostResult, HostStatus, Image
+from platformctl.collector.model import Container, HostResult, HostState, HostStatus, Image
 from platformctl.declared.model import (
     CheckedModule,
     ComposeImage,
@@ -105,7 +105,7 @@ def _judge_checked(
             module, ModuleStatus.ERROR, f"host {module.host}: {host.reason}", checks=static
         )
 
-    containers = sorted(_containers_for(module, host.state.containers), key=lambda c: c.name)
+    containers = sorted(_containers_for(module, host.state), key=lambda c: c.name)
     live = tuple(_evidence(c, host.state.image(c.image_id)) for c in containers)
     if not containers:
         return ModuleVerdict(
@@ -151,16 +151,16 @@ def _exists(count: int) -> str:
     return "exists" if count == 1 else f"exists ({count} containers)"
 
 
-def _containers_for(module: CheckedModule, containers: Iterable[Container]) -> list[Container]:
+def _containers_for(module: CheckedModule, state: HostState) -> list[Container]:
     """Match by compose labels (never by name), skipping one-off ``compose run`` containers."""
     if module.orchestrator is Orchestrator.DOCKER:
-        return [c for c in containers if c.name == module.container]
+        return list(state.named(module.container)) if module.container is not None else []
+    if module.compose_service is None:
+        return []
     return [
         c
-        for c in containers
-        if c.service == module.compose_service
-        and not c.oneoff
-        and (module.compose_project is None or c.project == module.compose_project)
+        for c in state.of_service(module.compose_service)
+        if not c.oneoff and (module.compose_project is None or c.project == module.compose_project)
     ]
 
 
