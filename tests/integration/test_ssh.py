@@ -395,5 +395,7 @@ def test_a_packet_costs_at_most_one_read_from_the_kernel(
         connector.close()
     assert output.stdout == b"".join(b"out%d\n" % i for i in range(200))
     assert output.stderr == b"".join(b"err%d\n" % i for i in range(200))
-    assert counts["packets"] > 20, counts
+    # The session itself is a dozen packets or more (key exchange, login, channel, exit);
+    # how many the output adds depends on how sshd finds the pipes when it reads them.
+    assert counts["packets"] > 10, counts
     assert counts["kernel reads"] <= counts["packets"], counts
