@@ -652,9 +652,9 @@ def console() -> NoReturn:
     committed and closed and the connections are closed, so only the output is left to
     flush.
 
-    The cyclic garbage collector runs a tenth as often as by default (docs/design.md,
-    "Start-up"): a fleet run allocates millions of short-lived objects, nearly none of them
-    in cycles, and every collection walks the young ones, every full one all of them.
+    The cyclic garbage collector starts a collection after 50,000 new tracked objects, not
+    700 (docs/design.md, "Start-up"): a fleet run makes millions that die young, nearly none
+    of them in cycles, and every collection walks the young ones, every full one all of them.
     """
     gc.set_threshold(_GC_YOUNG)
     try:

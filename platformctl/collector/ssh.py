@@ -134,12 +134,16 @@ class SshTransport:
         timeout = effective_timeout(target, self.settings.connect_timeout)
         deadline = time.monotonic() + timeout
         sock = self._route(target, timeout, 0)
-        transport = self._handshake(target, sock, deadline)
         try:
-            self._authenticate(transport, target)
-            return self._exec(transport, target, script)
+            transport = self._handshake(target, sock, deadline)
+            try:
+                self._authenticate(transport, target)
+                return self._exec(transport, target, script)
+            finally:
+                transport.close()
         finally:
-            transport.close()
+            if isinstance(sock, _ProxySocket):
+                sock.release()
 
     def _resolve(
         self, alias: str, user: str | None = None, port: int | None = None, jump: str | None = None
@@ -201,6 +205,8 @@ class SshTransport:
         known = self.settings.known_hosts(target)
         # _ProxySocket is socket-like (send, recv, settimeout, close), all paramiko uses.
         transport = paramiko.Transport(sock)  # type: ignore[arg-type]
+        if isinstance(sock, _ProxySocket):
+            sock.reader = transport
         options = transport.get_security_options()
         # AES-GCM first when the server has it: an AEAD cipher needs no separate MAC, which
         # paramiko computes in Python for every packet; about a tenth of a host's CPU with
@@ -359,10 +365,15 @@ class SshTransport:
             chan = transport.open_session(
                 timeout=min(timeout, effective_timeout(target, self.settings.connect_timeout))
             )
-            chan.exec_command("sh -s")
-            chan.sendall(script.encode())
-            chan.shutdown_write()
-            return _drain(chan, deadline, timeout)
+            try:
+                chan.exec_command("sh -s")
+                chan.sendall(script.encode())
+                chan.shutdown_write()
+                return _drain(chan, deadline, timeout)
+            finally:
+                # Closes the pipe select() made paramiko open for the channel, which closing
+                # the transport leaves to the garbage collector: two descriptors a host.
+                chan.close()
         except TransportFailure:
             raise
         except Exception as exc:
@@ -595,6 +606,10 @@ def _start_proxy(target: SshTarget) -> _ProxySocket:
     return _ProxySocket(proxy)
 
 
+# How long a proxy command is given to exit after each signal.
+_PROXY_EXIT = 0.5
+
+
 class _ProxySocket:
     """paramiko's ``ProxyCommand`` as the transport's socket, plus its stderr: drained as it
     comes (a chatty proxy must not block on a full pipe), its beginning kept for the reason.
@@ -603,6 +618,8 @@ class _ProxySocket:
 
     def __init__(self, proxy: paramiko.ProxyCommand) -> None:
         self.proxy = proxy
+        self.reader: threading.Thread | None = None
+        """The thread that reads and writes the pipes (the transport's), once there is one."""
         self.errors: list[bytes] = []
         self._drainer = threading.Thread(target=self._drain, daemon=True, name="proxy-stderr")
         self._drainer.start()
@@ -643,9 +660,40 @@ class _ProxySocket:
         return self.closed
 
     def close(self) -> None:
-        """End the proxy command."""
+        """End the proxy command: SIGTERM, then SIGKILL if it is still there after a moment,
+        and reap it (paramiko's close only signals it, and leaves the exited child to the
+        garbage collector). The pipes stay open: the transport's thread may be reading them
+        (see :meth:`release`)."""
+        process = self.proxy.process
+        if process.returncode is not None:
+            return
         with contextlib.suppress(ProcessLookupError):
             self.proxy.close()
+        try:
+            process.wait(timeout=_PROXY_EXIT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=_PROXY_EXIT)
+
+    def release(self) -> None:
+        """End the proxy command and close its three pipes, once the transport's thread
+        (:attr:`reader`) has stopped: a descriptor closed under a thread still using it could
+        be reused by another host's connection meanwhile. A thread that does not stop within
+        a moment leaves the pipes to the garbage collector."""
+        self.close()
+        if self.reader is not None and self.reader.ident is not None:
+            self.reader.join(_PROXY_EXIT)
+            if self.reader.is_alive():
+                return
+        self._drainer.join(_PROXY_EXIT)
+        if self._drainer.is_alive():
+            return
+        process = self.proxy.process
+        for stream in (process.stdin, process.stdout, process.stderr):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
 
     def failure(self) -> str:
         """Why the connection through the proxy failed: its stderr's first line, else its
