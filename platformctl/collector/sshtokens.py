@@ -48,7 +48,7 @@ def home_dir() -> str:
 
 @functools.lru_cache(maxsize=4)
 def _account(uid: int) -> tuple[str, str]:
-    """Name and home of ``uid``, asked of the password database once per run: every host's
+    """Name and home of ``uid``, asked of the password database once per process: every host's
     default identity files start with ``~`` (seven of them), and with NSS behind it (LDAP,
     sssd) each lookup can be a round trip."""
     entry = pwd.getpwuid(uid)
