@@ -507,8 +507,8 @@ class _PromptSocket(socket.socket):
     until the one before is acknowledged, and Linux delays that acknowledgement (40 ms at
     least, up to 200 ms on slow paths) when we have nothing to send. Quick-ack mode is not
     sticky (a send of ours puts the kernel back to delaying), so it is set again after every
-    read from the kernel and after every send: setting it also sends an acknowledgement that is
-    pending.
+    read from the kernel and, after a send, before the next packet is handed out: setting it
+    also sends an acknowledgement that is pending.
 
     paramiko reads only through :meth:`recv`, asking for a packet's first block and then for
     its rest, each ask a ``poll`` and a ``recv`` that give up the interpreter lock. Reading
@@ -533,14 +533,14 @@ class _PromptSocket(socket.socket):
             if self._sent:
                 self._quickack()
             return ahead[offset:end]
+        # Nothing held here (what was read ahead is dropped once handed out): ask the kernel.
         data = super().recv(max(bufsize, _READ_AHEAD))
         if data:
             self._quickack()
-        if len(data) <= bufsize:
-            self._ahead, self._offset = b"", 0
-            return data
-        self._ahead, self._offset = data, bufsize
-        return data[:bufsize]
+        if len(data) > bufsize:
+            self._ahead, self._offset = data, bufsize
+            return data[:bufsize]
+        return data
 
     def send(self, data: ReadableBuffer, flags: int = 0) -> int:
         sent = super().send(data, flags)

@@ -83,8 +83,8 @@ PROXY_COMMAND_TOKENS = frozenset("%hnpr")
 def expand_tokens(text: str, values: TokenValues, allowed: frozenset[str] | None = None) -> str:
     """Replace ``%x`` tokens in ``text``; raises :class:`TokenError` for one not allowed."""
     if "%" not in text:
-        # Nothing to expand: the tokens' values (the password database twice, the host name)
-        # are not looked up for every host of a fleet whose paths name no token.
+        # Nothing to expand: the tokens' table (the host name, a SHA-1 of the connection) is
+        # not built for every host of a fleet whose paths name no token.
         return text
     table = _all_tokens(values)
 
