@@ -54,43 +54,53 @@ def build_script(docker_command: str = "docker") -> str:
     if not words:
         raise ValueError("the docker command is empty")
     invocation = " ".join(shlex.quote(w) for w in words)
-    # Markers go to both streams, so stdout (JSON only) and stderr (messages) can each be
-    # split into the same sections: a warning or a vanished-container error on stderr never
-    # lands in the middle of the JSON. Every docker call's exit status is printed after its
-    # section: the parser must be able to tell "nothing there" from "could not read it".
-    # On stdout, markers, exit statuses and what the shell captured are held in $s and written
-    # together just before the next docker call that prints directly: every write reaches the
-    # client as its own SSH packet, which paramiko decrypts and dispatches in Python
-    # (docs/design.md, "The remote script"). Markers on stderr are written at once, ahead of
-    # the messages they head. The containers' inspection is captured: each line starts with
-    # its image ID (IMAGE_ID_PREFIX), which the shell takes off it and checks (algorithm:hex,
-    # with the characters listed: ranges like a-z follow the locale in some shells), each
-    # straight into `sort -u` (LC_ALL=C: distinct bytewise). No string is grown a line at a
-    # time: the shell copies it whole each time, quadratic in the containers. The IDs are
-    # arguments one a line (IFS), and set -f: no ID or container ID is ever globbed.
+    # Every docker call's exit status is printed after its section: the parser must be able
+    # to tell "nothing there" from "could not read it". Every write reaches the client as
+    # its own SSH packet, which paramiko decrypts and dispatches in Python (docs/design.md,
+    # "The remote script"), so the script writes its protocol line, lets `docker info`
+    # print, and writes all the rest at once at the end; the other calls are captured. Their
+    # messages stay on stderr, so a warning without a line end never joins the output, and
+    # a flood there is read and dropped by the client. Two markers on stderr: one before
+    # `docker info` (a login shell's noise before it is told apart) and one before the
+    # listing, whose messages and the inspections' follow it in the order of the calls.
+    # `docker info` prints directly: a child that a --docker-command wrapper leaves behind
+    # holding a capture's pipe would hold up the shell until the timeout.
+    # The listing's lines that are container IDs (64 hex digits, as the parser checks them)
+    # are inspected. The containers' inspection puts each line's image ID first
+    # (IMAGE_ID_PREFIX), which the shell takes off it and checks (algorithm:hex, with the
+    # characters listed: ranges like a-z follow the locale in some shells), each straight
+    # into `sort -u` (LC_ALL=C: distinct bytewise). No string is grown a line at a time: the
+    # shell copies it whole each time, quadratic in the containers. The IDs are arguments one
+    # a line (IFS), and set -f: no ID or container ID is ever globbed.
     return f"""\
 set -f
 d() {{ {invocation} "$@"; }}
-m() {{ echo "@@$1" >&2; }}
 s=''
 put() {{ s="$s$1
 "; }}
-flush() {{ printf '%s' "$s"; s=''; }}
-put '{PROTOCOL}'
-put '@@info'; m info; flush
+printf '%s\\n' '{PROTOCOL}' '@@info'
+echo '@@info' >&2
 d info --format '{INFO_TEMPLATE}'
 put "@@rc $?"
-m ls
-ids=$(d container ls --all --quiet --no-trunc)
+echo '@@ls' >&2
+ls=$(d container ls --all --quiet --no-trunc)
 rc=$?
-put '@@ls'; put "$ids"; put "@@rc $rc"
-if [ "$rc" -eq 0 ] && [ -n "$ids" ]; then
-  m containers
+put '@@ls'; put "$ls"; put "@@rc $rc"
+IFS='
+'
+ids=''
+if [ "$rc" -eq 0 ]; then
+  ids=$(for i in $ls; do
+    case $i in
+      *[!0123456789abcdef]*) ;;
+      *) [ "${{#i}}" -eq 64 ] && printf '%s\\n' "$i" ;;
+    esac
+  done)
+fi
+if [ -n "$ids" ]; then
   c=$(d container inspect --format '{CONTAINER_TEMPLATE}' $ids)
   rc=$?
   put '@@containers'; put "$c"; put "@@rc $rc"
-  IFS='
-'
   imgs=$(for i in $c; do
     i=${{i#'{IMAGE_ID_PREFIX}'}}
     i=${{i%%'"'*}}
@@ -100,13 +110,14 @@ if [ "$rc" -eq 0 ] && [ -n "$ids" ]; then
     esac
   done | LC_ALL=C sort -u)
   if [ -n "$imgs" ]; then
-    put '@@images'; m images; flush
-    d image inspect --format '{IMAGE_TEMPLATE}' $imgs
-    put "@@rc $?"
+    o=$(d image inspect --format '{IMAGE_TEMPLATE}' $imgs)
+    rc=$?
+    put '@@images'; put "$o"; put "@@rc $rc"
   fi
-  unset IFS
 fi
-put '@@end'; m end; flush
+unset IFS
+put '@@end'
+printf '%s' "$s"
 """
 
 
@@ -125,6 +136,8 @@ class Parsed:
 
 _VANISHED = re.compile(r"no such (container|object|image):\s*(\S*)", re.I)
 _SECTION_RE = re.compile(r"^@@(info|ls|containers|images|end)$")
+# The stderr section that holds a step's messages: the inspections' follow the listing's.
+_SAID_AFTER = {"info": "info", "ls": "ls", "containers": "ls", "images": "ls"}
 _STEPS = {
     "info": "docker info",
     "ls": "docker container ls",
@@ -143,7 +156,9 @@ def _sections(text: str) -> tuple[dict[str, list[str]], dict[str, int]]:
     sections: dict[str, list[str]] = {}
     codes: dict[str, int] = {}
     current: str | None = None
-    for line in text.splitlines():
+    # Lines end at "\n" alone, as the script's shell splits them (str.splitlines also ends
+    # them at "\r", "\x85" and more, which a label can hold inside a JSON line).
+    for line in text.split("\n"):
         m = _SECTION_RE.match(line)
         if m:
             current = m.group(1)
@@ -173,7 +188,7 @@ def parse_output(stdout: bytes, stderr: bytes = b"") -> Parsed:
         )
     err_text = stderr[:MAX_STDERR_BYTES].decode(errors="replace")
     errors, _ = _sections(err_text)
-    lines = stdout.decode(errors="replace").splitlines()
+    lines = stdout.decode(errors="replace").split("\n")
     # A login banner may come first; the script's own output starts within 50 lines.
     if PROTOCOL not in lines[:50]:
         said = (ln for ln in (*lines, *err_text.splitlines()) if ln.strip())
@@ -184,14 +199,15 @@ def parse_output(stdout: bytes, stderr: bytes = b"") -> Parsed:
         raise DockerOutputError("docker output was cut off before the end (truncated)")
 
     def step(name: str) -> _Step:
-        return _step(name, sections.get(name, []), errors.get(name, []), codes.get(name))
+        said = errors.get(_SAID_AFTER[name], [])
+        return _step(name, sections.get(name, []), said, codes.get(name))
 
     info = step("info")
     info.require_success()
-    version, driver = _parse_info(sections.get("info", []))
+    version, driver = _parse_info(info)
     listing = step("ls")
     listing.require_success()
-    listed = [ln.strip() for ln in sections.get("ls", []) if ln.strip()]
+    listed = listing.stdout
     if not listed:
         return Parsed(version, driver, HostState())
 
@@ -244,31 +260,46 @@ class _Step:
 
 
 def _step(name: str, stdout: list[str], stderr: list[str], rc: int | None) -> _Step:
+    """The step ``name``'s section: what docker printed (JSON lines; container IDs for the
+    listing), what it said on stderr, or among its output where a --docker-command wrapper
+    merged the streams, and which objects it said had vanished."""
+    is_output = _CONTAINER_ID.fullmatch if name == "ls" else _is_json_line
     gone: set[str] = set()
     complaints: list[str] = []
     kept: list[str] = []
     for line in stdout:
-        # The script keeps docker's stderr apart, but a --docker-command wrapper may merge
-        # it into stdout: a container removed between listing and inspecting is still
-        # not a host error. (A JSON line is kept without a search: nearly every line is one.)
-        m = None if line.startswith("{") else _VANISHED.search(line)
-        if m:
-            gone.add(m.group(2))
-        else:
+        # Nearly every line is output, kept without a search.
+        if is_output(line):
             kept.append(line)
+        elif line.strip():
+            _complaint(line, gone, complaints)
     for line in stderr:
-        if not line.strip():
-            continue
-        m = _VANISHED.search(line)
-        if m:
-            gone.add(m.group(2))
-        else:
-            complaints.append(line)
+        if line.strip():
+            _complaint(line, gone, complaints)
     return _Step(name, kept, complaints, rc, gone)
 
 
-def _parse_info(lines: list[str]) -> tuple[str | None, str | None]:
-    for line in lines:
+# What `docker container ls --quiet --no-trunc` prints for a container, and all the script
+# inspects of its lines.
+_CONTAINER_ID = re.compile(r"[0-9a-f]{64}")
+
+
+def _is_json_line(line: str) -> bool:
+    return line.startswith("{")
+
+
+def _complaint(line: str, gone: set[str], complaints: list[str]) -> None:
+    """File a message of docker's: an object that vanished between the listing and its
+    inspection is not a host error (``gone``); anything else may be (``complaints``)."""
+    m = _VANISHED.search(line)
+    if m:
+        gone.add(m.group(2))
+    else:
+        complaints.append(line)
+
+
+def _parse_info(info: _Step) -> tuple[str | None, str | None]:
+    for line in info.stdout:
         try:
             obj = json.loads(line)
         except ValueError:
@@ -280,7 +311,7 @@ def _parse_info(lines: list[str]) -> tuple[str | None, str | None]:
                 version if isinstance(version, str) else None,
                 driver if isinstance(driver, str) else None,
             )
-    first = next((ln for ln in lines if ln.strip()), "nothing")
+    first = next((ln for ln in (*info.stdout, *info.complaints) if ln.strip()), "nothing")
     raise DockerOutputError(f"docker info printed no JSON: {one_line(first, 120)}")
 
 
@@ -301,12 +332,9 @@ def _docker_failure(lines: list[str], rc: int | None, step: str) -> str:
 
 
 def _objects(step: _Step, what: str) -> list[dict[str, Any]]:
+    """The objects of an inspection's lines (each starts with ``{``, see :func:`_step`)."""
     out: list[dict[str, Any]] = []
     for line in step.stdout:
-        if not line.strip():
-            continue
-        if not line.startswith("{"):
-            raise DockerOutputError(f"unexpected {what} inspect output: {one_line(line, 120)}")
         try:
             out.append(json.loads(line))  # valid JSON that starts with { is an object
         except ValueError:

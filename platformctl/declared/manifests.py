@@ -76,6 +76,7 @@ def load_declared(
     if not modules_dir.is_dir():
         raise DeclaredStateError(f"no modules/ folder under {root} (check --root)")
     paths: list[Path] = []
+    folder_of: list[str] = []
     # Names, not paths, are sorted and the entries' types come with the listing: this runs
     # once per module folder (bench/README.md, 500 hosts).
     with os.scandir(modules_dir) as entries:
@@ -87,6 +88,7 @@ def load_declared(
             candidate = os.path.join(modules_dir, folder, name)
             if present(candidate):
                 paths.append(Path(candidate))
+                folder_of.append(folder)
                 break
     if not paths:
         raise DeclaredStateError(
@@ -97,8 +99,9 @@ def load_declared(
     by_name: dict[str, Module] = {}
     # iter_yaml reads the files a batch at a time (bench/README.md, "Where platformctl's CPU
     # goes"): each module is handed over once its batch is read.
-    for path, doc in zip(paths, iter_yaml(paths, root, cache), strict=True):
-        module = _link_compose(_from_document(path, doc), stacks)
+    documents = iter_yaml(paths, root, cache)
+    for path, folder, doc in zip(paths, folder_of, documents, strict=True):
+        module = _link_compose(_from_document(path, doc, folder), stacks)
         first = by_name.get(module.name)
         if first is None:
             by_name[module.name] = module
@@ -136,10 +139,12 @@ def load_manifest(
     return _from_document(path, doc)
 
 
-def _from_document(path: Path, doc: Any) -> Module:
+def _from_document(path: Path, doc: Any, folder_name: str | None = None) -> Module:
     """The module the manifest at ``path`` declares, from its document (or the
-    :class:`YamlProblem` reading it gave)."""
-    folder_name = path.parent.name
+    :class:`YamlProblem` reading it gave). ``folder_name`` is the name of the folder holding
+    it, when the caller has it (``path.parent`` is a new path object, for every module)."""
+    if folder_name is None:
+        folder_name = path.parent.name
     if isinstance(doc, YamlProblem):
         return _invalid(path, folder_name, str(doc))
     if not isinstance(doc, dict):
@@ -159,47 +164,32 @@ def _from_document(path: Path, doc: Any) -> Module:
     if not isinstance(runtime, dict):
         return _invalid(path, name, f"{path}: spec.runtime is missing or not a mapping")
 
-    def optional(key: str) -> str | None:
-        value = runtime.get(key)
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
-            raise _Missing(
-                f"{path}: spec.runtime.{key} must be a string, got {type(value).__name__}"
-            )
-        return str(value).strip() or None
-
-    def required(key: str) -> str:
-        value = optional(key)
-        if value is None:
-            empty = key in runtime
-            raise _Missing(f"{path}: spec.runtime.{key} is {'empty' if empty else 'required'}")
-        return value
-
     try:
-        orchestrator_raw = required("orchestrator")
-        try:
-            orchestrator = Orchestrator(orchestrator_raw)
-        except ValueError:
+        orchestrator_raw = _required(path, runtime, "orchestrator")
+        orchestrator = _ORCHESTRATORS.get(orchestrator_raw)
+        if orchestrator is None:
             choices = ", ".join(o.value for o in Orchestrator)
             raise _Missing(
                 f"{path}: unknown orchestrator {orchestrator_raw!r} (expected one of {choices})"
-            ) from None
+            )
         if orchestrator is Orchestrator.EXTERNAL:
-            return ExternalModule(name=name, path=path, host=optional("host"))
-        host = required("host")
+            return ExternalModule(name=name, path=path, host=_optional(path, runtime, "host"))
+        host = _required(path, runtime, "host")
         if not ALIAS_RE.match(host):
             raise _Missing(
                 f"{path}: spec.runtime.host {host!r} is not an ssh alias or host name "
                 "(letters, digits, '.', '-', '_', ':' only)"
             )
         compose = orchestrator is Orchestrator.DOCKER_COMPOSE
-        service = required("compose_service") if compose else optional("compose_service")
-        project = optional("compose_project")
-        container = optional("container") if compose else required("container")
+        service = (_required if compose else _optional)(path, runtime, "compose_service")
+        project = _optional(path, runtime, "compose_project")
+        container = (_optional if compose else _required)(path, runtime, "container")
         raw = _image_observed(path, runtime.get("image_observed"))
-        accepted = parse_acceptance(
-            f"{path}: spec.runtime.drift_accepted", runtime.get("drift_accepted")
+        acceptance = runtime.get("drift_accepted")
+        accepted = (
+            None
+            if acceptance is None
+            else parse_acceptance(f"{path}: spec.runtime.drift_accepted", acceptance)
         )
     except (_Missing, AcceptanceProblem) as exc:
         return _invalid(path, name, str(exc))
@@ -219,6 +209,33 @@ def _from_document(path: Path, doc: Any) -> Module:
         container=container,
         accepted=accepted,
     )
+
+
+_ORCHESTRATORS = {o.value: o for o in Orchestrator}
+
+
+def _optional(path: Path, runtime: dict[str, Any], key: str) -> str | None:
+    """``spec.runtime.<key>`` as text without surrounding blanks; None when absent or blank."""
+    value = runtime.get(key)
+    if value is None:
+        return None
+    # type() first: nearly every value is a plain string (bool is an int, and refused).
+    if type(value) is not str:
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise _Missing(
+                f"{path}: spec.runtime.{key} must be a string, got {type(value).__name__}"
+            )
+        value = str(value)
+    return value.strip() or None
+
+
+def _required(path: Path, runtime: dict[str, Any], key: str) -> str:
+    """``spec.runtime.<key>`` as :func:`_optional` gives it; absent or blank is a problem."""
+    value = _optional(path, runtime, key)
+    if value is None:
+        empty = key in runtime
+        raise _Missing(f"{path}: spec.runtime.{key} is {'empty' if empty else 'required'}")
+    return value
 
 
 class _Missing(ValueError):

@@ -399,3 +399,62 @@ def test_a_packet_costs_at_most_one_read_from_the_kernel(
     # how many the output adds depends on how sshd finds the pipes when it reads them.
     assert counts["packets"] > 10, counts
     assert counts["kernel reads"] <= counts["packets"], counts
+
+
+def test_a_host_answers_in_five_packets(
+    std_lab: StandardLab, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Every write of the remote script reaches platformctl as an SSH packet that paramiko
+    decrypts and dispatches in Python, and that wakes the host's thread: the script writes
+    its protocol line, lets `docker info` print, and writes all the rest at once, and two
+    markers on stderr (docs/design.md, "The remote script"). Here the docker calls print
+    nothing on stderr, as on a healthy host."""
+    from platformctl.collector.connector import CollectOptions, Connector
+    from platformctl.collector.paramiko_import import import_paramiko
+    from platformctl.collector.script import build_script, parse_output
+
+    import_paramiko()
+    import paramiko.channel
+    import paramiko.common
+    import paramiko.transport
+
+    docker = tmp_path / "docker"
+    docker.write_text(
+        "#!/bin/sh\n"
+        'case "$1 $2" in\n'
+        """  "info --format") echo '{"version":"24.0.7","driver":"overlay2"}' ;;\n"""
+        f'  "container ls") echo {"c" * 64} ;;\n'
+        f"""  "container inspect") echo '{{"image_id":"sha256:{"a" * 64}","id":"{"c" * 64}",'"""
+        """'"name":"/web","created":"","started":"","status":"running","running":true,'"""
+        """'"image":"nginx:1.25","project":"","service":"","oneoff":"","number":""}' ;;\n"""
+        f"""  "image inspect") echo '{{"id":"sha256:{"a" * 64}","tags":[],"digests":[]}}' ;;\n"""
+        "esac\n"
+    )
+    docker.chmod(0o755)
+    packets = {"stdout": 0, "stderr": 0}
+    feed, feed_extended = paramiko.channel.Channel._feed, paramiko.channel.Channel._feed_extended
+
+    def fed(self: paramiko.channel.Channel, m: object) -> None:
+        packets["stdout"] += 1
+        feed(self, m)
+
+    def fed_extended(self: paramiko.channel.Channel, m: object) -> None:
+        packets["stderr"] += 1
+        feed_extended(self, m)
+
+    # The transport dispatches a channel's packets through its table, not the methods.
+    table = paramiko.transport.Transport._channel_handler_table
+    monkeypatch.setitem(table, paramiko.common.MSG_CHANNEL_DATA, fed)
+    monkeypatch.setitem(table, paramiko.common.MSG_CHANNEL_EXTENDED_DATA, fed_extended)
+    connector = Connector(CollectOptions(ssh_config=str(std_lab.lab.ssh_config)), warn=print)
+    try:
+        output = connector("alpha").run(build_script(str(docker)))
+    finally:
+        connector.close()
+    parsed = parse_output(output.stdout, output.stderr)
+    assert [c.name for c in parsed.state.containers] == ["web"]
+    assert parsed.version == "24.0.7"
+    # On stderr the two markers; on stdout the protocol line, info's line and the rest: 3,
+    # or fewer where sshd's reads merged them. The script before this one sent 5 and 5.
+    assert 1 <= packets["stderr"] <= 2, packets
+    assert 1 <= packets["stdout"] <= 3, packets
