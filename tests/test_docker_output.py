@@ -134,10 +134,47 @@ def test_paused_is_not_running_even_though_state_running_is_true() -> None:
 
 
 def test_a_container_vanishing_between_list_and_inspect_is_not_an_error() -> None:
-    raw = output(extra_container_lines=("Error: No such container: " + "d" * 64,))
-    assert len(parse_output(raw).state.containers) == 1
-    stderr = b"@@info\n@@ls\nError: No such container: " + b"d" * 64 + b"\n"
-    assert len(parse_output(output(), stderr).state.containers) == 1
+    gone = "d" * 64
+    listed = [container(), container(id=gone, name="/gone")]
+    # Where a --docker-command wrapper merged docker's stderr into its stdout.
+    stdout, _ = streams(listed, rc={"containers": 1})
+    merged = stdout.replace(as_json_line(listed[1]), f"Error: No such container: {gone}".encode())
+    assert [c.name for c in parse_output(merged).state.containers] == ["apps-web-1"]
+
+
+def as_json_line(obj: dict[str, Any]) -> bytes:
+    return json.dumps(obj).encode()
+
+
+def test_a_vanished_object_excuses_only_the_step_that_asked_for_it() -> None:
+    # The inspections' messages share the listing's section: a vanished object that the
+    # failing step did not ask about excuses nothing.
+    stdout, stderr = streams(rc={"containers": 1}, errors={"ls": ["Error: No such object: zzz"]})
+    with pytest.raises(DockerOutputError, match="container inspect failed: exit status 1"):
+        parse_output(stdout, stderr)
+    other = "sha256:" + "e" * 64  # an image no container runs
+    stdout, stderr = streams(rc={"images": 1}, errors={"images": [f"No such image: {other}"]})
+    with pytest.raises(DockerOutputError, match="image inspect failed: exit status 1"):
+        parse_output(stdout, stderr)
+    needed = IMAGE_ID  # the image the container runs: excused, and the host reads empty of it
+    stdout, stderr = streams(
+        images=[], rc={"images": 1}, errors={"images": [f"No such image: {needed}"]}
+    )
+    assert parse_output(stdout, stderr).state.images == ()
+
+
+def test_a_failure_is_named_by_its_error_not_the_warning_before_it() -> None:
+    warning = "WARNING: Error loading config file: /root/.docker/config.json: permission denied"
+    stdout, stderr = streams(
+        rc={"images": 1},
+        errors={
+            "ls": [warning],
+            "containers": [warning],
+            "images": [warning, "Cannot connect to the Docker daemon at unix:///x."],
+        },
+    )
+    with pytest.raises(DockerOutputError, match="the Docker daemon is not running: Cannot"):
+        parse_output(stdout, stderr)
 
 
 STEPS = ["info", "ls", "containers", "images"]
@@ -802,6 +839,12 @@ def test_the_script_inspects_exactly_the_containers_the_parser_lists(
         args = (here / "args").read_text().split("\n")[:-1] if (here / "args").exists() else []
     wanted = [line for line in lines if re.fullmatch("[0-9a-f]{64}", line)]
     assert args == wanted
+    # An ID in another form is an error, never a container passed over.
+    odd = [ln for ln in lines if ln not in wanted and re.fullmatch("[0-9a-fA-F]{12,}", ln.strip())]
+    if odd:
+        with pytest.raises(DockerOutputError, match="not a container ID"):
+            parse_output(done.stdout, done.stderr)
+        return
     parsed = parse_output(done.stdout, done.stderr)  # nothing listed went unanswered
     assert sorted(c.id for c in parsed.state.containers) == sorted(wanted)
 

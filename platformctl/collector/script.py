@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,8 +66,8 @@ def build_script(docker_command: str = "docker") -> str:
     # listing, whose messages and the inspections' follow it in the order of the calls.
     # `docker info` prints directly: a child that a --docker-command wrapper leaves behind
     # holding a capture's pipe would hold up the shell until the timeout.
-    # The listing's lines that are container IDs (64 hex digits, as the parser checks them)
-    # are inspected. The containers' inspection puts each line's image ID first
+    # The listing's lines that are container IDs (64 lowercase hex digits, as the parser
+    # checks them) are inspected. The containers' inspection puts each line's image ID first
     # (IMAGE_ID_PREFIX), which the shell takes off it and checks (algorithm:hex, with the
     # characters listed: ranges like a-z follow the locale in some shells), each straight
     # into `sort -u` (LC_ALL=C: distinct bytewise). No string is grown a line at a time: the
@@ -135,6 +136,7 @@ class Parsed:
 
 
 _VANISHED = re.compile(r"no such (container|object|image):\s*(\S*)", re.I)
+_WARNING = re.compile(r"\s*warning\b", re.I)
 _SECTION_RE = re.compile(r"^@@(info|ls|containers|images|end)$")
 # The stderr section that holds a step's messages: the inspections' follow the listing's.
 _SAID_AFTER = {"info": "info", "ls": "ls", "containers": "ls", "images": "ls"}
@@ -207,12 +209,28 @@ def parse_output(stdout: bytes, stderr: bytes = b"") -> Parsed:
     version, driver = _parse_info(info)
     listing = step("ls")
     listing.require_success()
+    # The shell inspects only the lines in docker's own form; one that is an ID in another
+    # form (cut short, upper case, a CR or blank after it) would otherwise be a container
+    # passed over, and the host would read as running less than it does.
+    odd = next(
+        (
+            ln
+            for ln in sections.get("ls", [])
+            if not _CONTAINER_ID.fullmatch(ln) and _ID_LIKE.fullmatch(ln.strip())
+        ),
+        None,
+    )
+    if odd is not None:
+        raise DockerOutputError(
+            f"docker container ls printed {one_line(odd, 80)!r}, not a container ID "
+            "(64 lowercase hex digits, as `docker container ls --quiet --no-trunc` prints)"
+        )
     listed = listing.stdout
     if not listed:
         return Parsed(version, driver, HostState())
 
     inspected = step("containers")
-    inspected.require_success(vanished_allowed=True)
+    inspected.require_success(asked=listed)
     gone = inspected.gone
     containers = [
         c for c in (_container(obj) for obj in _objects(inspected, "container")) if c.id not in gone
@@ -228,7 +246,7 @@ def parse_output(stdout: bytes, stderr: bytes = b"") -> Parsed:
     needed = {c.image_id for c in containers}
     images_step = step("images") if "images" in sections else _Step("images", [], [], 0, set())
     if needed:
-        images_step.require_success(vanished_allowed=True)
+        images_step.require_success(asked=needed)
     images = [_image(obj) for obj in _objects(images_step, "image")]
     unread = sorted(needed - {i.id for i in images} - images_step.gone)
     if unread:
@@ -249,12 +267,13 @@ class _Step:
     rc: int | None
     gone: set[str]
 
-    def require_success(self, vanished_allowed: bool = False) -> None:
-        """Raise unless the call exited 0, or (where allowed) failed only over vanished
-        objects."""
+    def require_success(self, asked: Collection[str] = ()) -> None:
+        """Raise unless the call exited 0, or failed only over objects it was ``asked`` about
+        that vanished (messages of several steps share a section: a vanished object excuses
+        only the step that asked about it)."""
         if self.rc == 0:
             return
-        if vanished_allowed and self.gone and not self.complaints and self.rc is not None:
+        if self.rc is not None and not self.complaints and not self.gone.isdisjoint(asked):
             return
         raise DockerOutputError(_docker_failure(self.complaints, self.rc, _STEPS[self.name]))
 
@@ -280,8 +299,9 @@ def _step(name: str, stdout: list[str], stderr: list[str], rc: int | None) -> _S
 
 
 # What `docker container ls --quiet --no-trunc` prints for a container, and all the script
-# inspects of its lines.
+# inspects of its lines; _ID_LIKE, what a listing line in another form of an ID looks like.
 _CONTAINER_ID = re.compile(r"[0-9a-f]{64}")
+_ID_LIKE = re.compile(r"[0-9a-fA-F]{12,}")
 
 
 def _is_json_line(line: str) -> bool:
@@ -317,7 +337,10 @@ def _parse_info(info: _Step) -> tuple[str | None, str | None]:
 
 def _docker_failure(lines: list[str], rc: int | None, step: str) -> str:
     status = "no exit status" if rc is None else f"exit status {rc}"
-    message = next((ln for ln in lines if ln.strip()), status)
+    # The first message that is not a warning: docker may warn on every call (an unreadable
+    # config file), and the warning is not why the call failed.
+    said = [ln for ln in lines if ln.strip()]
+    message = next((ln for ln in said if not _WARNING.match(ln)), said[0] if said else status)
     message = one_line(message)
     if rc == 127 or "not found" in message.lower() and "docker" in message.lower():
         return f"docker is not installed or not on PATH: {message}"
