@@ -713,6 +713,27 @@ case "$1 $2" in
 esac
 """
 SHELLS = [["sh"], ["bash", "--posix"], ["busybox", "sh"]]
+
+
+def run_in_shell(
+    shell: list[str], here: Path, docker: str, env: dict[str, str]
+) -> subprocess.CompletedProcess[bytes]:
+    """The script run by ``shell`` in the folder ``here``, with the stand-in ``docker`` (its
+    text) answering and ``env`` beside PATH."""
+    path = here / "docker"
+    path.write_text(docker)
+    path.chmod(0o755)
+    return subprocess.run(
+        [*shell, "-s"],
+        input=build_script(str(path)).encode(),
+        cwd=here,
+        env={"PATH": os.environ["PATH"], **env},
+        capture_output=True,
+        timeout=30,
+        check=True,
+    )
+
+
 id_lines = st.lists(
     st.one_of(
         st.sampled_from(
@@ -746,27 +767,12 @@ def test_the_script_inspects_each_well_formed_image_id_once(
 ) -> None:
     with tempfile.TemporaryDirectory() as folder:
         here = Path(folder)
-        docker = here / "docker"
-        docker.write_text(RECORDING_DOCKER)
-        docker.chmod(0o755)
         inspected = [as_docker_prints(container(image_id=line)) for line in lines]
         (here / "inspect").write_text("".join(f"{x}\n" for x in inspected), encoding="utf-8")
         # Named like a glob pattern's match: an unquoted ID must never expand to it.
         (here / "sha256:0f").write_text("")
-        subprocess.run(
-            [*shell, "-s"],
-            input=build_script(str(docker)).encode(),
-            cwd=folder,
-            env={
-                "PATH": os.environ["PATH"],
-                "INSPECT_FILE": "inspect",
-                "ARGS_FILE": "args",
-                "LC_ALL": "C.UTF-8",
-            },
-            capture_output=True,
-            timeout=30,
-            check=True,
-        )
+        env = {"INSPECT_FILE": "inspect", "ARGS_FILE": "args", "LC_ALL": "C.UTF-8"}
+        run_in_shell(shell, here, RECORDING_DOCKER, env)
         args = (here / "args").read_text().split() if (here / "args").exists() else []
     wanted = {line for line in lines if ID_FORM.fullmatch(line)}
     assert sorted(args) == sorted(wanted)  # each once: no duplicates among the arguments
@@ -814,28 +820,15 @@ listing_lines = st.lists(
 def test_the_script_inspects_exactly_the_containers_the_parser_lists(
     shell: list[str], lines: list[str]
 ) -> None:
+    docker = LISTING_DOCKER % {
+        "container": as_docker_prints(container(id="@ID@")),
+        "image": json.dumps({"id": IMAGE_ID, "tags": [], "digests": []}),
+    }
     with tempfile.TemporaryDirectory() as folder:
         here = Path(folder)
-        docker = here / "docker"
-        docker.write_text(
-            LISTING_DOCKER
-            % {
-                "container": as_docker_prints(container(id="@ID@")),
-                "image": json.dumps({"id": IMAGE_ID, "tags": [], "digests": []}),
-            }
-        )
-        docker.chmod(0o755)
         (here / "ls").write_text("".join(f"{x}\n" for x in lines), encoding="utf-8")
         (here / ("c" * 8)).write_text("")  # a file a glob of the listing could expand to
-        done = subprocess.run(
-            [*shell, "-s"],
-            input=build_script(str(docker)).encode(),
-            cwd=folder,
-            env={"PATH": os.environ["PATH"], "LS_FILE": "ls", "ARGS_FILE": "args"},
-            capture_output=True,
-            timeout=30,
-            check=True,
-        )
+        done = run_in_shell(shell, here, docker, {"LS_FILE": "ls", "ARGS_FILE": "args"})
         args = (here / "args").read_text().split("\n")[:-1] if (here / "args").exists() else []
     wanted = [line for line in lines if re.fullmatch("[0-9a-f]{64}", line)]
     assert args == wanted
