@@ -163,8 +163,15 @@ def test_a_vanished_object_excuses_only_the_step_that_asked_for_it() -> None:
     assert parse_output(stdout, stderr).state.images == ()
 
 
-def test_a_failure_is_named_by_its_error_not_the_warning_before_it() -> None:
-    warning = "WARNING: Error loading config file: /root/.docker/config.json: permission denied"
+@pytest.mark.parametrize(
+    "warning",
+    [
+        "WARNING: Error loading config file: /root/.docker/config.json: permission denied",
+        "WARN[0000] Error loading config file: permission denied",
+        'time="2026-12-07T10:00:00Z" level=warning msg="permission denied"',
+    ],
+)
+def test_a_failure_is_named_by_its_error_not_the_warning_before_it(warning: str) -> None:
     stdout, stderr = streams(
         rc={"images": 1},
         errors={
@@ -805,6 +812,12 @@ listing_lines = st.lists(
                 "c" * 64 + " ",
                 " " + "c" * 64,
                 "c" * 64 + "\r",
+                "sha256:" + "c" * 64,
+                "\x1b[32m" + "c" * 64 + "\x1b[0m",  # a wrapper's colours
+                "c" * 64 + " x",
+                "WARNING: a warning without its line end" + "c" * 64,
+                "c" * 12,  # the short form
+                "1733580000000",  # a number a wrapper printed: a message
                 "WARNING: Error loading config file: open /root/.docker/config.json",
                 "*",  # a glob: never expanded
             ]
@@ -832,8 +845,10 @@ def test_the_script_inspects_exactly_the_containers_the_parser_lists(
         args = (here / "args").read_text().split("\n")[:-1] if (here / "args").exists() else []
     wanted = [line for line in lines if re.fullmatch("[0-9a-f]{64}", line)]
     assert args == wanted
-    # An ID in another form is an error, never a container passed over.
-    odd = [ln for ln in lines if ln not in wanted and re.fullmatch("[0-9a-fA-F]{12,}", ln.strip())]
+    # An ID in another form is an error, never a container passed over: a line that is not
+    # an ID but has a run of exactly 64 hex digits, or is 12 of them.
+    runs = [(ln, len(run)) for ln in lines for run in re.findall("[0-9a-fA-F]+", ln)]
+    odd = [ln for ln, n in runs if ln not in wanted and (n == 64 or n == len(ln.strip()) == 12)]
     if odd:
         with pytest.raises(DockerOutputError, match="not a container ID"):
             parse_output(done.stdout, done.stderr)

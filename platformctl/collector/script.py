@@ -136,7 +136,9 @@ class Parsed:
 
 
 _VANISHED = re.compile(r"no such (container|object|image):\s*(\S*)", re.I)
-_WARNING = re.compile(r"\s*warning\b", re.I)
+# A warning as docker's CLI prints one ("WARNING: ..."), or a Go logger ("WARN[0000] ...",
+# "time=... level=warning msg=...").
+_WARNING = re.compile(r"\s*(?:warning\b|warn\[)|.*\blevel=\"?warn", re.I)
 _SECTION_RE = re.compile(r"^@@(info|ls|containers|images|end)$")
 # The stderr section that holds a step's messages: the inspections' follow the listing's.
 _SAID_AFTER = {"info": "info", "ls": "ls", "containers": "ls", "images": "ls"}
@@ -209,16 +211,11 @@ def parse_output(stdout: bytes, stderr: bytes = b"") -> Parsed:
     version, driver = _parse_info(info)
     listing = step("ls")
     listing.require_success()
-    # The shell inspects only the lines in docker's own form; one that is an ID in another
-    # form (cut short, upper case, a CR or blank after it) would otherwise be a container
-    # passed over, and the host would read as running less than it does.
+    # The shell inspects only the lines in docker's own form; one that holds an ID in another
+    # form would otherwise be a container passed over, and the host would read as running
+    # less than it does.
     odd = next(
-        (
-            ln
-            for ln in sections.get("ls", [])
-            if not _CONTAINER_ID.fullmatch(ln) and _ID_LIKE.fullmatch(ln.strip())
-        ),
-        None,
+        (ln for ln in listing.odd if _ID_INSIDE.search(ln) or _SHORT_ID.fullmatch(ln.strip())), None
     )
     if odd is not None:
         raise DockerOutputError(
@@ -244,7 +241,7 @@ def parse_output(stdout: bytes, stderr: bytes = b"") -> Parsed:
         )
 
     needed = {c.image_id for c in containers}
-    images_step = step("images") if "images" in sections else _Step("images", [], [], 0, set())
+    images_step = step("images") if "images" in sections else _Step("images", [], [], 0, set(), [])
     if needed:
         images_step.require_success(asked=needed)
     images = [_image(obj) for obj in _objects(images_step, "image")]
@@ -266,6 +263,9 @@ class _Step:
     complaints: list[str]
     rc: int | None
     gone: set[str]
+    odd: list[str]
+    """The lines among its output that are not output (a wrapper's, or docker's messages
+    where a wrapper merged the streams)."""
 
     def require_success(self, asked: Collection[str] = ()) -> None:
         """Raise unless the call exited 0, or failed only over objects it was ``asked`` about
@@ -286,22 +286,27 @@ def _step(name: str, stdout: list[str], stderr: list[str], rc: int | None) -> _S
     gone: set[str] = set()
     complaints: list[str] = []
     kept: list[str] = []
+    odd: list[str] = []
     for line in stdout:
         # Nearly every line is output, kept without a search.
         if is_output(line):
             kept.append(line)
         elif line.strip():
+            odd.append(line)
             _complaint(line, gone, complaints)
     for line in stderr:
         if line.strip():
             _complaint(line, gone, complaints)
-    return _Step(name, kept, complaints, rc, gone)
+    return _Step(name, kept, complaints, rc, gone, odd)
 
 
 # What `docker container ls --quiet --no-trunc` prints for a container, and all the script
-# inspects of its lines; _ID_LIKE, what a listing line in another form of an ID looks like.
+# inspects of its lines. A listing line that is not one but holds 64 hex digits of either
+# case (with a prefix, colour codes, a CR or a word around them), or is a short ID (12), is
+# an ID in another form: an error, where a message (a warning, a number) is passed over.
 _CONTAINER_ID = re.compile(r"[0-9a-f]{64}")
-_ID_LIKE = re.compile(r"[0-9a-fA-F]{12,}")
+_ID_INSIDE = re.compile(r"(?<![0-9a-fA-F])[0-9a-fA-F]{64}(?![0-9a-fA-F])")
+_SHORT_ID = re.compile(r"[0-9a-fA-F]{12}")
 
 
 def _is_json_line(line: str) -> bool:
