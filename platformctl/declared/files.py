@@ -58,7 +58,7 @@ def _checked(root: Path, path: Path, real: str) -> str:
             f"{path}: resolves to {real}, outside the platform root {real_root}; "
             "platformctl reads only files inside the repository"
         )
-    if real.startswith(_PSEUDO_BELOW) or real in _PSEUDO_FS:  # inside() each, on strings
+    if real.startswith(_PSEUDO_BELOW) or real in _PSEUDO_FS:  # inside(fs, real) for either
         raise RepoFileError(f"{path}: resolves to {real}, a kernel pseudo-file; refused")
     return real
 
