@@ -49,6 +49,12 @@ IMAGE_TEMPLATE = '{"id":{{json .Id}},"tags":{{json .RepoTags}},"digests":{{json 
 INFO_TEMPLATE = '{"version":{{json .ServerVersion}},"driver":{{json .Driver}}}'
 
 
+# Exactly 64 characters, as a shell pattern: a container ID's length without `${#i}`, whose
+# "{#" Ansible's argument splitter reads as an unclosed Jinja comment (bench/fleet.py runs
+# the script through it).
+_SIXTY_FOUR = "?" * 64
+
+
 def build_script(docker_command: str = "docker") -> str:
     """The remote script for ``docker_command`` (e.g. ``sudo -n docker``)."""
     words = shlex.split(docker_command)
@@ -94,7 +100,7 @@ if [ "$rc" -eq 0 ]; then
   ids=$(for i in $ls; do
     case $i in
       *[!0123456789abcdef]*) ;;
-      *) [ "${{#i}}" -eq 64 ] && printf '%s\\n' "$i" ;;
+      {_SIXTY_FOUR}) printf '%s\\n' "$i" ;;
     esac
   done)
 fi
