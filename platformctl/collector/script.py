@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import re
 import shlex
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 from platformctl.collector.model import Container, HostState, Image
@@ -162,13 +163,18 @@ def one_line(text: str, limit: int = 240) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
-def _sections(text: str) -> tuple[dict[str, list[str]], dict[str, int]]:
+def _lines(text: str) -> list[str]:
+    """``text``'s lines, ended at "\n" alone, as the script's shell splits them
+    (str.splitlines also ends them at "\r", "\x85" and more, which a label can hold inside a
+    JSON line)."""
+    return text.split("\n")
+
+
+def _sections(lines: Iterable[str]) -> tuple[dict[str, list[str]], dict[str, int]]:
     sections: dict[str, list[str]] = {}
     codes: dict[str, int] = {}
     current: str | None = None
-    # Lines end at "\n" alone, as the script's shell splits them (str.splitlines also ends
-    # them at "\r", "\x85" and more, which a label can hold inside a JSON line).
-    for line in text.split("\n"):
+    for line in lines:
         m = _SECTION_RE.match(line)
         if m:
             current = m.group(1)
@@ -197,14 +203,14 @@ def parse_output(stdout: bytes, stderr: bytes = b"") -> Parsed:
             f"docker output exceeds {MAX_OUTPUT_BYTES // (1024 * 1024)} MiB; refusing to parse"
         )
     err_text = stderr[:MAX_STDERR_BYTES].decode(errors="replace")
-    errors, _ = _sections(err_text)
-    lines = stdout.decode(errors="replace").split("\n")
+    errors, _ = _sections(_lines(err_text))
+    lines = _lines(stdout.decode(errors="replace"))
     # A login banner may come first; the script's own output starts within 50 lines.
     if PROTOCOL not in lines[:50]:
         said = (ln for ln in (*lines, *err_text.splitlines()) if ln.strip())
         first = next(said, "no output")
         raise DockerOutputError(f"the remote script did not run: {one_line(first)}")
-    sections, codes = _sections("\n".join(lines[lines.index(PROTOCOL) + 1 :]))
+    sections, codes = _sections(islice(lines, lines.index(PROTOCOL) + 1, None))
     if "end" not in sections:
         raise DockerOutputError("docker output was cut off before the end (truncated)")
 
@@ -220,9 +226,7 @@ def parse_output(stdout: bytes, stderr: bytes = b"") -> Parsed:
     # The shell inspects only the lines in docker's own form; one that holds an ID in another
     # form would otherwise be a container passed over, and the host would read as running
     # less than it does.
-    odd = next(
-        (ln for ln in listing.odd if _ID_INSIDE.search(ln) or _SHORT_ID.fullmatch(ln.strip())), None
-    )
+    odd = next((ln for ln in sections.get("ls", []) if _other_form_of_id(ln)), None)
     if odd is not None:
         raise DockerOutputError(
             f"docker container ls printed {one_line(odd, 80)!r}, not a container ID "
@@ -247,7 +251,7 @@ def parse_output(stdout: bytes, stderr: bytes = b"") -> Parsed:
         )
 
     needed = {c.image_id for c in containers}
-    images_step = step("images") if "images" in sections else _Step("images", [], [], 0, set(), [])
+    images_step = step("images") if "images" in sections else _Step("images", [], [], 0, set())
     if needed:
         images_step.require_success(asked=needed)
     images = [_image(obj) for obj in _objects(images_step, "image")]
@@ -269,9 +273,6 @@ class _Step:
     complaints: list[str]
     rc: int | None
     gone: set[str]
-    odd: list[str]
-    """The lines among its output that are not output (a wrapper's, or docker's messages
-    where a wrapper merged the streams)."""
 
     def require_success(self, asked: Collection[str] = ()) -> None:
         """Raise unless the call exited 0, or failed only over objects it was ``asked`` about
@@ -292,18 +293,16 @@ def _step(name: str, stdout: list[str], stderr: list[str], rc: int | None) -> _S
     gone: set[str] = set()
     complaints: list[str] = []
     kept: list[str] = []
-    odd: list[str] = []
     for line in stdout:
         # Nearly every line is output, kept without a search.
         if is_output(line):
             kept.append(line)
         elif line.strip():
-            odd.append(line)
             _complaint(line, gone, complaints)
     for line in stderr:
         if line.strip():
             _complaint(line, gone, complaints)
-    return _Step(name, kept, complaints, rc, gone, odd)
+    return _Step(name, kept, complaints, rc, gone)
 
 
 # What `docker container ls --quiet --no-trunc` prints for a container, and all the script
@@ -313,6 +312,13 @@ def _step(name: str, stdout: list[str], stderr: list[str], rc: int | None) -> _S
 _CONTAINER_ID = re.compile(r"[0-9a-f]{64}")
 _ID_INSIDE = re.compile(r"(?<![0-9a-fA-F])[0-9a-fA-F]{64}(?![0-9a-fA-F])")
 _SHORT_ID = re.compile(r"[0-9a-fA-F]{12}")
+
+
+def _other_form_of_id(line: str) -> bool:
+    """True for a listing line that is not a container ID but holds one in another form."""
+    if _CONTAINER_ID.fullmatch(line):
+        return False
+    return bool(_ID_INSIDE.search(line) or _SHORT_ID.fullmatch(line.strip()))
 
 
 def _is_json_line(line: str) -> bool:
