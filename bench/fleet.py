@@ -156,17 +156,22 @@ PYTHON = sys.executable
 
 
 def run_measured(
-    cmd: list[str], folder: Path, lab_cpu: LabCpu | None = None, python: str | None = None
+    cmd: list[str],
+    folder: Path,
+    lab_cpu: LabCpu | None = None,
+    python: str | None = None,
+    cache: str = "cache",
 ) -> Measure:
     """Run platformctl with ``cmd`` (its arguments) under :data:`MEASURED`, with the install
-    of ``python`` (default :data:`PYTHON`)."""
+    of ``python`` (default :data:`PYTHON`) and its caches in ``folder / cache``: each install
+    needs its own, as the parsed-YAML cache is emptied for another install's PyYAML."""
     out = folder / "rusage.json"
     lab_before = lab_cpu.read() if lab_cpu else (0.0, 0.0)
     busy = machine_busy()
     start = time.perf_counter()
     # platformctl's caches (parsed YAML, ssh -G answers) live in the lab, kept between runs as
     # a user's are (each point makes one untimed run first, so the timed ones find them warm).
-    proc = run_installed(python or PYTHON, ["-c", MEASURED, str(out), *cmd], folder / "cache")
+    proc = run_installed(python or PYTHON, ["-c", MEASURED, str(out), *cmd], folder / cache)
     wall = time.perf_counter() - start
     busy = machine_busy() - busy
     time.sleep(0.05)  # the sshd reap their last sessions
@@ -352,14 +357,15 @@ def alternate_pairs(
     """Time ``one`` and ``many`` alternately, ``runs`` pairs for each of ``installs`` (label:
     python) in turn: a ratio of two runs a second apart, where the separate points of the table
     are minutes apart on a machine whose speed drifts (bench/README.md, fleet)."""
-    for python in installs.values():  # platformctl's caches, as for every point
+    caches = {label: f"cache{i}" for i, label in enumerate(installs)}
+    for label, python in installs.items():  # platformctl's caches, as for every point
         for cmd in (one, many):
-            run_measured(cmd, folder, python=python)
+            run_measured(cmd, folder, python=python, cache=caches[label])
     pairs = {label: Pairs([], []) for label in installs}
     for _ in range(runs):
         for label, python in installs.items():
             for cmd, walls in ((one, pairs[label].one), (many, pairs[label].many)):
-                measure = run_measured(cmd, folder, python=python)
+                measure = run_measured(cmd, folder, python=python, cache=caches[label])
                 if measure.code != 0:
                     raise SystemExit(f"drift-check exited {measure.code} in a timed pair")
                 walls.append(measure.wall)
