@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import functools
 import logging
 import os
 import select
@@ -199,12 +200,11 @@ class SshTransport:
         # The first paramiko use of a connection (with _start_proxy): import it without invoke
         # (docs/design.md, "Start-up"); later uses find it loaded.
         import_paramiko()
-        import paramiko
 
         name = target.known_hosts_name
         known = self.settings.known_hosts(target)
         # _ProxySocket is socket-like (send, recv, settimeout, close), all paramiko uses.
-        transport = paramiko.Transport(sock)  # type: ignore[arg-type]
+        transport = _transport_class()(sock)  # type: ignore[arg-type]
         if isinstance(sock, _ProxySocket):
             sock.reader = transport
         options = transport.get_security_options()
@@ -380,6 +380,35 @@ class SshTransport:
             raise TransportFailure(
                 HostStatus.ERROR, f"SSH command failed: {one_line(str(exc)) or type(exc).__name__}"
             ) from None
+
+
+@functools.cache
+def _transport_class() -> type[paramiko.Transport]:
+    """paramiko's ``Transport`` without the work it does for debug lines no handler shows
+    (docs/design.md, "SSH"). Made once paramiko is imported: it is imported lazily."""
+    import paramiko
+
+    class QuietTransport(paramiko.Transport):
+        def _log(self, level: int, msg: object, *args: object) -> None:
+            # paramiko formats its own arguments first; what it logs per packet still goes
+            # through a logger call and a level check in the logging module.
+            if self.logger.isEnabledFor(level):
+                super()._log(level, msg, *args)  # type: ignore[misc]
+
+        def _parse_debug(self, m: paramiko.Message) -> None:
+            # sshd sends a debug message at every key login (the key's options), and paramiko
+            # escapes it a byte at a time in Python for its log: 45 µs a connection.
+            if self.logger.isEnabledFor(logging.DEBUG):
+                super()._parse_debug(m)  # type: ignore[misc]
+
+        def _filter_algorithm(self, type_: str) -> tuple[str, ...]:
+            # Each read of a preferred_* list filters it against disabled_algorithms, 16 times
+            # a connection; platformctl disables none.
+            if self.disabled_algorithms:
+                return super()._filter_algorithm(type_)  # type: ignore[misc,no-any-return]
+            return tuple(getattr(self, f"_preferred_{type_}"))
+
+    return QuietTransport
 
 
 def _drain(chan: paramiko.Channel, deadline: float, timeout: float) -> Output:

@@ -458,3 +458,51 @@ def test_a_host_answers_in_five_packets(
     # or fewer where sshd's reads merged them. The script before this one sent 5 and 5.
     assert 1 <= packets["stderr"] <= 2, packets
     assert 1 <= packets["stdout"] <= 3, packets
+
+
+@pytest.mark.parametrize("debugging", [False, True])
+def test_paramiko_spends_nothing_on_debug_lines_nobody_reads(
+    std_lab: StandardLab, monkeypatch: pytest.MonkeyPatch, debugging: bool
+) -> None:
+    """sshd sends a debug message at every key login, which paramiko escapes a byte at a time
+    for its log, and paramiko formats a dozen lines of its own per connection: with its
+    logger off (as a run leaves it) none of that is done; turned on, every line is still
+    logged (docs/design.md, "SSH")."""
+    import logging
+
+    from platformctl.collector.connector import CollectOptions, Connector
+    from platformctl.collector.paramiko_import import import_paramiko
+
+    import_paramiko()
+    import paramiko.util
+
+    escaped: list[bytes] = []
+    original = paramiko.util.safe_string
+
+    def counting(s: bytes) -> bytes:
+        escaped.append(s)
+        return original(s)
+
+    monkeypatch.setattr(paramiko.util, "safe_string", counting)
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.DEBUG)
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger("paramiko")
+    logger.addHandler(handler)
+    level = logger.level
+    if debugging:
+        logger.setLevel(logging.DEBUG)
+    connector = Connector(CollectOptions(ssh_config=str(std_lab.lab.ssh_config)), warn=print)
+    try:
+        assert connector("alpha").run("echo reached").stdout == b"reached\n"
+    finally:
+        connector.close()
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    if debugging:
+        messages = [r.getMessage() for r in records]
+        assert any(m.startswith("Debug msg: ") for m in messages), messages
+        assert any(m.startswith("Kex: ") for m in messages), messages
+        assert escaped
+    else:
+        assert escaped == []
