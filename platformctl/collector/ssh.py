@@ -12,7 +12,6 @@ import contextlib
 import functools
 import logging
 import os
-import select
 import shlex
 import socket
 import subprocess
@@ -371,8 +370,6 @@ class SshTransport:
                 chan.shutdown_write()
                 return _drain(chan, deadline, timeout)
             finally:
-                # Closes the pipe select() made paramiko open for the channel, which closing
-                # the transport leaves to the garbage collector: two descriptors a host.
                 chan.close()
         except TransportFailure:
             raise
@@ -411,6 +408,37 @@ def _transport_class() -> type[paramiko.Transport]:
     return QuietTransport
 
 
+# A channel's reading thread is woken at least every this many packets of its output: at
+# paramiko's 32 KiB a packet at most, 512 KiB, a quarter of the 2 MiB window the host may send
+# before it must wait for the thread to read.
+_WAKE_EVERY = 16
+
+
+class _Wake:
+    """Wakes the thread reading a channel at the end of its output, not at every packet.
+
+    paramiko sets the event of a channel's buffer at every packet it feeds it; given as both
+    buffers' event, this one wakes the reading thread only once the output has ended (EOF or
+    the channel closed) or every :data:`_WAKE_EVERY` packets, so the window never fills while
+    the thread sleeps. Each wake-up is a switch of the interpreter lock, and select() on the
+    channel cost a pipe write for every packet as well (docs/design.md, "SSH")."""
+
+    def __init__(self, chan: paramiko.Channel) -> None:
+        self.event = threading.Event()
+        self._chan = chan
+        self._fed = 0
+
+    def set(self) -> None:
+        # Called by the connection's own thread, under the buffer's lock.
+        self._fed += 1
+        if self._fed % _WAKE_EVERY == 0 or self._chan.eof_received or self._chan.closed:
+            self.event.set()
+
+    def clear(self) -> None:
+        """Called by a buffer read empty: the reading thread clears :attr:`event` itself, as
+        the other buffer may still hold output."""
+
+
 def _drain(chan: paramiko.Channel, deadline: float, timeout: float) -> Output:
     """Read stdout and stderr together until EOF, bounded by ``deadline``.
 
@@ -420,14 +448,18 @@ def _drain(chan: paramiko.Channel, deadline: float, timeout: float) -> Output:
     out: list[bytes] = []
     err: list[bytes] = []
     out_size = err_size = 0
+    wake = _Wake(chan)
+    chan.in_buffer.set_event(wake)  # type: ignore[arg-type]
+    chan.in_stderr_buffer.set_event(wake)  # type: ignore[arg-type]
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise TransportFailure(
                 HostStatus.ERROR, f"the remote docker command did not finish within {timeout:g}s"
             )
-        # The channel's fileno becomes readable on stdout data, stderr data or EOF.
-        select.select([chan], [], [], min(remaining, 1.0))
+        wake.event.wait(min(remaining, 1.0))
+        # Cleared before reading: output fed from here on sets it again.
+        wake.event.clear()
         while chan.recv_stderr_ready():
             data = chan.recv_stderr(1 << 16)
             if err_size < MAX_STDERR_BYTES:

@@ -506,3 +506,21 @@ def test_paramiko_spends_nothing_on_debug_lines_nobody_reads(
         assert escaped
     else:
         assert escaped == []
+
+
+def test_an_answer_larger_than_the_window_is_read_without_waiting(std_lab: StandardLab) -> None:
+    """The thread reading a host's answer is woken at its end, and every 16 packets before:
+    a host may send 2 MiB (paramiko's window) before it waits for us to read, and an answer
+    of 24 MiB read only at each of the reader's 1-second checks would take about 12 seconds,
+    past this run's command timeout (docs/design.md, "SSH")."""
+    from platformctl.collector.connector import CollectOptions, Connector
+
+    size = 24 * 1024 * 1024
+    options = CollectOptions(ssh_config=str(std_lab.lab.ssh_config), command_timeout=5)
+    connector = Connector(options, warn=print)
+    try:
+        output = connector("alpha").run(f"head -c {size} /dev/zero; echo done >&2")
+    finally:
+        connector.close()
+    assert len(output.stdout) == size
+    assert output.stderr == b"done\n"
