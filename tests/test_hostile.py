@@ -13,11 +13,14 @@ import json
 import socket
 import sqlite3
 import threading
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 
 import paramiko
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import Runner, write_module
 
@@ -214,3 +217,23 @@ def test_a_hostile_sshd_reply_is_shown_escaped(
     assert result.code == 5, result.err
     assert "auth-failed" in result.err and "\\x1b]0;owned" in result.err
     assert_clean(result.err)
+
+
+# What a terminal acts on: C0 and C1 controls, DEL, the Unicode line and paragraph separators
+# and the bidirectional controls that reorder a line.
+_ACTS_ON = set("\u2028\u2029\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _acts_on(ch: str) -> bool:
+    return unicodedata.category(ch) == "Cc" or ch in _ACTS_ON
+
+
+@settings(max_examples=500)
+@given(st.text(alphabet=st.characters(codec="utf-8")))
+def test_no_text_reaches_a_table_with_a_character_the_terminal_acts_on(text: str) -> None:
+    from platformctl.output.text import clean
+
+    shown = clean(text)
+    assert not any(_acts_on(ch) for ch in shown), repr(shown)
+    if not any(_acts_on(ch) for ch in text):
+        assert shown == text
