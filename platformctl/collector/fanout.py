@@ -22,8 +22,8 @@ from platformctl.collector.script import DockerOutputError, one_line, parse_outp
 Progress = Callable[[int, int], None]
 
 FDS_PER_HOST = 4
-"""File descriptors one host in flight holds at most at once: its socket and the pipe paramiko
-makes to select on a channel, or the three pipes of its ``ssh -G`` (or of a local docker)."""
+"""File descriptors one host in flight holds at most at once: the three pipes of its ``ssh -G``
+(or of a local docker), or its socket (with a ``ProxyCommand``, the command's pipes)."""
 FDS_RESERVED = 32
 """Kept for the rest of the process: the store, stdio, imports, a notification."""
 

@@ -17,6 +17,7 @@ import socket
 import subprocess
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -425,13 +426,18 @@ class _Wake:
 
     def __init__(self, chan: paramiko.Channel) -> None:
         self.event = threading.Event()
-        self._chan = chan
+        # Weak: the channel's buffers hold this object, which would otherwise make the
+        # channel a cycle that only the (seldom run) garbage collector frees.
+        self._chan = weakref.ref(chan)
         self._fed = 0
 
     def set(self) -> None:
-        # Called by the connection's own thread, under the buffer's lock.
+        # Called by paramiko when a buffer is fed or closed (the connection's own thread) and
+        # when a buffer is given this event (the reading thread). The two buffers have locks
+        # of their own, so a count may be lost now and then: a wake-up comes a packet later.
         self._fed += 1
-        if self._fed % _WAKE_EVERY == 0 or self._chan.eof_received or self._chan.closed:
+        chan = self._chan()
+        if chan is None or self._fed % _WAKE_EVERY == 0 or chan.eof_received or chan.closed:
             self.event.set()
 
     def clear(self) -> None:
@@ -451,6 +457,9 @@ def _drain(chan: paramiko.Channel, deadline: float, timeout: float) -> Output:
     wake = _Wake(chan)
     chan.in_buffer.set_event(wake)  # type: ignore[arg-type]
     chan.in_stderr_buffer.set_event(wake)  # type: ignore[arg-type]
+    # What came before the event was given is read at once: it was not counted, and up to a
+    # whole window of it may be waiting.
+    wake.event.set()
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
@@ -458,7 +467,7 @@ def _drain(chan: paramiko.Channel, deadline: float, timeout: float) -> Output:
                 HostStatus.ERROR, f"the remote docker command did not finish within {timeout:g}s"
             )
         wake.event.wait(min(remaining, 1.0))
-        # Cleared before reading: output fed from here on sets it again.
+        # Cleared before reading: a 16th packet, EOF or a close from here on sets it again.
         wake.event.clear()
         while chan.recv_stderr_ready():
             data = chan.recv_stderr(1 << 16)

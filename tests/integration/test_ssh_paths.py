@@ -110,8 +110,8 @@ def open_descriptors() -> int:
 def test_a_host_leaves_no_descriptor_or_child_behind(
     std_lab: StandardLab, tmp_path: Path, proxy: bool
 ) -> None:
-    """Every host's channel pipe, and a ProxyCommand's three pipes and its process, are
-    closed and reaped when the host is done, not whenever the garbage collector next runs:
+    """Every host's socket, and a ProxyCommand's three pipes and its process, are closed and
+    reaped when the host is done, not whenever the garbage collector next runs:
     a run of hundreds of hosts would otherwise hold them (and the command runs the collector
     seldom, docs/design.md "Start-up"). Counted with the collector off."""
     from platformctl.collector.connector import CollectOptions, Connector
