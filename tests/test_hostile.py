@@ -221,7 +221,9 @@ def test_a_hostile_sshd_reply_is_shown_escaped(
 
 # What a terminal acts on: C0 and C1 controls, DEL, the Unicode line and paragraph separators
 # and the bidirectional controls that reorder a line.
-_ACTS_ON = set("\u2028\u2029\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+_ACTS_ON = set(
+    "\u2028\u2029\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
 
 
 def _acts_on(ch: str) -> bool:
@@ -237,3 +239,18 @@ def test_no_text_reaches_a_table_with_a_character_the_terminal_acts_on(text: str
     assert not any(_acts_on(ch) for ch in shown), repr(shown)
     if not any(_acts_on(ch) for ch in text):
         assert shown == text
+
+
+def test_each_character_a_terminal_acts_on_is_shown_escaped() -> None:
+    """Every such character, not only those a random text happens to hold: clean() passes
+    printable text through untouched, so each of them must be one Python counts as not
+    printable, and escaped."""
+    from platformctl.output.text import clean
+
+    acting = [chr(c) for c in range(0x110000) if _acts_on(chr(c))]
+    assert [hex(ord(ch)) for ch in acting if ch.isprintable()] == []
+    assert [hex(ord(ch)) for ch in acting if _acts_on_any(clean(f"a{ch}b"))] == []
+
+
+def _acts_on_any(text: str) -> bool:
+    return any(_acts_on(ch) for ch in text)

@@ -11,7 +11,7 @@ from platformctl.declared.reference import ImageRef, short_digest
 
 # C0 controls, DEL and C1 controls, plus the Unicode line separators and bidi controls that
 # can reorder or break a terminal line. A host or a repository chooses these strings.
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
