@@ -18,7 +18,8 @@ medians over ``--runs``:
 * the rest: until the process leaves.
 
 The last row is the run's wall time (from the interpreter's start of our code to the exit),
-the one before it the process's CPU in all.
+the one before it the process's CPU in all; both also give the runs' minimum and maximum per
+host, in brackets.
 
 Manifests, judging and rendering scale with modules; collection with hosts. ``--also``
 measures another install (e.g. the previous round's, from ``bench/install.py``) in the same
@@ -139,8 +140,13 @@ def main() -> None:
         for phase in [p for p, _, _ in PHASES] + ["total", "wall"]:
             cells = []
             for name in names:
-                median = statistics.median(r[phase] for r in runs[name])
-                cells.append(f"{median:.2f} s | {median * 1000 / args.hosts:.2f} ms")
+                values = [r[phase] for r in runs[name]]
+                median = statistics.median(values)
+                cell = f"{median:.2f} s | {median * 1000 / args.hosts:.2f} ms"
+                if phase in ("total", "wall"):  # the spread, per host, where it is quoted
+                    low, high = (v * 1000 / args.hosts for v in (min(values), max(values)))
+                    cell += f" ({low:.2f}–{high:.2f})"
+                cells.append(cell)
             print(f"| {phase} | " + " | ".join(cells) + " |")
     finally:
         lab.stop()
