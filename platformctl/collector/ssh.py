@@ -388,8 +388,8 @@ def _transport_class() -> type[paramiko.Transport]:
 
     class QuietTransport(paramiko.Transport):
         def _log(self, level: int, msg: object, *args: object) -> None:
-            # paramiko formats its own arguments first; what it logs per packet still goes
-            # through a logger call and a level check in the logging module.
+            # paramiko has formatted the line by now: what is spared is the logging call
+            # (three dozen a connection) and the logging module's own checks.
             if self.logger.isEnabledFor(level):
                 super()._log(level, msg, *args)  # type: ignore[misc]
 
