@@ -512,9 +512,9 @@ def test_an_answer_larger_than_the_window_is_read_without_waiting(
 ) -> None:
     """The thread reading a host's answer is woken at its end, and every 16 packets before:
     a host may send 2 MiB (paramiko's window) before it waits for us to read, so a reader
-    woken only at its 1-second checks would wait out about one check for each of the 12
-    windows of a 24 MiB answer (docs/design.md, "SSH"). Counted, not timed: a check that
-    ran out now and then on a loaded machine is allowed."""
+    woken only at its 1-second checks would wait out about one check for each of the 24
+    windows of a 48 MiB answer (docs/design.md, "SSH"). Counted, not timed: a few checks
+    that ran out on a loaded machine are allowed."""
     from platformctl.collector import ssh
     from platformctl.collector.connector import CollectOptions, Connector
 
@@ -533,7 +533,7 @@ def test_an_answer_larger_than_the_window_is_read_without_waiting(
             self.event = Counted()
 
     monkeypatch.setattr(ssh, "_Wake", CountedWake)
-    size = 24 * 1024 * 1024
+    size = 48 * 1024 * 1024
     connector = Connector(CollectOptions(ssh_config=str(std_lab.lab.ssh_config)), warn=print)
     try:
         output = connector("alpha").run(f"head -c {size} /dev/zero; echo done >&2")
@@ -541,4 +541,4 @@ def test_an_answer_larger_than_the_window_is_read_without_waiting(
         connector.close()
     assert len(output.stdout) == size
     assert output.stderr == b"done\n"
-    assert len(ran_out) <= 2, f"the reader waited out {len(ran_out)} of its checks"
+    assert len(ran_out) <= 4, f"the reader waited out {len(ran_out)} of its checks"
