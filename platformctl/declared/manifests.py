@@ -185,11 +185,8 @@ def _from_document(path: Path, doc: Any, folder_name: str | None = None) -> Modu
         project = _optional(path, runtime, "compose_project")
         container = (_optional if compose else _required)(path, runtime, "container")
         raw = _image_observed(path, runtime.get("image_observed"))
-        acceptance = runtime.get("drift_accepted")
-        accepted = (
-            None
-            if acceptance is None
-            else parse_acceptance(f"{path}: spec.runtime.drift_accepted", acceptance)
+        accepted = parse_acceptance(
+            f"{path}: spec.runtime.drift_accepted", runtime.get("drift_accepted")
         )
     except (_Missing, AcceptanceProblem) as exc:
         return _invalid(path, name, str(exc))
