@@ -260,3 +260,26 @@ def silent() -> Iterator[CountingListener]:
     listener = CountingListener()
     yield listener
     listener.close()
+
+
+@pytest.fixture
+def reader_waits(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """How each wait of the SSH reader for its wake-up ended, in order: True when it was
+    woken, False when its check ran out first (docs/design.md, "SSH")."""
+    from platformctl.collector import ssh
+
+    waits: list[bool] = []
+
+    class Recorded(threading.Event):
+        def wait(self, timeout: float | None = None) -> bool:
+            woken = super().wait(timeout)
+            waits.append(woken)
+            return woken
+
+    class RecordedWake(ssh._Wake):
+        def __init__(self, chan: Any) -> None:
+            super().__init__(chan)
+            self.event = Recorded()
+
+    monkeypatch.setattr(ssh, "_Wake", RecordedWake)
+    return waits

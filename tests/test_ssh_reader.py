@@ -55,25 +55,11 @@ def test_the_reader_is_woken_when_the_answer_ends(end: str) -> None:
 
 
 def test_a_full_window_waiting_before_the_reader_starts_is_read_at_once(
-    monkeypatch: pytest.MonkeyPatch,
+    reader_waits: list[bool],
 ) -> None:
     """A command that streams at once can fill the whole window before the reading thread
     gives the buffers its event; the host then sends nothing more until it reads, so the
     reader must not wait for a 16th packet first."""
-    waits: list[bool] = []
-
-    class Recorded(threading.Event):
-        def wait(self, timeout: float | None = None) -> bool:
-            woken = super().wait(timeout)
-            waits.append(woken)
-            return woken
-
-    class RecordedWake(ssh._Wake):
-        def __init__(self, chan: paramiko.Channel) -> None:
-            super().__init__(chan)
-            self.event = Recorded()
-
-    monkeypatch.setattr(ssh, "_Wake", RecordedWake)
     chan = channel()
     for _ in range(WINDOW // PACKET):
         chan._feed(b"x" * PACKET)
@@ -91,4 +77,4 @@ def test_a_full_window_waiting_before_the_reader_starts_is_read_at_once(
     output = ssh._drain(chan, time.monotonic() + 30, 30)
     sender.join(5)
     assert len(output.stdout) == WINDOW
-    assert False not in waits, f"the reader waited out its poll: {waits}"
+    assert False not in reader_waits, f"the reader waited out its poll: {reader_waits}"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import threading
 import uuid
 from pathlib import Path
 
@@ -508,31 +507,15 @@ def test_paramiko_spends_nothing_on_debug_lines_nobody_reads(
 
 
 def test_an_answer_larger_than_the_window_is_read_without_waiting(
-    std_lab: StandardLab, monkeypatch: pytest.MonkeyPatch
+    std_lab: StandardLab, reader_waits: list[bool]
 ) -> None:
     """The thread reading a host's answer is woken at its end, and every 16 packets before:
     a host may send 2 MiB (paramiko's window) before it waits for us to read, so a reader
     woken only at its 1-second checks would wait out about one check for each of the 24
     windows of a 48 MiB answer (docs/design.md, "SSH"). Counted, not timed: a few checks
     that ran out on a loaded machine are allowed."""
-    from platformctl.collector import ssh
     from platformctl.collector.connector import CollectOptions, Connector
 
-    ran_out: list[float | None] = []
-
-    class Counted(threading.Event):
-        def wait(self, timeout: float | None = None) -> bool:
-            woken = super().wait(timeout)
-            if not woken:
-                ran_out.append(timeout)
-            return woken
-
-    class CountedWake(ssh._Wake):
-        def __init__(self, chan: object) -> None:
-            super().__init__(chan)  # type: ignore[arg-type]
-            self.event = Counted()
-
-    monkeypatch.setattr(ssh, "_Wake", CountedWake)
     size = 48 * 1024 * 1024
     connector = Connector(CollectOptions(ssh_config=str(std_lab.lab.ssh_config)), warn=print)
     try:
@@ -541,4 +524,5 @@ def test_an_answer_larger_than_the_window_is_read_without_waiting(
         connector.close()
     assert len(output.stdout) == size
     assert output.stderr == b"done\n"
-    assert len(ran_out) <= 4, f"the reader waited out {len(ran_out)} of its checks"
+    ran_out = reader_waits.count(False)
+    assert ran_out <= 4, f"the reader waited out {ran_out} of its checks"
