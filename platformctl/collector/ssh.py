@@ -114,11 +114,14 @@ class SshSettings:
             return transport
 
     def close(self) -> None:
-        """Close the shared jump transports."""
+        """Close the shared jump transports, and end a ProxyCommand that reaches one: its
+        process reaped and its pipes closed now, not by the garbage collector."""
         with self._lock:
             for value in self._jumps.values():
                 if not isinstance(value, TransportFailure):
                     value.close()
+                    if isinstance(value.sock, _ProxySocket):
+                        value.sock.release()
             self._jumps.clear()
 
 
@@ -183,8 +186,13 @@ class SshTransport:
             timeout = effective_timeout(hop, self.settings.connect_timeout)
             deadline = time.monotonic() + timeout
             sock = self._route(hop, timeout, depth)
-            transport = self._handshake(hop, sock, deadline)
-            self._authenticate(transport, hop)
+            try:
+                transport = self._handshake(hop, sock, deadline)
+                self._authenticate(transport, hop)
+            except BaseException:  # as run() does for a host: the hop is not kept
+                if isinstance(sock, _ProxySocket):
+                    sock.release()
+                raise
         except TransportFailure as exc:
             if exc.reason.startswith("via bastion "):
                 raise

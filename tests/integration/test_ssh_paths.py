@@ -3,6 +3,7 @@ the fallback resolver when no ssh client is installed."""
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import uuid
@@ -10,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from platformctl.collector.interface import TransportFailure
 from tests.conftest import CountingListener, Runner, StandardLab
-from tests.lab.lab import LabHost
+from tests.lab.lab import LabHost, free_port
 
 COMMON = "  User root\n  IdentityFile {key}\n  IdentitiesOnly yes\n  UserKnownHostsFile {known}\n"
 
@@ -132,11 +134,59 @@ def test_a_host_leaves_no_descriptor_or_child_behind(
         gc.enable()
         connector.close()
     assert after == before
-    try:  # an exited child nobody reaped (the lab's own children are alive: pid 0)
-        unreaped = os.waitpid(-1, os.WNOHANG)[0]
+    assert unreaped_child() == 0
+
+
+@pytest.mark.parametrize("bastion_up", [True, False], ids=["bastion-up", "bastion-down"])
+def test_a_bastion_reached_by_proxycommand_leaves_no_descriptor_or_child_behind(
+    std_lab: StandardLab, tmp_path: Path, bastion_up: bool
+) -> None:
+    """The bastion's ProxyCommand is ended, reaped and its three pipes closed when the run
+    closes the shared bastion connection (or at once, when the bastion cannot be reached),
+    not whenever the garbage collector next runs. Counted with the collector off."""
+    from platformctl.collector.connector import CollectOptions, Connector
+
+    alpha, beta = std_lab.lab.hosts["alpha"], std_lab.lab.hosts["beta"]
+    hop_port = beta.port if bastion_up else free_port()
+    cfg = config(
+        tmp_path,
+        std_lab,
+        f"Host hop\n  HostName 127.0.0.1\n  Port {hop_port}\n  ProxyCommand busybox nc %h %p\n"
+        f"Host a\n  HostName 127.0.0.1\n  Port {alpha.port}\n  ProxyJump hop\n",
+    )
+    options = CollectOptions(ssh_config=str(cfg), connect_timeout=5)
+    warm = Connector(options, warn=print)  # imports, key files, known_hosts: once per process
+    try:
+        with contextlib.suppress(TransportFailure):
+            warm("a").run("true")
+    finally:
+        warm.close()
+    gc.collect()
+    gc.disable()
+    try:
+        before = open_descriptors()
+        connector = Connector(options, warn=print)
+        try:
+            if bastion_up:
+                assert connector("a").run("echo ok").stdout == b"ok\n"
+            else:
+                with pytest.raises(TransportFailure, match="via bastion hop"):
+                    connector("a").run("echo ok")
+        finally:
+            connector.close()
+        after = open_descriptors()
+    finally:
+        gc.enable()
+    assert after == before
+    assert unreaped_child() == 0
+
+
+def unreaped_child() -> int:
+    """The PID of an exited child nobody reaped, else 0 (the lab's own children are alive)."""
+    try:
+        return os.waitpid(-1, os.WNOHANG)[0]
     except ChildProcessError:
-        unreaped = 0
-    assert unreaped == 0
+        return 0
 
 
 def test_a_failing_proxycommand_gives_its_first_stderr_line(
