@@ -136,6 +136,10 @@ LOCAL = (
             host(make_container(config_image=ID306)),
             f"apps-honcho-api-1 runs {ID306!r}, not a repository reference",
         ),
+        (  # `docker run a6a6`: any prefix of the image ID, as docker takes it
+            host(make_container(config_image=ID306[7:11])),
+            f"apps-honcho-api-1 runs {ID306[7:11]!r}, not a repository reference",
+        ),
         (
             host(make_container(config_image=f"{REPO}@{D303}")),
             f"apps-honcho-api-1 was started as {REPO}@{D303} but its image carries no such "

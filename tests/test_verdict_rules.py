@@ -14,10 +14,12 @@ from platformctl.declared.model import ExternalModule, InvalidModule, Module
 from platformctl.differ import diff
 from platformctl.differ.compare import judge
 from platformctl.differ.history import module_history
-from platformctl.differ.model import ModuleStatus, Report
+from platformctl.differ.model import Check, ModuleStatus, Report
 from platformctl.exitcodes import for_report
 from platformctl.snapshots.model import ChangePoint, SnapshotStatus
 from tests.test_differ import (
+    D303,
+    D306,
     ID303,
     ID306,
     IMAGES,
@@ -302,3 +304,67 @@ def test_a_digest_drift_reports_the_digest_of_the_declared_repository() -> None:
     image = Image(ID306, (), (f"mirror.io/x/honcho@{other}", f"{REPO}@sha256:" + "03" * 32))
     verdict = judge(make_module(), host(make_container(), images=(image,)))
     assert verdict.checks[0].changes["digest"] == ("sha256:" + "06" * 32, "sha256:" + "03" * 32)
+
+
+# --- a container started by image ID (`docker run 4f3c…`): Config.Image is that ID as typed ---
+
+
+def by_id(image_id: str, typed: str) -> Container:
+    return make_container(config_image=typed, image_id=image_id)
+
+
+def manifest_live_of(module: Module, result: HostResult) -> tuple[ModuleStatus, Check]:
+    verdict = judge(module, result)
+    (check,) = [c for c in verdict.checks if c.check == "manifest-live"]
+    return verdict.status, check
+
+
+@pytest.mark.parametrize(
+    "typed", [UNPUSHED, UNPUSHED[7:19], UNPUSHED[7:]], ids=["id", "short", "hex"]
+)
+def test_a_local_image_started_by_id_is_unverifiable_not_a_repository_called_sha256(
+    typed: str,
+) -> None:
+    """Its image has a tag and no registry digest: the declared digest cannot be confirmed.
+    Read as a reference the ID would be a repository `sha256` (or `b1b1…`) and drift."""
+    status, check = manifest_live_of(make_module(), host(by_id(UNPUSHED, typed), images=(LOCAL,)))
+    assert status is ModuleStatus.UNVERIFIABLE
+    assert check.changes == {}
+
+
+def test_a_container_started_by_id_drifts_by_the_names_of_its_image() -> None:
+    status, check = manifest_live_of(make_module(), host(by_id(ID303, ID303[7:19])))
+    assert status is ModuleStatus.DRIFT
+    assert check.changes == {"tag": ("3.0.6", "3.0.3"), "digest": (D306, D303)}
+    assert check.note == f"started by image ID; its image is tagged {REPO}:3.0.3"
+
+
+@pytest.mark.parametrize(
+    ("declared", "tags", "expected"),
+    [
+        (f"{REPO}:3.0.6", (f"{REPO}:3.0.6", "other/name:9"), ModuleStatus.OK),
+        (f"{REPO}:3.0.6", (f"{REPO}:3.0.3",), ModuleStatus.DRIFT),
+        (f"{REPO}:3.0.6", (), ModuleStatus.UNVERIFIABLE),
+    ],
+    ids=["tagged-as-declared", "tagged-otherwise", "untagged"],
+)
+def test_a_container_started_by_id_declared_by_tag_is_judged_by_its_image_tags(
+    declared: str, tags: tuple[str, ...], expected: ModuleStatus
+) -> None:
+    """Declared by tag only, the tags its image carries are the only names it has; an image
+    with none gives nothing to compare, which is no `ok`."""
+    image = Image(UNPUSHED, tags, ())
+    status, _ = manifest_live_of(
+        make_module(image=declared), host(by_id(UNPUSHED, UNPUSHED[7:15]), images=(image,))
+    )
+    assert status is expected
+
+
+def test_a_hex_repository_name_that_is_not_the_image_id_stays_a_reference() -> None:
+    """`deadbeef:1` names a repository: only the image's own ID, or a prefix of it, is read
+    as one."""
+    status, check = manifest_live_of(
+        make_module(image=f"{REPO}:3.0.6"), host(make_container(config_image="deadbeef"))
+    )
+    assert status is ModuleStatus.DRIFT
+    assert check.changes["repository"] == (REPO, "docker.io/library/deadbeef")

@@ -156,6 +156,19 @@ def try_parse_reference(text: object) -> ImageRef | None:
         return None
 
 
+_HEX_RE = re.compile(r"[0-9a-f]+")
+
+
+def names_image_id(text: str, image_id: str) -> bool:
+    """Whether ``text``, a container's ``Config.Image``, is the ID of its image ``image_id``
+    rather than a reference: a container started by ID records the ID as typed, whole or any
+    prefix of its hex (``docker run 4f3c``)."""
+    hex_digits = text.removeprefix("sha256:")
+    if _HEX_RE.fullmatch(hex_digits) is None:
+        return False
+    return image_id.removeprefix("sha256:").startswith(hex_digits)
+
+
 def _split_domain(name: str) -> tuple[str, str]:
     """Split off the registry host as distribution's ``splitDockerDomain`` does."""
     first, sep, rest = name.partition("/")

@@ -18,7 +18,12 @@ from platformctl.declared.model import (
     Module,
     Orchestrator,
 )
-from platformctl.declared.reference import ImageRef, elide_digests, try_parse_reference
+from platformctl.declared.reference import (
+    ImageRef,
+    elide_digests,
+    names_image_id,
+    try_parse_reference,
+)
 from platformctl.differ.accepted import accept
 from platformctl.differ.fields import Changes, field_changes
 from platformctl.differ.model import (
@@ -204,20 +209,47 @@ def _short(value: str | None) -> str:
     return "none" if value is None else elide_digests(value)
 
 
-def _live_ref(c: Container) -> ImageRef | None:
-    ref = try_parse_reference(c.config_image)
-    if ref is not None and ref.tag is None and ref.digest is None:
-        ref = ImageRef(ref.domain, ref.path, "latest", None)
+def _with_tag(ref: ImageRef) -> ImageRef:
+    if ref.tag is None and ref.digest is None:
+        return ImageRef(ref.domain, ref.path, "latest", None)
     return ref
+
+
+def _live_name(
+    c: Container, image: Image | None, expected: ImageRef
+) -> tuple[str | None, str | None, str | None]:
+    """The repository and tag the container runs, and a note when they come from its image's
+    tags: a container started by image ID has no name of its own (docs/design.md,
+    "Comparison"); both None when nothing names it."""
+    if not names_image_id(c.config_image, c.image_id):
+        live = try_parse_reference(c.config_image)
+        if live is None:
+            return c.config_image, None, None
+        live = _with_tag(live)
+        return live.repository, live.tag, None
+    tags = [_with_tag(r) for r in map(try_parse_reference, image.repo_tags if image else ()) if r]
+    wanted = (expected.repository, expected.tag or "latest")
+    if not tags:
+        return None, None, None
+    # The declared name when the image carries it, else one of the declared repository.
+    name = min(tags, key=lambda r: ((r.repository, r.tag) != wanted, r.repository != wanted[0]))
+    return name.repository, name.tag, f"started by image ID; its image is tagged {name}"
 
 
 def compare_image(
     check: CheckKind, expected: ImageRef, c: Container, image: Image | None, explain: bool
 ) -> Check:
     """Compare one expected reference with one running container (manifest- or compose-live)."""
-    live = _live_ref(c)
-    live_repo = live.repository if live else c.config_image
-    live_tag = live.tag if live else None
+    live_repo, live_tag, named_by = _live_name(c, image, expected)
+    if live_repo is None and expected.digest is None:
+        return Check(
+            check,
+            CheckResult.UNVERIFIABLE,
+            {},
+            note=f"started by image ID {_short(c.config_image)}, whose image has no tag: "
+            "nothing names the image it runs",
+            container=c.name,
+        )
     if expected.digest is None:
         changes = field_changes(
             {"repository": expected.repository, "tag": expected.tag or "latest"},
@@ -225,15 +257,16 @@ def compare_image(
             explain,
         )
         if changes:
-            return Check(check, CheckResult.DRIFT, changes, container=c.name)
+            return Check(check, CheckResult.DRIFT, changes, note=named_by, container=c.name)
+        unpinned = (
+            "unpinned: declared by tag only, no digest"
+            if check == MANIFEST_LIVE
+            else "the compose image pins no digest; compared by tag"
+        )
         return Check(
             check,
             CheckResult.OK,
-            note=(
-                "unpinned: declared by tag only, no digest"
-                if check == MANIFEST_LIVE
-                else "the compose image pins no digest; compared by tag"
-            ),
+            note=f"{unpinned}; {named_by}" if named_by else unpinned,
             container=c.name,
         )
 
@@ -268,13 +301,15 @@ def compare_image(
         "tag": live_tag,
         "digest": observed_digest,
     }
-    if expected.tag is None:
+    if expected.tag is None or live_repo is None:
         del wanted["tag"], seen["tag"]
+    if live_repo is None:  # started by the ID of an image with no tag: only its digest tells
+        del wanted["repository"], seen["repository"]
     changes = field_changes(wanted, seen, explain)
     if not digests:
         visible = {k: v for k, v in changes.items() if k != "digest"}
         if visible:
-            return Check(check, CheckResult.DRIFT, changes, container=c.name)
+            return Check(check, CheckResult.DRIFT, changes, note=named_by, container=c.name)
         return Check(
             check,
             CheckResult.UNVERIFIABLE,
@@ -283,7 +318,7 @@ def compare_image(
             "locally, or orphaned by a later pull); the declared digest cannot be confirmed",
             container=c.name,
         )
-    note = None
+    note = named_by
     if set(changes) == {"digest"}:
         note = (
             "same repository and tag, other digest; if one is a platform manifest and the "

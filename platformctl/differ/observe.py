@@ -8,7 +8,6 @@ repository it runs from. Only then is there an audit record to write (docs/obser
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -16,11 +15,13 @@ from typing import assert_never
 
 from platformctl.declared.edit import ManifestEdit, Observed
 from platformctl.declared.model import CheckedModule, ExternalModule, InvalidModule, Module
-from platformctl.declared.reference import ImageRef, short_digest, try_parse_reference
+from platformctl.declared.reference import (
+    ImageRef,
+    names_image_id,
+    short_digest,
+    try_parse_reference,
+)
 from platformctl.differ.model import LiveContainer, ModuleStatus, ModuleVerdict, Report
-
-# A container started by image ID (`docker run 4f3c…`) records the ID as Config.Image.
-_IMAGE_ID_RE = re.compile(r"^(sha256:)?[0-9a-f]{12,64}$")
 
 
 class ObserveStatus(StrEnum):
@@ -112,7 +113,7 @@ def _observe_checked(verdict: ModuleVerdict, module: CheckedModule, at: datetime
         )
         return _skip(verdict, f"replicas run different images ({seen})")
     live = running[0]
-    ref = None if _IMAGE_ID_RE.match(live.image) else try_parse_reference(live.image)
+    ref = None if names_image_id(live.image, live.image_id) else try_parse_reference(live.image)
     if ref is None:
         return _skip(verdict, f"{live.container} runs {live.image!r}, not a repository reference")
     try:

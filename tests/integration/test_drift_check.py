@@ -653,3 +653,41 @@ def test_every_output_is_as_it_was(scenario: Scenario, run_cli: Runner) -> None:
         if name.endswith(".txt"):
             text = golden.stable_table(text, keep, names if "snapshots" in name else set())
         golden.check(f"scenario-{name}", golden.normalize(text, scenario.root))
+
+
+def test_a_container_started_by_image_id_is_judged_by_its_image(
+    std_lab: StandardLab, run_cli: Runner, tmp_path: Path
+) -> None:
+    """`docker run <image ID>` records the ID, as typed, as Config.Image: the container is
+    judged by the names its image carries, never as a repository called `sha256`. An image
+    built on the host (no registry digest) is then unverifiable, not drift."""
+    lab, images = std_lab.lab, std_lab.images
+    alpha = lab.engines["alpha"]
+
+    def image_id(ref: str) -> str:
+        return alpha.docker("image", "inspect", "--format", "{{.Id}}", ref).strip()
+
+    local_id, web_id = image_id(images.local_dev), image_id(images.web_10)
+    root = tmp_path / "platform"
+    on_alpha = {"host": "alpha", "orchestrator": "docker"}
+    declared_local = f"{images.local_dev}@sha256:{'5' * 64}"
+    write_module(
+        root, "local", {**on_alpha, "container": "byid-local", "image_observed": declared_local}
+    )
+    write_module(
+        root, "web", {**on_alpha, "container": "byid-web", "image_observed": images.web_10}
+    )
+    lab.run_container(alpha, "byid-local", local_id.removeprefix("sha256:")[:12])
+    try:
+        lab.run_container(alpha, "byid-web", web_id)
+        result = run_cli(
+            "drift-check", "--json", "--db", str(tmp_path / "s.db"),
+            *Scenario(root, std_lab).args(),
+        )  # fmt: skip
+    finally:
+        alpha.docker("rm", "-f", "byid-local", "byid-web")
+    modules = {m["module"]: m for m in result.json()["modules"]}
+    assert [c["image"] for c in modules["web"]["live"]] == [web_id]
+    assert modules["web"]["status"] == "ok", modules["web"]
+    assert modules["local"]["status"] == "unverifiable", modules["local"]
+    assert result.code == 8
