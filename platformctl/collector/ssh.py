@@ -12,6 +12,7 @@ import contextlib
 import functools
 import logging
 import os
+import select
 import shlex
 import socket
 import subprocess
@@ -72,6 +73,7 @@ class SshSettings:
     _keys: dict[str, tuple[paramiko.PKey | None, bool]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _key_lock: threading.Lock = field(default_factory=threading.Lock)
+    _closed: bool = False
 
     def known_hosts(self, target: SshTarget) -> KnownHosts:
         """Load each distinct set of known_hosts files once per run, shared by all threads."""
@@ -100,29 +102,53 @@ class SshSettings:
             # must reach the depth check, not deadlock.
             lock = self._jump_locks.setdefault(key, threading.RLock())
         with lock:
-            known = self._jumps.get(key)
+            with self._lock:
+                self._check_open()
+                known = self._jumps.get(key)
             if isinstance(known, TransportFailure):
                 raise known
             if known is not None and known.is_active():
                 return known
+            if known is not None:  # it died: its ProxyCommand is ended before a new one
+                _end(known)
             try:
                 transport = opener()
             except TransportFailure as exc:
-                self._jumps[key] = exc
+                with self._lock:
+                    self._jumps[key] = exc
                 raise
-            self._jumps[key] = transport
-            return transport
+            with self._lock:
+                if not self._closed:
+                    self._jumps[key] = transport
+                    return transport
+            _end(transport)  # the run closed while it was opened: nobody would close it
+            raise _run_closed()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise _run_closed()
 
     def close(self) -> None:
-        """Close the shared jump transports, and end a ProxyCommand that reaches one: its
-        process reaped and its pipes closed now, not by the garbage collector."""
+        """Close the shared jump transports, each before the one it was reached through, and
+        end a ProxyCommand that reaches one: its process reaped and its pipes closed now, not
+        by the garbage collector. No bastion is opened for this run after it."""
         with self._lock:
-            for value in self._jumps.values():
-                if not isinstance(value, TransportFailure):
-                    value.close()
-                    if isinstance(value.sock, _ProxySocket):
-                        value.sock.release()
+            self._closed = True
+            opened = [v for v in self._jumps.values() if not isinstance(v, TransportFailure)]
             self._jumps.clear()
+        for transport in reversed(opened):
+            _end(transport)
+
+
+def _end(transport: paramiko.Transport) -> None:
+    """Close ``transport`` and, when it runs over a ProxyCommand, end and release that."""
+    transport.close()
+    if isinstance(transport.sock, _ProxySocket):
+        transport.sock.release()
+
+
+def _run_closed() -> TransportFailure:
+    return TransportFailure(HostStatus.ERROR, "the run ended before this host was collected")
 
 
 class SshTransport:
@@ -209,10 +235,24 @@ class SshTransport:
         # (docs/design.md, "Start-up"); later uses find it loaded.
         import_paramiko()
 
-        name = target.known_hosts_name
         known = self.settings.known_hosts(target)
         # _ProxySocket is socket-like (send, recv, settimeout, close), all paramiko uses.
         transport = _transport_class()(sock)  # type: ignore[arg-type]
+        try:
+            return self._negotiate(target, sock, transport, known, deadline)
+        except BaseException:  # whatever went wrong, its thread must not read on
+            transport.close()
+            raise
+
+    def _negotiate(
+        self,
+        target: SshTarget,
+        sock: Socket,
+        transport: paramiko.Transport,
+        known: KnownHosts,
+        deadline: float,
+    ) -> paramiko.Transport:
+        name = target.known_hosts_name
         if isinstance(sock, _ProxySocket):
             sock.reader = transport
         options = transport.get_security_options()
@@ -274,13 +314,19 @@ class SshTransport:
             return
         if decision is KeyDecision.RECORD:
             if target.known_hosts_files:
-                known.add(
-                    name,
-                    key.get_name(),
-                    key.get_base64(),
-                    target.known_hosts_files[0],
-                    hashed=target.hash_known_hosts,
-                )
+                path = target.known_hosts_files[0]
+                try:
+                    known.add(
+                        name, key.get_name(), key.get_base64(), path, hashed=target.hash_known_hosts
+                    )
+                except OSError as exc:
+                    transport.close()
+                    raise TransportFailure(
+                        HostStatus.AUTH_FAILED,
+                        f"cannot record the new host key of {name} ({fingerprint}) in {path}: "
+                        f"{exc.strerror or exc} (StrictHostKeyChecking accept-new records new "
+                        "keys there); make it writable",
+                    ) from None
             return
         transport.close()
         if verdict is KeyCheck.UNKNOWN:
@@ -721,8 +767,23 @@ class _ProxySocket:
         return int(self.proxy.send(content))
 
     def recv(self, size: int) -> bytes:
-        """Read from the proxy's stdout."""
-        return bytes(self.proxy.recv(size))
+        """What the proxy's stdout holds, up to ``size`` bytes, as a socket reads; ``b""`` once
+        it has ended. (paramiko's own read waits for all ``size`` bytes, and at the end reads
+        nothing again and again until its timeout: a busy loop once the proxy has exited.)"""
+        from paramiko.ssh_exception import ProxyCommandFailure
+
+        stdout = self.proxy.process.stdout
+        if stdout is None:
+            return b""
+        try:
+            ready, _, _ = select.select([stdout], [], [], self.proxy.timeout)
+            data = os.read(stdout.fileno(), size) if ready else None
+        except (OSError, ValueError) as exc:  # ValueError: the pipe was closed
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise ProxyCommandFailure(" ".join(self.proxy.cmd), reason) from None
+        if data is None:
+            raise TimeoutError()  # what a socket raises (socket.timeout), paramiko waits on
+        return data
 
     def settimeout(self, timeout: float) -> None:
         """Timeout of :meth:`recv`."""

@@ -120,6 +120,24 @@ def test_accept_new_records_an_unknown_key_and_then_trusts_only_it(
     assert doc["hosts"][0]["status"] == "auth-failed"
 
 
+def test_accept_new_that_cannot_record_the_key_refuses_the_host_saying_where(
+    std_lab: StandardLab, fresh_host: LabHost, run_cli: Runner, tmp_path: Path
+) -> None:
+    """A key accept-new cannot write down would be "new" again next run, whoever presents it:
+    the host is refused with the file named, in one line, and the run goes on."""
+    single_module(tmp_path, std_lab, "fresh")
+    (tmp_path / "not-a-folder").write_text("")
+    known = tmp_path / "not-a-folder" / "known_hosts"
+    config = ssh_config(
+        tmp_path, std_lab, fresh_host, "fresh", known, "  StrictHostKeyChecking accept-new\n"
+    )
+    doc = check(run_cli, tmp_path, config)
+    (host,) = doc["hosts"]
+    assert host["status"] == "auth-failed", host
+    assert host["reason"].startswith("cannot record the new host key of [127.0.0.1]:")
+    assert str(known) in host["reason"] and doc["code"] == 5
+
+
 def test_hashed_entries_and_marker_lines_in_known_hosts(
     std_lab: StandardLab, fresh_host: LabHost, run_cli: Runner, tmp_path: Path
 ) -> None:
