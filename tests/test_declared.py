@@ -373,6 +373,19 @@ def test_ambiguous_service_without_project_is_invalid(tmp_path: Path) -> None:
     assert modules["pinned"].compose is not None and modules["pinned"].compose.raw == "b"
 
 
+def test_compose_project_is_normalized_as_compose_names_the_project(tmp_path: Path) -> None:
+    """compose labels the containers of `compose/Apps.Prod/` with project `appsprod`: the
+    manifest's `Apps.Prod` must mean the same project, not one nothing carries."""
+    write_compose(tmp_path, "Apps.Prod", {"honcho-api": {"image": "a"}})
+    write_compose(tmp_path, "other", {"honcho-api": {"image": "b"}})
+    write_module(tmp_path, "pinned", compose_runtime(compose_project="Apps.Prod"))
+    write_module(tmp_path, "nonsense", compose_runtime(compose_project="..."))
+    modules = {m.name: m for m in load_declared(tmp_path).modules}
+    assert modules["pinned"].compose_project == "appsprod"
+    assert modules["pinned"].compose is not None and modules["pinned"].compose.raw == "a"
+    assert "is no compose project name" in (problem(modules["nonsense"]) or "")
+
+
 def test_service_in_no_stack_is_still_checked(tmp_path: Path) -> None:
     write_module(tmp_path, "loose", compose_runtime())
     (module,) = load_declared(tmp_path).modules

@@ -51,11 +51,21 @@ def test_short_and_long_forms_are_the_same_reference() -> None:
         ("", "empty"),
         ("-nginx", "invalid repository"),
         ("nginx:" + "x" * 200, "invalid tag"),
+        # Go's \w, which the grammar is written in, is ASCII: Python's matches any letter.
+        ("nginx:1.25é", "invalid tag"),
+        ("nginx:\u0663", "invalid tag"),  # an Arabic-Indic digit three
+        ("nginx:1.25\u00a0", "white space"),  # a no-break space, pasted from a web page
+        ("f691df868290275974103c307537784a0e457ecfd8f188e06e52b8de8d1439f8", "image ID"),
     ],
 )
 def test_invalid_references_are_rejected_with_a_reason(text: str, message: str) -> None:
     with pytest.raises(InvalidReference, match=message):
         parse_reference(text)
+
+
+def test_blanks_around_a_reference_and_a_hex_name_with_a_tag_are_still_references() -> None:
+    assert str(parse_reference(" nginx:1.25\n")) == "docker.io/library/nginx:1.25"
+    assert parse_reference(f"{'f6' * 32}:1").path == f"library/{'f6' * 32}"
 
 
 @given(st.text(max_size=300))

@@ -297,6 +297,14 @@ def test_manifest_compose_compares_only_what_both_pin() -> None:
     tag_only = parse_reference(f"{REPO}:3.0.6", default_tag=False)
     by_digest = manifest_compose(tag_only, make_compose(f"{REPO}@sha256:" + "07" * 32), True)
     assert (by_digest.result.value, by_digest.changes) == ("ok", {})
+    # A bare name is :latest, as docker pulls it; a digest alone pins no tag.
+    bare = parse_reference(REPO, default_tag=False)
+    assert manifest_compose(bare, make_compose(f"{REPO}:3.0.6"), True).changes == {
+        "tag": ("latest", "3.0.6")
+    }
+    digest_only = parse_reference(f"{REPO}@sha256:" + "06" * 32, default_tag=False)
+    pinned = manifest_compose(digest_only, make_compose(f"{REPO}:3.0.6@sha256:" + "06" * 32), True)
+    assert (pinned.result.value, pinned.changes) == ("ok", {})
 
 
 def test_a_digest_drift_reports_the_digest_of_the_declared_repository() -> None:

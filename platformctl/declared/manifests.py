@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from platformctl.alias import ALIAS_RE
 from platformctl.declared.acceptance import AcceptanceProblem, parse_acceptance
-from platformctl.declared.compose import Stack, find_stacks
+from platformctl.declared.compose import Stack, find_stacks, normalize_project_name
 from platformctl.declared.files import present
 from platformctl.declared.model import (
     CheckedModule,
@@ -182,7 +182,7 @@ def _from_document(path: Path, doc: Any, folder_name: str | None = None) -> Modu
             )
         compose = orchestrator is Orchestrator.DOCKER_COMPOSE
         service = (_required if compose else _optional)(path, runtime, "compose_service")
-        project = _optional(path, runtime, "compose_project")
+        project = _project(path, _optional(path, runtime, "compose_project"))
         container = (_optional if compose else _required)(path, runtime, "container")
         raw = _image_observed(path, runtime.get("image_observed"))
         accepted = parse_acceptance(
@@ -233,6 +233,20 @@ def _required(path: Path, runtime: dict[str, Any], key: str) -> str:
         empty = key in runtime
         raise _Missing(f"{path}: spec.runtime.{key} is {'empty' if empty else 'required'}")
     return value
+
+
+def _project(path: Path, name: str | None) -> str | None:
+    """``compose_project`` as compose names the project: a stack's name, and the label on its
+    containers, are normalized (``Apps.Prod`` is ``appsprod``), so the manifest's is too."""
+    if name is None:
+        return None
+    project = normalize_project_name(name)
+    if not project:
+        raise _Missing(
+            f"{path}: spec.runtime.compose_project {name!r} is no compose project name "
+            "(letters, digits, '_' and '-')"
+        )
+    return project
 
 
 class _Missing(ValueError):

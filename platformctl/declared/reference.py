@@ -23,7 +23,9 @@ _PATH_COMPONENT = rf"{_ALNUM}(?:{_SEPARATOR}{_ALNUM})*"
 _DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
 _IPV6 = r"\[(?:[a-fA-F0-9:]+)\]"
 _DOMAIN = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|{_IPV6})(?::[0-9]+)?"
-_TAG = r"[\w][\w.-]{0,127}"
+# \w as distribution's Go regexps read it: ASCII letters, digits and "_" (Python's is Unicode).
+_WORD = r"[A-Za-z0-9_]"
+_TAG = rf"{_WORD}[A-Za-z0-9_.-]{{0,127}}"
 _DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
 
 _DOMAIN_RE = re.compile(rf"^{_DOMAIN}$")
@@ -31,6 +33,7 @@ _PATH_RE = re.compile(rf"^{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*$")
 _TAG_RE = re.compile(rf"^{_TAG}$")
 _DIGEST_RE = re.compile(rf"^{_DIGEST}$")
 SHA256_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+_IDENTIFIER_RE = re.compile(r"[a-f0-9]{64}")
 
 
 class InvalidReference(ValueError):
@@ -100,11 +103,18 @@ def parse_reference(text: str, *, default_tag: bool = True) -> ImageRef:
 
 def _parse_text(text: str, default_tag: bool) -> ImageRef:
     """:func:`parse_reference` of a string (called through the cache :data:`_parse`)."""
-    ref = text.strip()
+    # Blanks YAML could leave around a value; any other white space (a no-break space pasted
+    # from a web page) is refused below, as docker refuses it.
+    ref = text.strip(" \t\r\n")
     if not ref:
         raise InvalidReference("image reference is empty")
     if any(c.isspace() for c in ref):
         raise InvalidReference(f"invalid image reference {text!r}: contains white space")
+    if _IDENTIFIER_RE.fullmatch(ref):
+        raise InvalidReference(
+            f"invalid image reference {text!r}: 64 hexadecimal digits are an image ID, "
+            "not a repository name"
+        )
 
     digest: str | None = None
     if "@" in ref:

@@ -359,8 +359,10 @@ def manifest_compose(declared: ImageRef, compose: ComposeImage | None, explain: 
     img = compose.image
     wanted: dict[str, str | None] = {"repository": declared.repository}
     seen: dict[str, str | None] = {"repository": img.repository}
-    if declared.tag is not None and img.tag is not None:
-        wanted["tag"], seen["tag"] = declared.tag, img.tag
+    # A manifest's bare `nginx` is nginx:latest, as docker pulls it; `nginx@sha256:…` has no tag.
+    declared_tag = declared.tag if declared.tag or declared.digest else "latest"
+    if declared_tag is not None and img.tag is not None:
+        wanted["tag"], seen["tag"] = declared_tag, img.tag
     if declared.digest is not None and img.digest is not None:
         wanted["digest"], seen["digest"] = declared.digest, img.digest
     changes: Changes = field_changes(wanted, seen, explain)
