@@ -120,6 +120,14 @@ LOCAL = (
             f"replicas run different images (apps-honcho-api-1: {REPO}:3.0.6 ({A306}), "
             f"r2: {REPO}:3.0.3 (a3a3a3a3a3a3))",
         ),
+        (  # a replica its restart policy keeps restarting counts, as in the verdict
+            host(
+                make_container(),
+                make_container(id="2" * 64, name="r2", status="restarting", **RUNS_303),
+            ),
+            f"replicas run different images (apps-honcho-api-1: {REPO}:3.0.6 ({A306}), "
+            f"r2: {REPO}:3.0.3 (a3a3a3a3a3a3))",
+        ),
         (
             host(make_container(), images=(Image(ID306),)),
             f"image {A306} of apps-honcho-api-1 has no registry digest in {REPO}: {LOCAL}",

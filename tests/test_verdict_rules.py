@@ -72,6 +72,26 @@ def test_one_running_replica_makes_the_module_running() -> None:
     assert judge(make_module(), host(make_container(), exited)).status is ModuleStatus.OK
 
 
+@pytest.mark.parametrize(
+    ("state", "running", "expected"),
+    [
+        ("restarting", True, ModuleStatus.DRIFT),  # a crash loop its restart policy keeps up
+        ("paused", True, ModuleStatus.DRIFT),  # runs again once unpaused
+        ("exited", False, ModuleStatus.OK),  # a leftover: shown, not judged
+        ("created", False, ModuleStatus.OK),
+    ],
+)
+def test_a_replica_on_another_image_beside_a_running_one_counts_unless_it_is_left_over(
+    state: str, running: bool, expected: ModuleStatus
+) -> None:
+    other = replica(
+        "b-other", status=state, running=running, config_image=f"{REPO}:3.0.3", image_id=ID303
+    )
+    verdict = judge(make_module(), host(make_container(), other))
+    assert verdict.status is expected
+    assert [c.container for c in verdict.live] == ["apps-honcho-api-1", "b-other"]
+
+
 # --- history: "the worst seen" in an interval (missing > stopped > drift > unverifiable) ---
 
 STATES = {

@@ -27,6 +27,7 @@ from platformctl.declared.reference import (
 from platformctl.differ.accepted import accept
 from platformctl.differ.fields import Changes, field_changes
 from platformctl.differ.model import (
+    COMING_BACK,
     Check,
     CheckKind,
     CheckResult,
@@ -131,7 +132,10 @@ def _judge_checked(
         )
 
     checks: list[Check] = []
-    for c in running:
+    # Judged: the running replicas, and those that run again with nobody deploying anything (a
+    # paused one once unpaused, one its restart policy keeps restarting); exited, created or
+    # dead leftovers are evidence only (docs/design.md, "Comparison").
+    for c in (c for c in containers if c.is_running or c.status in COMING_BACK):
         image = host.state.image(c.image_id)
         checks.append(manifest_live(module.declared, c, image, explain))
         if _is_compose(module):

@@ -68,6 +68,11 @@ class Check:
     container: str | None = None
 
 
+# States in which a container that is not running runs again with nobody deploying anything:
+# unpaused, or restarted by its restart policy. Beside a running replica it is judged too.
+COMING_BACK = frozenset({"paused", "restarting"})
+
+
 @dataclass(frozen=True)
 class LiveContainer:
     """The evidence for one live container of a module."""
@@ -78,6 +83,11 @@ class LiveContainer:
     digests: tuple[str, ...]
     state: str
     running: bool
+
+    @property
+    def judged(self) -> bool:
+        """Whether a verdict looks at it once some replica of its module runs."""
+        return self.running or self.state in COMING_BACK
 
 
 class AcceptanceOutcome(StrEnum):

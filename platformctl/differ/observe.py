@@ -102,7 +102,7 @@ def _observe_checked(verdict: ModuleVerdict, module: CheckedModule, at: datetime
         case _:
             assert_never(verdict.real_status)
 
-    running = [c for c in verdict.live if c.running]
+    running = [c for c in verdict.live if c.judged]  # as the verdict judged them
     if not running:
         return _skip(verdict, "no running container")
     images = sorted({(c.image, c.image_id) for c in running})
