@@ -284,6 +284,13 @@ def test_the_digest_is_checked_against_the_containers_the_comparison_judges() ->
     # Running ones only: a stopped leftover of another image does not undo the acceptance.
     mixed = check(accepted_module(digest=D303), ROLLED_BACK, leftover).modules[0]
     assert mixed.status is ModuleStatus.ACCEPTED
+    # A paused or restarting replica beside it is judged, as the comparison judges it: on
+    # another image it is not what was accepted.
+    for state in ("paused", "restarting"):
+        other = replace(leftover, status=state, running=True)
+        assert check(accepted_module(digest=D303), ROLLED_BACK, other).modules[0].status is (
+            ModuleStatus.DRIFT
+        )
     # None running: the stopped ones are what is judged, and they run the accepted image.
     stopped = replace(ROLLED_BACK, status="exited", running=False)
     down = check(accepted_module(digest=D303), stopped).modules[0]

@@ -384,6 +384,20 @@ def test_compose_project_is_normalized_as_compose_names_the_project(tmp_path: Pa
     assert modules["pinned"].compose_project == "appsprod"
     assert modules["pinned"].compose is not None and modules["pinned"].compose.raw == "a"
     assert "is no compose project name" in (problem(modules["nonsense"]) or "")
+    # A docker module reads no compose_project: whatever it holds is left alone.
+    write_module(
+        tmp_path,
+        "plain",
+        {
+            "host": "h",
+            "orchestrator": "docker",
+            "container": "c",
+            "image_observed": "nginx:1.25",
+            "compose_project": "—",
+        },
+    )
+    plain = {m.name: m for m in load_declared(tmp_path).modules}["plain"]
+    assert not invalid(plain)
 
 
 def test_service_in_no_stack_is_still_checked(tmp_path: Path) -> None:

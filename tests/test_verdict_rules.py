@@ -24,6 +24,7 @@ from tests.test_differ import (
     ID306,
     IMAGES,
     REPO,
+    _report,
     host,
     make_compose,
     make_container,
@@ -396,3 +397,57 @@ def test_a_hex_repository_name_that_is_not_the_image_id_stays_a_reference() -> N
     )
     assert status is ModuleStatus.DRIFT
     assert check.changes["repository"] == (REPO, "docker.io/library/deadbeef")
+
+
+def test_started_by_id_on_an_untagged_image_compares_the_repository_of_its_digests() -> None:
+    """`docker pull repo@sha256:…` leaves an image with digests and no tag: its repository is
+    still compared; the tag, unknown, is not, and is not said to be the same."""
+    mirror = Image(UNPUSHED, (), ("mirror.io/other/thing@sha256:" + "cc" * 32,))
+    typed = UNPUSHED[7:19]
+    status, check = manifest_live_of(make_module(), host(by_id(UNPUSHED, typed), images=(mirror,)))
+    assert status is ModuleStatus.DRIFT
+    assert check.changes == {
+        "repository": (REPO, "mirror.io/other/thing"),
+        "digest": (D306, "sha256:" + "cc" * 32),
+    }
+    assert (
+        check.note == "started by image ID; its untagged image has digests of mirror.io/other/thing"
+    )
+    assert typed not in str(check.changes)
+    own = Image(UNPUSHED, (), (f"{REPO}@sha256:" + "cc" * 32,))
+    _, same_repo = manifest_live_of(make_module(), host(by_id(UNPUSHED, typed), images=(own,)))
+    assert same_repo.changes == {"digest": (D306, "sha256:" + "cc" * 32)}
+    assert same_repo.note is not None and same_repo.note.startswith("same repository, other digest")
+    tag_only, _ = manifest_live_of(
+        make_module(image=f"{REPO}:3.0.6"), host(by_id(UNPUSHED, typed), images=(own,))
+    )
+    assert tag_only is ModuleStatus.UNVERIFIABLE
+
+
+def test_a_name_docker_knows_is_a_name_even_when_it_spells_an_id_prefix() -> None:
+    """`docker run cafe` runs the image tagged cafe:latest when there is one, whatever its ID
+    begins with; and a compose file that names the image by its ID is matched as written."""
+    cafe_id = "sha256:cafe" + "0" * 60
+    cafe = Image(cafe_id, ("cafe:latest",), ())
+    status, check = manifest_live_of(
+        make_module(image="cafe:latest"),
+        host(make_container(config_image="cafe", image_id=cafe_id), images=(cafe,)),
+    )
+    assert (status, check.note) == (ModuleStatus.OK, "unpinned: declared by tag only, no digest")
+    typed = UNPUSHED[7:19]
+    module = make_module(image=f"{REPO}:3.0.6", compose=make_compose(typed))
+    verdict = judge(module, host(by_id(UNPUSHED, typed), images=(LOCAL,)))
+    assert {c.check: c.result.value for c in verdict.checks} == {
+        "manifest-live": "ok",
+        "compose-live": "ok",
+        "manifest-compose": "drift",
+    }
+
+
+def test_the_table_shows_a_container_started_by_id_by_its_image_id() -> None:
+    from platformctl.output.drift_check import render_table
+
+    report = _report([make_module()], [host(by_id(UNPUSHED, UNPUSHED), images=(LOCAL,))])
+    table = render_table(report, for_report(report))
+    row = table.splitlines()[1]  # read as a name the ID was `sha256:b1b1b1…` in full
+    assert row.split()[-3:-1] == ["image", UNPUSHED[7:19]]  # LIVE, then SINCE

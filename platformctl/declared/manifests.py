@@ -182,7 +182,9 @@ def _from_document(path: Path, doc: Any, folder_name: str | None = None) -> Modu
             )
         compose = orchestrator is Orchestrator.DOCKER_COMPOSE
         service = (_required if compose else _optional)(path, runtime, "compose_service")
-        project = _project(path, _optional(path, runtime, "compose_project"))
+        project = _optional(path, runtime, "compose_project")
+        if compose:  # a docker module's compose_project is a key nothing reads
+            project = _project(path, project)
         container = (_optional if compose else _required)(path, runtime, "container")
         raw = _image_observed(path, runtime.get("image_observed"))
         accepted = parse_acceptance(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 DEFAULT_DOMAIN = "docker.io"
@@ -177,6 +178,20 @@ def names_image_id(text: str, image_id: str) -> bool:
     if _HEX_RE.fullmatch(hex_digits) is None:
         return False
     return image_id.removeprefix("sha256:").startswith(hex_digits)
+
+
+def started_by_id(config_image: str, image_id: str, names: Iterable[ImageRef] = ()) -> bool:
+    """Whether a container's ``Config.Image`` is its image's ID rather than a name: it spells
+    the ID (:func:`names_image_id`) and, read as a name, is none of ``names`` (those the
+    container is compared with, and its image's tags): docker takes a name it has before an ID
+    prefix, so ``cafe`` is a repository while an image is tagged ``cafe:latest``."""
+    if not names_image_id(config_image, image_id):
+        return False
+    as_name = try_parse_reference(config_image)
+    if as_name is None:
+        return True
+    spelled = (as_name.repository, as_name.tag or "latest")
+    return all((n.repository, n.tag or "latest") != spelled for n in names)
 
 
 def _split_domain(name: str) -> tuple[str, str]:

@@ -82,18 +82,20 @@ def outcome_at(
 def covers(digest: str, live: tuple[LiveContainer, ...]) -> bool:
     """Whether every judged live container runs the image ``digest`` names.
 
-    The judged containers are the running ones, or all of them when none runs (the same
-    containers the comparison judges). A digest is matched against the image's RepoDigests
-    and its image ID: a locally built image (``unverifiable``) has only the latter. No
-    container at all is never covered: the accepted image is not what is there.
+    The judged containers are the running ones with any paused or restarting one beside them,
+    or all of them when none runs (the same containers the comparison judges). A digest is
+    matched against the image's RepoDigests and its image ID: a locally built image
+    (``unverifiable``) has only the latter. No container at all is never covered: the accepted
+    image is not what is there.
     """
     judged = _judged(live)
     return bool(judged) and all(digest in _digests(c) for c in judged)
 
 
 def _judged(live: tuple[LiveContainer, ...]) -> tuple[LiveContainer, ...]:
-    running = tuple(c for c in live if c.running)
-    return running or live
+    if not any(c.running for c in live):
+        return live
+    return tuple(c for c in live if c.judged)
 
 
 def _digests(c: LiveContainer) -> set[str]:

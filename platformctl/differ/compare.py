@@ -22,6 +22,7 @@ from platformctl.declared.reference import (
     ImageRef,
     elide_digests,
     names_image_id,
+    started_by_id,
     try_parse_reference,
 )
 from platformctl.differ.accepted import accept
@@ -222,22 +223,40 @@ def _with_tag(ref: ImageRef) -> ImageRef:
 def _live_name(
     c: Container, image: Image | None, expected: ImageRef
 ) -> tuple[str | None, str | None, str | None]:
-    """The repository and tag the container runs, and a note when they come from its image's
-    tags: a container started by image ID has no name of its own (docs/design.md,
-    "Comparison"); both None when nothing names it."""
-    if not names_image_id(c.config_image, c.image_id):
-        live = try_parse_reference(c.config_image)
-        if live is None:
-            return c.config_image, None, None
-        live = _with_tag(live)
-        return live.repository, live.tag, None
-    tags = [_with_tag(r) for r in map(try_parse_reference, image.repo_tags if image else ()) if r]
-    wanted = (expected.repository, expected.tag or "latest")
-    if not tags:
-        return None, None, None
-    # The declared name when the image carries it, else one of the declared repository.
-    name = min(tags, key=lambda r: ((r.repository, r.tag) != wanted, r.repository != wanted[0]))
-    return name.repository, name.tag, f"started by image ID; its image is tagged {name}"
+    """The repository and tag the container runs, and a note when they come from its image
+    because it was started by image ID, which names neither (docs/design.md, "Comparison"):
+    its image's tags, the declared name first; else the repository of its registry digests,
+    with the tag unknown (None); else neither (both None)."""
+    if names_image_id(c.config_image, c.image_id):
+        named = map(try_parse_reference, image.repo_tags if image else ())
+        tags = [_with_tag(r) for r in named if r]
+        if started_by_id(c.config_image, c.image_id, (expected, *tags)):
+            return _image_name(expected, tags, image)
+    live = try_parse_reference(c.config_image)
+    if live is None:
+        return c.config_image, None, None
+    live = _with_tag(live)
+    return live.repository, live.tag, None
+
+
+def _image_name(
+    expected: ImageRef, tags: list[ImageRef], image: Image | None
+) -> tuple[str | None, str | None, str | None]:
+    if tags:
+        wanted = (expected.repository, expected.tag or "latest")
+
+        def rank(r: ImageRef) -> tuple[bool, bool]:  # the declared name, else its repository
+            return (r.repository, r.tag) != wanted, r.repository != wanted[0]
+
+        name = min(tags, key=rank)
+        return name.repository, name.tag, f"started by image ID; its image is tagged {name}"
+    digests = map(try_parse_reference, image.repo_digests if image else ())
+    repositories = sorted({r.repository for r in digests if r})
+    if not repositories:
+        return None, None, "started by image ID; its image has neither tag nor registry digest"
+    repository = expected.repository if expected.repository in repositories else repositories[0]
+    note = f"started by image ID; its untagged image has digests of {repository}"
+    return repository, None, note
 
 
 def compare_image(
@@ -245,23 +264,26 @@ def compare_image(
 ) -> Check:
     """Compare one expected reference with one running container (manifest- or compose-live)."""
     live_repo, live_tag, named_by = _live_name(c, image, expected)
-    if live_repo is None and expected.digest is None:
-        return Check(
-            check,
-            CheckResult.UNVERIFIABLE,
-            {},
-            note=f"started by image ID {_short(c.config_image)}, whose image has no tag: "
-            "nothing names the image it runs",
-            container=c.name,
-        )
+    # Started by image ID with no tag on the image: the tag it runs is unknown, not absent.
+    tag_unknown = named_by is not None and live_tag is None
     if expected.digest is None:
-        changes = field_changes(
-            {"repository": expected.repository, "tag": expected.tag or "latest"},
-            {"repository": live_repo, "tag": live_tag},
-            explain,
-        )
+        wanted: dict[str, str | None] = {}
+        seen: dict[str, str | None] = {}
+        if live_repo is not None:
+            wanted["repository"], seen["repository"] = expected.repository, live_repo
+        if not tag_unknown:
+            wanted["tag"], seen["tag"] = expected.tag or "latest", live_tag
+        changes = field_changes(wanted, seen, explain)
         if changes:
             return Check(check, CheckResult.DRIFT, changes, note=named_by, container=c.name)
+        if tag_unknown:
+            return Check(
+                check,
+                CheckResult.UNVERIFIABLE,
+                {},
+                note=f"{named_by}: the declared tag cannot be confirmed",
+                container=c.name,
+            )
         unpinned = (
             "unpinned: declared by tag only, no digest"
             if check == MANIFEST_LIVE
@@ -295,19 +317,11 @@ def compare_image(
         )
 
     observed_digest = (same_repo or digests)[0].digest if digests else None
-    wanted: dict[str, str | None] = {
-        "repository": expected.repository,
-        "tag": expected.tag,
-        "digest": expected.digest,
-    }
-    seen: dict[str, str | None] = {
-        "repository": live_repo,
-        "tag": live_tag,
-        "digest": observed_digest,
-    }
-    if expected.tag is None or live_repo is None:
+    wanted = {"repository": expected.repository, "tag": expected.tag, "digest": expected.digest}
+    seen = {"repository": live_repo, "tag": live_tag, "digest": observed_digest}
+    if expected.tag is None or tag_unknown:
         del wanted["tag"], seen["tag"]
-    if live_repo is None:  # started by the ID of an image with no tag: only its digest tells
+    if live_repo is None:  # started by the ID of an image with no name at all: the digest tells
         del wanted["repository"], seen["repository"]
     changes = field_changes(wanted, seen, explain)
     if not digests:
@@ -323,10 +337,11 @@ def compare_image(
             container=c.name,
         )
     note = named_by
-    if set(changes) == {"digest"}:
+    if set(changes) == {"digest"} and "repository" in wanted:
+        same = "same repository and tag" if "tag" in wanted else "same repository"
         note = (
-            "same repository and tag, other digest; if one is a platform manifest and the "
-            "other a multi-arch index digest, this can be false drift (see README)"
+            f"{same}, other digest; if one is a platform manifest and the other a multi-arch "
+            "index digest, this can be false drift (see README)"
         )
     return Check(check, CheckResult.DRIFT, changes, note=note, container=c.name)
 

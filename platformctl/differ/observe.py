@@ -17,8 +17,8 @@ from platformctl.declared.edit import ManifestEdit, Observed
 from platformctl.declared.model import CheckedModule, ExternalModule, InvalidModule, Module
 from platformctl.declared.reference import (
     ImageRef,
-    names_image_id,
     short_digest,
+    started_by_id,
     try_parse_reference,
 )
 from platformctl.differ.model import LiveContainer, ModuleStatus, ModuleVerdict, Report
@@ -113,7 +113,8 @@ def _observe_checked(verdict: ModuleVerdict, module: CheckedModule, at: datetime
         )
         return _skip(verdict, f"replicas run different images ({seen})")
     live = running[0]
-    ref = None if names_image_id(live.image, live.image_id) else try_parse_reference(live.image)
+    by_id = started_by_id(live.image, live.image_id, (module.declared,))
+    ref = None if by_id else try_parse_reference(live.image)
     if ref is None:
         return _skip(verdict, f"{live.container} runs {live.image!r}, not a repository reference")
     try:
