@@ -38,8 +38,11 @@ class Age(click.ParamType):
     """A duration such as ``90d``, ``12h``, ``30m``, ``2w`` or ``45s``, as a ``timedelta``."""
 
     name = "age"
-    _PATTERN = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+    _PATTERN = re.compile(r"^\s*([0-9]+)\s*([smhdw])\s*$")
     _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    # Longer reaches back past year 1, where dates end: a thousand years is already all of
+    # any store's history, and `--since 999999d` means that.
+    LONGEST = timedelta(days=365_250)
 
     def convert(
         self, value: Any, param: click.Parameter | None, ctx: click.Context | None
@@ -51,7 +54,8 @@ class Age(click.ParamType):
         if not m:
             option = param.opts[0] if param and param.opts else "duration"
             raise UsageError(f"{option}: expected a duration like 30d, 12h or 2w, got {value!r}")
-        return timedelta(seconds=int(m.group(1)) * self._UNITS[m.group(2)])
+        seconds = int(m.group(1)) * self._UNITS[m.group(2)]
+        return min(timedelta(seconds=min(seconds, 2**40)), self.LONGEST)
 
 
 def root_option(f: F) -> F:
@@ -362,7 +366,7 @@ def snapshots_group() -> None:
 
 
 @snapshots_group.command("list")
-@click.option("--limit", type=click.IntRange(1), default=20, show_default=True)
+@click.option("--limit", type=click.IntRange(1, 2**31, clamp=True), default=20, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @ignored_root_option
 @db_option

@@ -133,6 +133,42 @@ def test_unknown_snapshot_id_exits_1(platform: Path, run_cli: Runner, tmp_path: 
         assert_one_line_error(result.err, "snapshot")
 
 
+def test_numbers_past_any_store_are_one_line_or_all_there_is_never_a_traceback(
+    platform: Path, run_cli: Runner, tmp_path: Path
+) -> None:
+    """An ID past SQLite's integers is no snapshot; a window reaching back past year 1 is all
+    the history there is (dates end there), and a limit past any store is every snapshot."""
+    from datetime import UTC, datetime
+
+    from platformctl.collector.model import Collection, HostResult, HostState, HostStatus
+    from platformctl.snapshots.store import Store
+
+    db = tmp_path / "s.db"
+    store = Store.open(db)
+    taken = datetime(2026, 1, 1, tzinfo=UTC)
+    store.save(Collection(taken, (HostResult("h", HostStatus.OK, state=HostState()),)), "x")
+    store.close()
+    huge = "9" * 23
+    root = ("--root", str(platform))
+    for wanted, args in (
+        (huge, ("snapshots", "show", huge)),
+        (huge, ("snapshots", "diff", "1", huge)),
+        (str(2**63), ("snapshots", "show", str(2**63))),
+        (huge, ("drift-check", "--snapshot", huge, *root)),
+    ):
+        result = run_cli(*args, "--db", str(db))
+        assert result.code == 1, result.err
+        assert_one_line_error(result.err, f"no snapshot {wanted}")
+    for args in (
+        ("drift-history", "--since", "999999d", *root),
+        ("drift-history", "--since", "99999999999999d", *root),
+        ("snapshots", "list", "--limit", huge),
+        ("snapshots", "prune", "--older-than", "999999d"),
+    ):
+        result = run_cli(*args, "--db", str(db))
+        assert (result.code, result.err) == (0, ""), args
+
+
 @pytest.mark.parametrize(
     "argv",
     [["--version"], ["--help"], ["drift-check", "--help"], ["snapshots", "list", "--help"]],

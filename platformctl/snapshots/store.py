@@ -392,7 +392,10 @@ class Store:
             raise SnapshotNotFound(
                 f"snapshot ID must be a number or 'latest', got {ref!r}"
             ) from None
-        if not self._read("SELECT id FROM snapshots WHERE id = ?", (wanted,)):
+        # Past SQLite's integers no snapshot can be, and the query would not take the number.
+        if not 0 < wanted < 2**63 or not self._read(
+            "SELECT id FROM snapshots WHERE id = ?", (wanted,)
+        ):
             raise SnapshotNotFound(
                 f"no snapshot {ref} in {self.label} (see 'platformctl snapshots list')"
             )
