@@ -61,9 +61,15 @@ def weigh(status: ModuleStatus) -> Verdict:
 
 def for_modules(statuses: Iterable[ModuleStatus], hosts: Iterable[HostResult]) -> ExitCode:
     """``drift-check``: 5 when hosts were in scope and none answered; else 8 when some module
-    has no verdict; else 2 when some module is not ok; else 0."""
-    hosts = list(hosts)
-    if hosts and not any(h.reached for h in hosts):
+    has no verdict; else 2 when some module is not ok; else 0.
+
+    A host a replayed snapshot does not hold (its modules ``not-collected``) was not tried, so
+    the hosts it does hold being all unreachable is not "none answered": 8, not 5."""
+    from platformctl.differ.model import ModuleStatus
+
+    statuses, hosts = list(statuses), list(hosts)
+    untried = ModuleStatus.NOT_COLLECTED in statuses
+    if hosts and not untried and not any(h.reached for h in hosts):
         return ExitCode.UNREACHABLE
     worst = max((weigh(s) for s in statuses), default=Verdict.FINE)
     if worst is Verdict.UNKNOWN:

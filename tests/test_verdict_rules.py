@@ -198,6 +198,15 @@ def test_no_host_answering_is_5(status: HostStatus) -> None:
     assert for_report(both) == 5
 
 
+def test_a_replay_missing_a_host_is_partial_8_though_the_hosts_it_holds_were_down() -> None:
+    """The snapshot holds host a, unreachable, and not host b (a `collect --host a`): b was
+    never tried, so not every host in scope failed to answer."""
+    pairs = ((on("x", "a"), result("a", HostStatus.UNREACHABLE)), (on("y", "b"), None))
+    replayed = report(*pairs)
+    assert [v.status.value for v in replayed.modules] == ["unreachable", "not-collected"]
+    assert for_report(replayed) == 8
+
+
 def test_only_skipped_modules_exit_0_with_no_host_in_scope() -> None:
     external = ExternalModule(name="dns", path=Path("/p"))
     assert for_report(report((external, None))) == 0
