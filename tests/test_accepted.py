@@ -402,6 +402,25 @@ def test_history_keeps_an_accepted_drift_as_a_drift_interval_marked_accepted() -
     assert "    drift: 2026-11-02T00:00:00Z → 2026-11-04T00:00:00Z (accepted)" in table
 
 
+def test_a_run_is_accepted_only_if_its_acceptance_held_until_it_was_last_seen() -> None:
+    """Drift from the 2nd in the same state every day, fixed on the 10th: the change points
+    are the 2nd and the 10th, and the 10th says when the drift was last seen (the 9th). An
+    acceptance that ran out on the 4th did not cover the snapshots of the 5th to the 9th."""
+    fixed_after_the_9th = replace(point(10, 1), before=day(9))
+    points = [point(2, 2), fixed_after_the_9th]
+    history = module_history(accepted_module(until="2026-11-04"), points, STATES, now=day(20))
+    assert [i.accepted for i in history.intervals] == [False]
+    # Last seen on the 4th, within the acceptance (nothing was collected after it): accepted.
+    points = [point(2, 2), replace(point(10, 1), before=day(4))]
+    history = module_history(accepted_module(until="2026-11-04"), points, STATES, now=day(20))
+    assert [i.accepted for i in history.intervals] == [True]
+    # A run of two not-ok states: the second, missing from the 5th, was last seen on the 6th,
+    # when an acceptance until the 5th had run out.
+    points = [point(2, 2), replace(point(5, 3), before=day(4)), replace(point(7, 1), before=day(6))]
+    history = module_history(accepted_module(until="2026-11-05"), points, STATES, now=day(20))
+    assert [i.accepted for i in history.intervals] == [False]
+
+
 def test_history_marks_a_run_accepted_only_while_the_acceptance_held() -> None:
     points = [point(2, 2), point(4, 1), point(6, 2)]
     # Expired on the 3rd: the run of the 2nd was accepted, the open one from the 6th is not.

@@ -151,12 +151,15 @@ def test_prune_keeps_what_history_needs_and_reconstructs_the_rest() -> None:
     ]
     before = store.change_points()
     result = store.prune(at(8))
-    assert result.removed_snapshots == 6  # hours 1-4 and 6-7; 0 and 5 are change points
-    assert result.kept_older == 2
+    # Hours 1-3 and 6-7 go; 0 and 5 are change points, and 4 is the last snapshot before 5
+    # (where the run that 5 ends was last seen: ChangePoint.before).
+    assert result.removed_snapshots == 5
+    assert result.kept_older == 3
     assert result.removed_states == 0
     assert store.change_points() == before
+    assert [p.before for p in before["host00"]] == [None, at(4)]
     remaining = [s.id for s in store.summaries(100)]
-    assert remaining == [ids[9], ids[8], ids[5], ids[0]]
+    assert remaining == [ids[9], ids[8], ids[5], ids[4], ids[0]]
     assert store.load(ids[5]).hosts == collection(at(5), hosts=2, version="2.0").hosts
 
 
@@ -205,6 +208,8 @@ def test_a_store_written_by_schema_v1_upgrades_in_place(tmp_path: Path) -> None:
     points = store.change_points()
     assert [p.snapshot_id for p in points["a"]] == [1, 3]
     assert [p.snapshot_id for p in points["b"]] == [1, 2, 3]
+    # Each change point knows when its host was last seen before it.
+    assert [p.before for p in points["b"]] == [None, at(1), at(2)]
     # Saves after the upgrade keep marking change points.
     store.save(Collection(at(4), (HostResult("a", HostStatus.OK, state=HostState()),)), "x")
     assert [p.snapshot_id for p in store.change_points()["a"]] == [1, 3]
@@ -312,7 +317,7 @@ def test_prune_command_reports_and_keeps_history(tmp_path: Path, run_cli: Runner
         store.save(collection(stamp, hosts=1, version="2.0" if i >= 5 else "1.0"), "0.1.0")
     result = run_cli("snapshots", "prune", "--older-than", "90d", "--json", "--db", str(db))
     doc = result.json()
-    assert doc["removed_snapshots"] == 9 and doc["kept_older"] == 2
+    assert doc["removed_snapshots"] == 8 and doc["kept_older"] == 3
     assert run_cli("snapshots", "prune", "--older-than", "ninety", "--db", str(db)).code == 1
     conn = sqlite3.connect(db)
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

@@ -386,3 +386,22 @@ def test_runs_that_create_one_store_at_the_same_moment_all_use_it(tmp_path: Path
         for t in threads:
             t.join()
         assert not errors, (round_, errors)
+
+
+def test_a_v1_store_read_as_it_is_gives_the_change_points_of_its_upgrade(tmp_path: Path) -> None:
+    """Read-only commands find a v1 store's change points on the fly, each with when its host
+    was last seen before it, as the upgraded store records them."""
+    db = tmp_path / "v1.db"
+    store = Store.open(db)
+    for hour, version in enumerate(["1.0", "1.0", "2.0", "2.0", "1.0", "2.0"]):
+        store.save(collection(at(hour), hosts=2, version=version), "0.1.0")
+    store.close()
+    downgrade_to_v1(db)
+    read_only = Store.open(db, create=False)
+    as_v1 = read_only.change_points()
+    read_only.close()
+    upgraded = Store.open(db)
+    assert upgraded.schema_version() > 1
+    assert as_v1 == upgraded.change_points()
+    assert [p.before for p in as_v1["host00"]] == [None, at(1), at(3), at(4)]
+    upgraded.close()

@@ -71,8 +71,10 @@ def module_history(
 ) -> ModuleHistory:
     """Judge ``module`` at each of its host's change points and fold the verdicts into runs.
 
-    The module's acceptance is judged at each snapshot's own time to mark a run accepted, and
-    at ``now`` for an open run and for the current status.
+    The module's acceptance is judged at each snapshot's own time to mark a run accepted: at
+    each of the run's change points, and where each of its states was last seen (the next
+    point's ``before``: an acceptance can expire while a state stays), and at ``now`` for an
+    open run and for the current status.
     """
     acceptance = module.accepted if isinstance(module, CheckedModule) else None
     verdict_by_state: dict[int, ModuleVerdict] = {}
@@ -81,7 +83,12 @@ def module_history(
     open_start = datetime.min
     open_accepted = False
     current = last_seen = judge(module, None)
+    held: ModuleVerdict | None = None  # the open run's collected verdict, until the next point
     for point in points:
+        if acceptance is not None and held is not None and point.before is not None:
+            ended = outcome_at(acceptance, held.status, held.live, point.before)
+            open_accepted = open_accepted and ended is AcceptanceOutcome.APPLIED
+        held = None
         state_id = point.state_id
         if point.status is not HostStatus.OK or state_id is None or state_id not in states:
             current = judge(module, HostResult(point.host, point.status))
@@ -102,6 +109,7 @@ def module_history(
             outcome_at(acceptance, status, verdict.live, point.taken_at)
             is AcceptanceOutcome.APPLIED
         )
+        held = verdict
         if open_status is None:
             open_status, open_start, open_accepted = status, point.taken_at, covered
             continue

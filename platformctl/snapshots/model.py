@@ -70,6 +70,10 @@ class ChangePoint:
     host: str
     status: HostStatus
     state_id: int | None
+    before: datetime | None = None
+    """When the host's previous snapshot was taken: the last in which its result was the one
+    before this point (None for its first). A run's acceptance is judged there too, since an
+    acceptance can expire while the state it covers stays the same."""
 
 
 @dataclass(frozen=True)

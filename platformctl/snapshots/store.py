@@ -121,6 +121,14 @@ def default_db_path() -> Path:
     return Path(base) / "platformctl" / "snapshots.db"
 
 
+# The host's snapshot before the change point ``sh`` (its ID, and when it was taken).
+_BEFORE_ID = (
+    "SELECT p.snapshot_id FROM snapshot_hosts p WHERE p.host_id = sh.host_id"
+    " AND p.snapshot_id < sh.snapshot_id ORDER BY p.snapshot_id DESC LIMIT 1"
+)
+_BEFORE = f"SELECT taken_at FROM snapshots WHERE id = ({_BEFORE_ID})"
+
+
 class Store:
     """Snapshots in one SQLite database. Takes an open connection (or sqlite-utils
     ``Database``); use :meth:`open` for files.
@@ -455,8 +463,11 @@ class Store:
         """Per host, the snapshots (up to ``until``) where its status or state changed."""
         limit = "" if until is None else "AND snapshot_id <= ?"
         if self.version >= 2:
-            rows = """
-                SELECT sh.snapshot_id, s.taken_at, h.name, sh.status, sh.state_id
+            # With each, the time of the host's snapshot before it: one step back along the
+            # (host, snapshot) index.
+            rows = f"""
+                SELECT sh.snapshot_id, s.taken_at, h.name, sh.status, sh.state_id,
+                       ({_BEFORE}) AS before
                 FROM snapshot_hosts sh JOIN snapshots s ON s.id = sh.snapshot_id
                 JOIN hosts h ON h.id = sh.host_id WHERE sh.changed = 1
             """
@@ -464,10 +475,11 @@ class Store:
             # A v1 store opened read-only is not migrated: find its change points the way the
             # v2 migration marks them, on the fly.
             rows = """
-                SELECT snapshot_id, taken_at, name, status, state_id FROM (
+                SELECT snapshot_id, taken_at, name, status, state_id, before FROM (
                     SELECT sh.snapshot_id, s.taken_at, h.name, sh.status, sh.state_id,
                            lag(sh.status) OVER w AS prev_status,
-                           lag(sh.state_id) OVER w AS prev_state, row_number() OVER w AS n
+                           lag(sh.state_id) OVER w AS prev_state, row_number() OVER w AS n,
+                           lag(s.taken_at) OVER w AS before
                     FROM snapshot_hosts sh JOIN snapshots s ON s.id = sh.snapshot_id
                     JOIN hosts h ON h.id = sh.host_id
                     WINDOW w AS (PARTITION BY sh.host_id ORDER BY sh.snapshot_id)
@@ -475,7 +487,7 @@ class Store:
             """
         sql = f"SELECT * FROM ({rows}) WHERE 1 {limit} ORDER BY name, snapshot_id"
         out: dict[str, list[ChangePoint]] = {}
-        for sid, taken_at, host, status, state_id in self._read(
+        for sid, taken_at, host, status, state_id, before in self._read(
             sql, () if until is None else (until,)
         ):
             try:
@@ -486,6 +498,7 @@ class Store:
                     name,
                     _enum(HostStatus, status, f"status of host {name}"),
                     state_id,
+                    None if before is None else _moment(before),
                 )
             except _Damaged as exc:
                 raise self._damaged(sid, exc) from None
@@ -550,7 +563,17 @@ class Store:
         the others changes no answer. Host states no kept snapshot refers to go too.
         """
         with self._write("prune") as conn:
-            needed = {cp.snapshot_id for cps in self.change_points().values() for cp in cps}
+            # Each change point, and the host's snapshot before it: where the run it ends was
+            # last seen (ChangePoint.before).
+            needed = {
+                sid
+                for row in conn.execute(
+                    f"SELECT sh.snapshot_id, ({_BEFORE_ID}) FROM snapshot_hosts sh"
+                    " WHERE sh.changed = 1"
+                )
+                for sid in row
+                if sid is not None
+            }
             older = [
                 r[0]
                 for r in conn.execute(
