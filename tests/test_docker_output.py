@@ -21,6 +21,7 @@ from platformctl.collector.script import (
     CONTAINER_TEMPLATE,
     IMAGE_TEMPLATE,
     INFO_TEMPLATE,
+    MAX_OUTPUT_LINES,
     PROTOCOL,
     DockerOutputError,
     build_script,
@@ -853,3 +854,25 @@ def test_a_label_holding_a_unicode_line_break_stays_in_its_line() -> None:
     assert raw != stdout
     (c,) = parse_output(raw, stderr).state.containers
     assert c.project == "apps\x85x"
+
+
+def test_an_answer_of_millions_of_short_lines_is_refused_before_it_is_split() -> None:
+    """63 MiB of three-byte lines is under the byte cap, and split into a Python string each
+    it took 2 GB and half a minute of one host's parse, after its timeout had stopped
+    counting: the lines are counted first."""
+    out, err = streams()
+    flood = out.replace(b"@@ls\n", b"@@ls\n" + b"ab\n" * (MAX_OUTPUT_LINES + 1), 1)
+    with pytest.raises(DockerOutputError, match="more than 500,000 lines"):
+        parse_output(flood, err)
+    # The most a real host prints is far below: a thousand containers parse as before.
+    many = [container(id=f"{i:064x}", name=f"/c{i}") for i in range(1000)]
+    assert len(parse_output(*streams(many)).state.containers) == 1000
+
+
+def test_json_nested_past_the_interpreter_stack_is_not_json_not_a_python_error() -> None:
+    deep = '{"image_id":"' + IMAGE_ID + '","a":' + "[" * 100_000
+    with pytest.raises(DockerOutputError, match="container inspect output is not JSON"):
+        parse_output(*streams(extra_container_lines=(deep,)))
+    nested_info = '{"version":' + "[" * 100_000
+    with pytest.raises(DockerOutputError, match="docker info printed no JSON"):
+        parse_output(*streams(info=nested_info))

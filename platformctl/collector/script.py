@@ -21,6 +21,10 @@ from platformctl.collector.model import Container, HostState, Image
 
 PROTOCOL = "@@platformctl 1"
 MAX_OUTPUT_BYTES = 64 * 1024 * 1024
+# A host's answer is a line per container twice, one per image and a few markers: half a
+# million lines is some hundred thousand containers. Past it, the lines alone (a Python
+# string each, in several lists) would cost gigabytes for 64 MiB of short ones.
+MAX_OUTPUT_LINES = 500_000
 MAX_STDERR_BYTES = 1024 * 1024
 
 # Labels are read one key at a time: Config.Labels merges the image's LABELs into the
@@ -202,6 +206,10 @@ def parse_output(stdout: bytes, stderr: bytes = b"") -> Parsed:
         raise DockerOutputError(
             f"docker output exceeds {MAX_OUTPUT_BYTES // (1024 * 1024)} MiB; refusing to parse"
         )
+    if stdout.count(b"\n") > MAX_OUTPUT_LINES:
+        raise DockerOutputError(
+            f"docker output has more than {MAX_OUTPUT_LINES:,} lines; refusing to parse"
+        )
     err_text = stderr[:MAX_STDERR_BYTES].decode(errors="replace")
     errors, _ = _sections(_lines(err_text))
     lines = _lines(stdout.decode(errors="replace"))
@@ -339,7 +347,7 @@ def _parse_info(info: _Step) -> tuple[str | None, str | None]:
     for line in info.stdout:
         try:
             obj = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
         if isinstance(obj, dict):
             version = obj.get("version")
@@ -377,7 +385,7 @@ def _objects(step: _Step, what: str) -> list[dict[str, Any]]:
     for line in step.stdout:
         try:
             out.append(json.loads(line))  # valid JSON that starts with { is an object
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested past Python's stack
             raise DockerOutputError(
                 f"{what} inspect output is not JSON: {one_line(line, 80)}"
             ) from None
