@@ -163,6 +163,17 @@ def test_a_malformed_acceptance_makes_the_module_invalid(
     assert report.modules[0].status is ModuleStatus.INVALID and for_report(report) == 8
 
 
+@pytest.mark.parametrize(
+    "until",
+    ["9999-12-31", "9999-12-31T23:00:00-05:00", "0001-01-01T00:00:00+05:00", date(9999, 12, 31)],
+)
+def test_an_until_at_the_end_of_the_calendar_is_a_problem_not_a_crash(until: Any) -> None:
+    """9999-12-31 holds through its day, to a midnight after the last there is: the module is
+    invalid with the key named, where the run stopped with a traceback."""
+    with pytest.raises(AcceptanceProblem, match=r"m\.until .* past the dates there are"):
+        parse_acceptance("m", {"reason": REASON, "until": until})
+
+
 def test_an_unquoted_impossible_date_is_refused_with_the_file(tmp_path: Path) -> None:
     path = tmp_path / "modules" / "honcho" / "module.yaml"
     path.parent.mkdir(parents=True)

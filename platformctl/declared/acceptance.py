@@ -55,6 +55,15 @@ def parse_acceptance(where: str, value: Any) -> Acceptance | None:
 
 def _until(where: str, value: Any) -> tuple[str, datetime]:
     """The normalized ``until`` text and the moment the acceptance expires."""
+    try:
+        return _read_until(where, value)
+    except OverflowError:  # 9999-12-31's next midnight, or a zone that moves past year 1
+        raise AcceptanceProblem(
+            f"{where}.until {str(value)!r} is past the dates there are (years 1 to 9999)"
+        ) from None
+
+
+def _read_until(where: str, value: Any) -> tuple[str, datetime]:
     if value is None:
         raise AcceptanceProblem(f"{where}.until is required: {_FORMS}")
     # YAML's timestamp type already turns an unquoted 2026-12-15 into a date and an unquoted
