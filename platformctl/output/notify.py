@@ -154,9 +154,21 @@ class AppriseChannel:
 
     def send(self, changes: Sequence[Change]) -> None:
         """Deliver one message for ``changes``; :class:`DeliveryError` when it was not."""
+        import apprise
+
         msg = message(changes)
         try:
-            ok = bool(self._apprise.notify(body=msg.body, title=msg.title, notify_type=msg.kind))
+            # Plain text: names, images and reasons come from hosts and repositories, and a
+            # service that takes HTML or Markdown (Telegram, e-mail, Slack) would otherwise
+            # render a link or a mention someone wrote there; apprise escapes text for it.
+            ok = bool(
+                self._apprise.notify(
+                    body=msg.body,
+                    title=msg.title,
+                    notify_type=msg.kind,
+                    body_format=apprise.NotifyFormat.TEXT,
+                )
+            )
         except Exception as exc:  # a plugin's own bug must not cost the run its exit code
             raise DeliveryError(
                 f"notification to {self.label} failed ({type(exc).__name__})"

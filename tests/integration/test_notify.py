@@ -284,3 +284,23 @@ def test_metrics_are_refused_for_a_replay(platform: Platform, run_cli: Runner) -
     assert result.err.strip() == (
         "platformctl: --metrics-file describes a live run; it cannot be used with --snapshot"
     )
+
+
+def test_host_text_reaches_a_service_that_renders_html_as_text(receiver: Receiver) -> None:
+    """A reason quotes what a host runs; a service that renders HTML (Telegram, e-mail; here
+    the webhook told `format=html`) must show a link someone wrote there as text, not as a
+    link. platformctl's body is plain text, which apprise escapes for such a service."""
+    from datetime import UTC, datetime
+
+    from platformctl.differ.changes import ModuleChange
+    from platformctl.differ.model import ModuleStatus
+    from platformctl.output.notify import AppriseChannel
+
+    hostile = "<a href='https://evil.invalid/x'>fix</a> & @everyone"
+    change = ModuleChange(
+        "web", "h1", ModuleStatus.OK, ModuleStatus.DRIFT, datetime(2026, 1, 1, tzinfo=UTC), hostile
+    )
+    AppriseChannel(receiver.url() + "?format=html").send([change])
+    (sent,) = receiver.take()
+    assert "<a href" not in sent["message"]
+    assert "&lt;a" in sent["message"] and "&gt;fix&lt;/a&gt;" in sent["message"]
