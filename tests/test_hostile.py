@@ -237,12 +237,33 @@ def _acts_on_any(text: str) -> bool:
 @settings(max_examples=500)
 @given(st.text(alphabet=st.characters(codec="utf-8")))
 def test_no_text_reaches_a_table_with_a_character_the_terminal_acts_on(text: str) -> None:
+    """What reaches a table is printable, and printable text reaches it as it is."""
     from platformctl.output.text import clean
 
     shown = clean(text)
     assert not _acts_on_any(shown), repr(shown)
-    if not _acts_on_any(text):
+    assert shown.isprintable(), repr(shown)
+    if text.isprintable():
         assert shown == text
+
+
+@pytest.mark.parametrize(
+    ("hidden", "shown"),
+    [
+        ("\u200b", "\\u200b"),  # zero-width space
+        ("\ufeff", "\\ufeff"),  # zero-width no-break space (BOM)
+        ("\u00ad", "\\xad"),  # soft hyphen
+        ("\u2060", "\\u2060"),  # word joiner
+        ("\U000e0041", "\\U000e0041"),  # tag letter A
+        ("\u00a0", "\\xa0"),  # no-break space
+    ],
+)
+def test_an_invisible_character_is_shown_so_two_names_never_look_the_same(
+    hidden: str, shown: str
+) -> None:
+    from platformctl.output.text import clean
+
+    assert clean(f"web{hidden}") == f"web{shown}" != clean("web")
 
 
 def test_each_character_a_terminal_acts_on_is_shown_escaped() -> None:

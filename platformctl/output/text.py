@@ -2,38 +2,38 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from platformctl.clock import utc_now
 from platformctl.declared.reference import ImageRef, short_digest
 
-# C0 controls, DEL and C1 controls, plus the Unicode line separators and bidi controls that
-# can reorder or break a terminal line. A host or a repository chooses these strings.
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
 def clean(text: str) -> str:
-    """``text`` with every control character shown visibly (``\\x1b``, ``\\n``), never emitted.
+    """``text`` with every character Python counts as not printable shown as an escape
+    (``\\x1b``, ``\\n``, ``\\u200b``), never emitted.
 
     Every string a host or a repository controls passes through here before it reaches a
     terminal: a container name holding ESC sequences must not clear the screen, retitle the
-    terminal or forge table rows. JSON output escapes these by itself.
+    terminal or forge table rows, a bidi control must not reorder a line, and an invisible
+    character (a zero-width space, a soft hyphen, a tag character) must not make two names
+    look the same. JSON output escapes the controls by itself.
     """
-    # Every character _UNSAFE matches is one Python counts as not printable (a control, a
-    # format character or a line or paragraph separator), so printable text, nearly every
-    # cell of a table, is returned as it is without the slower substitution.
-    return text if text.isprintable() else _UNSAFE.sub(_escape, text)
+    # Printable text, nearly every cell of a table, is returned as it is.
+    return text if text.isprintable() else "".join(map(_shown, text))
 
 
-def _escape(m: re.Match[str]) -> str:
-    ch = m.group(0)
+def _shown(ch: str) -> str:
+    if ch.isprintable():
+        return ch
     if ch in _NAMED:
         return _NAMED[ch]
     code = ord(ch)
-    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+    if code <= 0xFF:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 
 
 def widths(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[int]:
