@@ -43,6 +43,10 @@ DAMAGES = {
     ),
     "unknown-snapshot-status": "UPDATE snapshots SET status = 'meh' WHERE id = 2",
     "bad-timestamp": "UPDATE snapshots SET taken_at = 'yesterday' WHERE id = 2",
+    "state-reference-not-a-number": (
+        "UPDATE snapshot_hosts SET state_id = 'x' WHERE snapshot_id = 2"
+    ),
+    "state-gone": f"DELETE FROM host_states WHERE {SNAPSHOT_TWO_STATES}",
 }
 COMMANDS = {
     "list": ["snapshots", "list"],
@@ -60,6 +64,8 @@ READS = {
     "host-duration-not-a-number": {"show", "diff", "replay"},
     "unknown-snapshot-status": {"list", "show", "diff", "replay"},
     "bad-timestamp": {"list", "show", "diff", "replay", "history"},
+    "state-reference-not-a-number": {"show", "diff", "replay", "history"},
+    "state-gone": {"show", "diff", "replay", "history"},
 }
 
 

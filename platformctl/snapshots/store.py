@@ -497,7 +497,7 @@ class Store:
                     _moment(taken_at),
                     name,
                     _enum(HostStatus, status, f"status of host {name}"),
-                    state_id,
+                    _state_ref(state_id, name),
                     None if before is None else _moment(before),
                 )
             except _Damaged as exc:
@@ -519,6 +519,9 @@ class Store:
                     result[sid] = _state(body)
                 except _Damaged as exc:
                     raise self._damaged_state(sid, exc) from None
+        gone = next((sid for sid in wanted if sid not in result), None)
+        if gone is not None:  # a row points at a state no longer there
+            raise self._damaged_state(gone, _Damaged("its state is missing"))
         return result
 
     def latest(self) -> tuple[int, datetime] | None:
@@ -810,10 +813,25 @@ def _host_result(row: tuple[Any, ...]) -> HostResult:
             docker_version=_optional_text(version, "docker_version"),
             storage_driver=_optional_text(driver, "storage_driver"),
             duration_ms=duration,
-            state=None if body is None else _state(body),
+            state=_state_of(status, body),
         )
     except _Damaged as exc:
         raise _Damaged(f"host {name}: {exc}") from None
+
+
+def _state_ref(state_id: object, host: str) -> int | None:
+    if state_id is None or (isinstance(state_id, int) and not isinstance(state_id, bool)):
+        return state_id
+    raise _Damaged(f"host {host}: its state is {_show(state_id)}, not a number")
+
+
+def _state_of(status: object, body: object) -> HostState | None:
+    """The state of a host row: a host read (ok) has one, or its row lost it."""
+    if body is not None:
+        return _state(body)
+    if status == HostStatus.OK.value:
+        raise _Damaged("it was read, but its state is missing")
+    return None
 
 
 @cache
