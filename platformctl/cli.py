@@ -38,7 +38,9 @@ class Age(click.ParamType):
     """A duration such as ``90d``, ``12h``, ``30m``, ``2w`` or ``45s``, as a ``timedelta``."""
 
     name = "age"
-    _PATTERN = re.compile(r"^\s*([0-9]+)\s*([smhdw])\s*$")
+    # At most 30 digits: already far past LONGEST, and Python refuses to read numbers of
+    # thousands of digits (a traceback, not a usage error).
+    _PATTERN = re.compile(r"^\s*([0-9]{1,30})\s*([smhdw])\s*$")
     _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
     # Longer reaches back past year 1, where dates end: a thousand years is already all of
     # any store's history, and `--since 999999d` means that.

@@ -167,6 +167,10 @@ def test_numbers_past_any_store_are_one_line_or_all_there_is_never_a_traceback(
     ):
         result = run_cli(*args, "--db", str(db))
         assert (result.code, result.err) == (0, ""), args
+    # Thousands of digits Python will not even read: a usage error like any other.
+    result = run_cli("snapshots", "prune", "--older-than", "9" * 5000 + "d", "--db", str(db))
+    assert result.code == 1
+    assert_one_line_error(result.err, "expected a duration")
 
 
 @pytest.mark.parametrize(

@@ -333,11 +333,12 @@ def container(tag: str) -> Container:
 
 @pytest.fixture
 def history_store(tmp_path: Path) -> Iterator[tuple[Path, Path, dict[int, str]]]:
-    """A year of snapshots of host h1: web drifts from 150 to 100 days ago (seen again 120
-    days ago, unchanged) and from 60 to 40 days ago; it is fine at 95 and 5 days ago."""
+    """A year of snapshots of host h1: web drifts from 150 to 100 days ago (seen again 130
+    and 120 days ago, unchanged) and from 60 to 40 days ago; it is fine at 97, 95 and 5 days
+    ago."""
     now = datetime.now(UTC).replace(microsecond=0)
-    timeline = [(200, "1.25"), (150, "1.24"), (120, "1.24"), (100, "1.25"), (95, "1.25")]
-    timeline += [(60, "1.24"), (40, "1.25"), (5, "1.25")]
+    timeline = [(200, "1.25"), (150, "1.24"), (130, "1.24"), (120, "1.24"), (100, "1.25")]
+    timeline += [(97, "1.25"), (95, "1.25"), (60, "1.24"), (40, "1.25"), (5, "1.25")]
     db = tmp_path / "history.db"
     store = Store.open(db)
     at: dict[int, str] = {}
@@ -392,7 +393,9 @@ def test_prune_changes_no_drift_history_answer(
     before = {since: history(run_cli, db, root, since)["modules"] for since in ("365d", "130d")}
     pruned = run_cli("snapshots", "prune", "--older-than", "90d", "--json", "--db", str(db))
     assert pruned.code == 0, pruned.err
-    assert pruned.json()["removed_snapshots"] == 2  # 120 and 95 days ago changed nothing
+    # 130 and 97 days ago changed nothing; 120 and 95 did not either, but each is where the
+    # state before a change was last seen, which history needs (ChangePoint.before).
+    assert pruned.json()["removed_snapshots"] == 2
     after = {since: history(run_cli, db, root, since)["modules"] for since in ("365d", "130d")}
     assert after["365d"] == before["365d"]
     assert after["130d"][0]["intervals"] == before["130d"][0]["intervals"]

@@ -163,6 +163,33 @@ def test_prune_keeps_what_history_needs_and_reconstructs_the_rest() -> None:
     assert store.load(ids[5]).hosts == collection(at(5), hosts=2, version="2.0").hosts
 
 
+def test_prune_keeps_when_a_host_left_out_of_later_runs_was_last_seen() -> None:
+    """Host a is read for five hours, then only host b for seven (collect --host b). After a
+    prune, a's next change must still know it was last seen at hour 4, not hour 0: that is
+    what tells whether an acceptance held to the end of the state."""
+    store = Store(Database(memory=True))
+    for h in range(5):
+        store.save(Collection(at(h), (_host("a", "1.0"),)), "x")
+    for h in range(5, 12):
+        store.save(Collection(at(h), (_host("b", "1.0"),)), "x")
+    store.prune(at(10))
+    store.save(Collection(at(12), (_host("a", "2.0"),)), "x")
+    assert [p.before for p in store.change_points()["a"]] == [None, at(4)]
+
+
+def test_a_damaged_time_of_the_snapshot_before_a_change_names_that_snapshot() -> None:
+    store = Store(Database(memory=True))
+    for h, version in enumerate(["1.0", "1.0", "2.0"]):
+        store.save(Collection(at(h), (_host("a", version),)), "x")
+    store.db.execute("UPDATE snapshots SET taken_at = 'yesterday' WHERE id = 2")
+    with pytest.raises(StoreError, match="snapshot 2 is damaged"):
+        store.change_points()
+
+
+def _host(name: str, version: str) -> HostResult:
+    return HostResult(name, HostStatus.OK, state=state(version, host=name))
+
+
 OTHER = HostState(images=(Image("sha256:" + "0" * 64),))
 
 

@@ -47,6 +47,7 @@ DAMAGES = {
         "UPDATE snapshot_hosts SET state_id = 'x' WHERE snapshot_id = 2"
     ),
     "state-gone": f"DELETE FROM host_states WHERE {SNAPSHOT_TWO_STATES}",
+    "state-reference-lost": "UPDATE snapshot_hosts SET state_id = NULL WHERE snapshot_id = 2",
 }
 COMMANDS = {
     "list": ["snapshots", "list"],
@@ -66,6 +67,7 @@ READS = {
     "bad-timestamp": {"list", "show", "diff", "replay", "history"},
     "state-reference-not-a-number": {"show", "diff", "replay", "history"},
     "state-gone": {"show", "diff", "replay", "history"},
+    "state-reference-lost": {"show", "diff", "replay", "history"},
 }
 
 

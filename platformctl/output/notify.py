@@ -159,8 +159,8 @@ class AppriseChannel:
         msg = message(changes)
         try:
             # Plain text: names, images and reasons come from hosts and repositories, and a
-            # service that takes HTML or Markdown (Telegram, e-mail, Slack) would otherwise
-            # render a link or a mention someone wrote there; apprise escapes text for it.
+            # service that takes HTML (Telegram, e-mail) would otherwise render a link someone
+            # wrote there; apprise escapes text for it (docs/notify.md says where it cannot).
             ok = bool(
                 self._apprise.notify(
                     body=msg.body,

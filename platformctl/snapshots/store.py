@@ -14,6 +14,7 @@ import stat
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import replace
 from datetime import datetime
 from enum import StrEnum
 from functools import cache
@@ -126,7 +127,6 @@ _BEFORE_ID = (
     "SELECT p.snapshot_id FROM snapshot_hosts p WHERE p.host_id = sh.host_id"
     " AND p.snapshot_id < sh.snapshot_id ORDER BY p.snapshot_id DESC LIMIT 1"
 )
-_BEFORE = f"SELECT taken_at FROM snapshots WHERE id = ({_BEFORE_ID})"
 
 
 class Store:
@@ -466,20 +466,25 @@ class Store:
             # With each, the time of the host's snapshot before it: one step back along the
             # (host, snapshot) index.
             rows = f"""
-                SELECT sh.snapshot_id, s.taken_at, h.name, sh.status, sh.state_id,
-                       ({_BEFORE}) AS before
-                FROM snapshot_hosts sh JOIN snapshots s ON s.id = sh.snapshot_id
-                JOIN hosts h ON h.id = sh.host_id WHERE sh.changed = 1
+                SELECT snapshot_id, taken_at, name, status, state_id,
+                       (SELECT taken_at FROM snapshots WHERE id = before_id) AS before, before_id
+                FROM (
+                    SELECT sh.snapshot_id, s.taken_at, h.name, sh.status, sh.state_id,
+                           ({_BEFORE_ID}) AS before_id
+                    FROM snapshot_hosts sh JOIN snapshots s ON s.id = sh.snapshot_id
+                    JOIN hosts h ON h.id = sh.host_id WHERE sh.changed = 1
+                )
             """
         else:
             # A v1 store opened read-only is not migrated: find its change points the way the
             # v2 migration marks them, on the fly.
             rows = """
-                SELECT snapshot_id, taken_at, name, status, state_id, before FROM (
+                SELECT snapshot_id, taken_at, name, status, state_id, before, before_id FROM (
                     SELECT sh.snapshot_id, s.taken_at, h.name, sh.status, sh.state_id,
                            lag(sh.status) OVER w AS prev_status,
                            lag(sh.state_id) OVER w AS prev_state, row_number() OVER w AS n,
-                           lag(s.taken_at) OVER w AS before
+                           lag(s.taken_at) OVER w AS before,
+                           lag(sh.snapshot_id) OVER w AS before_id
                     FROM snapshot_hosts sh JOIN snapshots s ON s.id = sh.snapshot_id
                     JOIN hosts h ON h.id = sh.host_id
                     WINDOW w AS (PARTITION BY sh.host_id ORDER BY sh.snapshot_id)
@@ -487,7 +492,7 @@ class Store:
             """
         sql = f"SELECT * FROM ({rows}) WHERE 1 {limit} ORDER BY name, snapshot_id"
         out: dict[str, list[ChangePoint]] = {}
-        for sid, taken_at, host, status, state_id, before in self._read(
+        for sid, taken_at, host, status, state_id, before, before_id in self._read(
             sql, () if until is None else (until,)
         ):
             try:
@@ -497,11 +502,15 @@ class Store:
                     _moment(taken_at),
                     name,
                     _enum(HostStatus, status, f"status of host {name}"),
-                    _state_ref(state_id, name),
-                    None if before is None else _moment(before),
+                    _state_ref(status, state_id, name),
                 )
             except _Damaged as exc:
                 raise self._damaged(sid, exc) from None
+            if before is not None:
+                try:
+                    point = replace(point, before=_moment(before))
+                except _Damaged as exc:  # the earlier snapshot's own time is what is damaged
+                    raise self._damaged(before_id, exc) from None
             out.setdefault(name, []).append(point)
         return out
 
@@ -573,6 +582,9 @@ class Store:
                 for row in conn.execute(
                     f"SELECT sh.snapshot_id, ({_BEFORE_ID}) FROM snapshot_hosts sh"
                     " WHERE sh.changed = 1"
+                    # and each host's newest: the `before` of its next change point, which
+                    # may come after runs that left the host out
+                    " UNION SELECT max(snapshot_id), NULL FROM snapshot_hosts GROUP BY host_id"
                 )
                 for sid in row
                 if sid is not None
@@ -819,8 +831,12 @@ def _host_result(row: tuple[Any, ...]) -> HostResult:
         raise _Damaged(f"host {name}: {exc}") from None
 
 
-def _state_ref(state_id: object, host: str) -> int | None:
-    if state_id is None or (isinstance(state_id, int) and not isinstance(state_id, bool)):
+def _state_ref(status: object, state_id: object, host: str) -> int | None:
+    if state_id is None:
+        if status == HostStatus.OK.value:
+            raise _Damaged(f"host {host}: it was read, but its state is missing")
+        return None
+    if isinstance(state_id, int) and not isinstance(state_id, bool):
         return state_id
     raise _Damaged(f"host {host}: its state is {_show(state_id)}, not a number")
 
