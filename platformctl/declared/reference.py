@@ -174,6 +174,8 @@ def names_image_id(text: str, image_id: str) -> bool:
     """Whether ``text``, a container's ``Config.Image``, is the ID of its image ``image_id``
     rather than a reference: a container started by ID records the ID as typed, whole or any
     prefix of its hex (``docker run 4f3c``)."""
+    if "/" in text or "." in text:  # no ID has either: most names are told at once
+        return False
     hex_digits = text.removeprefix("sha256:")
     if _HEX_RE.fullmatch(hex_digits) is None:
         return False

@@ -136,7 +136,10 @@ def _judge_checked(
     # Judged: the running replicas, and those that run again with nobody deploying anything (a
     # paused one once unpaused, one its restart policy keeps restarting); exited, created or
     # dead leftovers are evidence only (docs/design.md, "Comparison").
-    for c in (c for c in containers if c.is_running or c.status in COMING_BACK):
+    judged = running
+    if len(running) < len(containers):
+        judged = [c for c in containers if c.is_running or c.status in COMING_BACK]
+    for c in judged:
         image = host.state.image(c.image_id)
         checks.append(manifest_live(module.declared, c, image, explain))
         if _is_compose(module):

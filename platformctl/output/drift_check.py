@@ -8,8 +8,13 @@ from typing import Any, assert_never
 
 from platformctl.clock import to_iso
 from platformctl.declared.model import CheckedModule, ExternalModule, InvalidModule
-from platformctl.declared.reference import short_digest, started_by_id, try_parse_reference
-from platformctl.differ.model import LiveContainer, ModuleStatus, ModuleVerdict, Report
+from platformctl.declared.reference import (
+    names_image_id,
+    short_digest,
+    started_by_id,
+    try_parse_reference,
+)
+from platformctl.differ.model import ModuleStatus, ModuleVerdict, Report
 from platformctl.exitcodes import ExitCode
 from platformctl.output.hosts import host_summary
 from platformctl.output.text import age, clean, row, short_ref, widths
@@ -168,25 +173,24 @@ def _live_cell(v: ModuleVerdict) -> str:
         return "-"
     declared = v.module.declared if isinstance(v.module, CheckedModule) else None
     repo = declared.repository if declared else None
+    names = (declared,) if declared else ()
     cells = []
     for c in v.live:
-        if started_by_id(c.image, c.image_id, (declared,) if declared else ()):
-            cells.append(f"image {short_digest(c.image_id)}" + _not_running(c))
-            continue
-        ref = try_parse_reference(c.image)
-        digest = None
-        if c.digests:
-            same = [d for d in c.digests if (r := try_parse_reference(d)) and r.repository == repo]
-            digest = (same or list(c.digests))[0].split("@", 1)[-1]
-        cell = short_ref(ref, digest) if ref else c.image[:30]
-        cells.append(cell + _not_running(c))
+        if names_image_id(c.image, c.image_id) and started_by_id(c.image, c.image_id, names):
+            cell = f"image {short_digest(c.image_id)}"
+        else:
+            ref = try_parse_reference(c.image)
+            digest = None
+            if c.digests:
+                same = [
+                    d for d in c.digests if (r := try_parse_reference(d)) and r.repository == repo
+                ]
+                digest = (same or list(c.digests))[0].split("@", 1)[-1]
+            cell = short_ref(ref, digest) if ref else c.image[:30]
+        cells.append(cell if c.running else f"{cell} ({c.state})")
     if len(cells) > 2:
         return f"{cells[0]}, {cells[1]} +{len(cells) - 2}"
     return ", ".join(cells)
-
-
-def _not_running(c: LiveContainer) -> str:
-    return "" if c.running else f" ({c.state})"
 
 
 def render_table(
