@@ -229,7 +229,7 @@ def _live_name(
     """The repository and tag the container runs, and a note when they come from its image
     because it was started by image ID, which names neither (docs/design.md, "Comparison"):
     its image's tags, the declared name first; else the repository of its registry digests,
-    with the tag unknown (None); else neither (both None)."""
+    with the tag unknown (None); else neither (both None, with a note that says so)."""
     if names_image_id(c.config_image, c.image_id):
         named = map(try_parse_reference, image.repo_tags if image else ())
         tags = [_with_tag(r) for r in named if r]
