@@ -57,7 +57,7 @@ class Age(click.ParamType):
             option = param.opts[0] if param and param.opts else "duration"
             raise UsageError(f"{option}: expected a duration like 30d, 12h or 2w, got {value!r}")
         seconds = int(m.group(1)) * self._UNITS[m.group(2)]
-        return min(timedelta(seconds=min(seconds, 2**40)), self.LONGEST)
+        return timedelta(seconds=min(seconds, self.LONGEST // timedelta(seconds=1)))
 
 
 def root_option(f: F) -> F:

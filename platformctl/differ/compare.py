@@ -28,7 +28,6 @@ from platformctl.declared.reference import (
 from platformctl.differ.accepted import accept
 from platformctl.differ.fields import Changes, field_changes
 from platformctl.differ.model import (
-    COMING_BACK,
     Check,
     CheckKind,
     CheckResult,
@@ -133,12 +132,12 @@ def _judge_checked(
         )
 
     checks: list[Check] = []
-    # Judged: the running replicas, and those that run again with nobody deploying anything (a
-    # paused one once unpaused, one its restart policy keeps restarting); exited, created or
-    # dead leftovers are evidence only (docs/design.md, "Comparison").
+    # Judged: the running replicas, and those that run again with nobody deploying anything
+    # (LiveContainer.judged); exited, created or dead leftovers are evidence only
+    # (docs/design.md, "Comparison"). The evidence is in the containers' order.
     judged = running
     if len(running) < len(containers):
-        judged = [c for c in containers if c.is_running or c.status in COMING_BACK]
+        judged = [c for c, shown in zip(containers, live, strict=True) if shown.judged]
     for c in judged:
         image = host.state.image(c.image_id)
         checks.append(manifest_live(module.declared, c, image, explain))

@@ -102,17 +102,17 @@ def _observe_checked(verdict: ModuleVerdict, module: CheckedModule, at: datetime
         case _:
             assert_never(verdict.real_status)
 
-    running = [c for c in verdict.live if c.judged]  # as the verdict judged them
-    if not running:
+    judged = [c for c in verdict.live if c.judged]  # as the verdict judged them
+    if not judged:
         return _skip(verdict, "no running container")
-    images = sorted({(c.image, c.image_id) for c in running})
+    images = sorted({(c.image, c.image_id) for c in judged})
     if len(images) > 1:
         seen = ", ".join(
             f"{c.container}: {c.image} ({short_digest(c.image_id)})"
-            for c in sorted(running, key=lambda c: c.container)
+            for c in sorted(judged, key=lambda c: c.container)
         )
         return _skip(verdict, f"replicas run different images ({seen})")
-    live = running[0]
+    live = judged[0]
     by_id = started_by_id(live.image, live.image_id, (module.declared,))
     ref = None if by_id else try_parse_reference(live.image)
     if ref is None:

@@ -9,7 +9,6 @@ from typing import Any, assert_never
 from platformctl.clock import to_iso
 from platformctl.declared.model import CheckedModule, ExternalModule, InvalidModule
 from platformctl.declared.reference import (
-    names_image_id,
     short_digest,
     started_by_id,
     try_parse_reference,
@@ -176,7 +175,7 @@ def _live_cell(v: ModuleVerdict) -> str:
     names = (declared,) if declared else ()
     cells = []
     for c in v.live:
-        if names_image_id(c.image, c.image_id) and started_by_id(c.image, c.image_id, names):
+        if started_by_id(c.image, c.image_id, names):
             cell = f"image {short_digest(c.image_id)}"
         else:
             ref = try_parse_reference(c.image)
