@@ -257,9 +257,11 @@ def changes(report: Report, store: Store) -> tuple[Change, ...]:
 
     if report.replay or report.snapshot_id is None:
         return ()
+    report = _on_timeline(report, store)
     marks = store.notified()
     marked = {h.host: marks[h.host] for h in report.hosts if h.host in marks}
-    points = store.change_points(report.snapshot_id - 1) if marked else {}
+    # Each mark is an earlier snapshot than this one: its points are all at or before it.
+    points = store.change_points(report.snapshot_id) if marked else {}
     previous: dict[str, HostStatus] = {}
     collected: dict[str, tuple[datetime, int]] = {}
     for host, (mark_id, mark_at) in marked.items():
@@ -281,6 +283,25 @@ def changes(report: Report, store: Store) -> tuple[Change, ...]:
     return find_changes(report, previous, baselines, had_snapshot=bool(marks))
 
 
+def _on_timeline(report: Report, store: Store) -> Report:
+    """``report`` without the hosts a run taken later had already read and saved (its rows
+    of them are superseded, docs/design.md "Store"), nor their modules: what it saw of them
+    is older than what the store holds, so it is no news, and a notifying run that read them
+    later must stay the one the next run compares them with."""
+    stale = store.superseded(report.snapshot_id) if report.snapshot_id is not None else None
+    if not stale:
+        return report
+    return replace(
+        report,
+        hosts=tuple(h for h in report.hosts if h.host not in stale),
+        modules=tuple(
+            v
+            for v in report.modules
+            if not (isinstance(v.module, CheckedModule) and v.module.host in stale)
+        ),
+    )
+
+
 def notify(report: Report, store: Store, channels: Sequence[Channel]) -> list[Undelivered]:
     """Send each channel one message with this run's changes and whatever it missed before.
 
@@ -300,7 +321,7 @@ def notify(report: Report, store: Store, channels: Sequence[Channel]) -> list[Un
         [to_json(c) for c in found],
         report.snapshot_id,
         report.taken_at,
-        (h.host for h in report.hosts),
+        (h.host for h in _on_timeline(report, store).hosts),
     )
     failures = []
     done: set[str] = set()

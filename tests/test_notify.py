@@ -54,8 +54,9 @@ class Runs:
         self.modules = tuple(modules)
         self.n = 0
 
-    def run(self, state: HostState | str) -> Report:
-        taken_at = T0 + timedelta(minutes=self.n)
+    def run(self, state: HostState | str, minute: int | None = None) -> Report:
+        """One run; ``minute``: when it was taken, for a run that saves late."""
+        taken_at = T0 + timedelta(minutes=self.n if minute is None else minute)
         self.n += 1
         if state == DOWN:
             result = HostResult("rs2000", HostStatus.UNREACHABLE, "connection refused")
@@ -75,10 +76,12 @@ class Runs:
         )
         return api.with_drift_since(report, self.store)
 
-    def changes(self, state: HostState | str) -> list[tuple[str, str | None, str]]:
+    def changes(
+        self, state: HostState | str, minute: int | None = None
+    ) -> list[tuple[str, str | None, str]]:
         """Run with notifications on; what the message said."""
         channel = FakeChannel("probe")
-        api.notify(self.run(state), self.store, [channel])
+        api.notify(self.run(state, minute), self.store, [channel])
         assert len(channel.sent) <= 1
         return [
             (c.module if isinstance(c, ModuleChange) else f"host {c.host}", c.before, c.after)
@@ -117,6 +120,19 @@ def test_drift_since_is_the_start_of_the_bad_run_not_the_last_change() -> None:
     runs.changes(BAD)
     (change,) = api.changes(runs.run(GONE), runs.store)
     assert change.since == T0 + timedelta(minutes=1)
+
+
+def test_a_run_that_saves_after_one_taken_later_tells_nothing_old_and_moves_no_mark() -> None:
+    """Overlapping runs: the one begun at minute 1 saw the container gone but saves after
+    the one begun at minute 2, which saw it drift. Its older sight is no news: neither
+    "ok → missing" (against minute 0) nor "drift → missing", and the next run still compares
+    with the drift, so no "missing → drift" either."""
+    runs = Runs()
+    assert runs.changes(GOOD, minute=0) == []
+    assert runs.changes(BAD, minute=2) == [("honcho-api", "ok", "drift")]
+    assert runs.changes(GONE, minute=1) == []
+    assert runs.changes(BAD, minute=3) == []
+    assert runs.changes(GOOD, minute=4) == [("honcho-api", "drift", "ok")]
 
 
 def test_a_run_without_notifications_in_between_does_not_swallow_a_change() -> None:
@@ -422,13 +438,16 @@ def test_a_v2_store_gains_the_outbox_and_keeps_its_snapshots(tmp_path: Path) -> 
     sid = old.save(Collection(T0, (HostResult("rs2000", HostStatus.OK, state=BAD),)), "0.1")
     old.db.conn.close()
     conn = sqlite3.connect(path)
-    conn.execute("DROP TABLE outbox")  # what v3 added: the rest is a v2 store
+    # What v3 and v4 added: the rest is a v2 store.
+    conn.execute("DROP TABLE outbox")
+    conn.execute("DROP TABLE notified_hosts")
+    conn.execute("ALTER TABLE snapshot_hosts DROP COLUMN superseded")
     conn.execute("PRAGMA user_version = 2")
     conn.commit()
     conn.close()
 
     store = Store.open(path)
-    assert store.schema_version() == 3
+    assert store.schema_version() == 4
     assert store.load(sid).hosts[0].state == BAD
     store.enqueue(["a", "b"], ["one", "two"], sid, T0, ["rs2000"])
     assert store.notified() == {"rs2000": (sid, T0)}

@@ -143,6 +143,39 @@ def test_change_points_are_where_a_host_changed() -> None:
     assert [p.snapshot_id for p in store.change_points(until=ids[2])["host01"]] == [ids[0]]
 
 
+def test_a_run_that_saves_after_one_taken_later_stays_off_its_hosts_history() -> None:
+    """Runs overlap: the one begun at hour 1 saves after the one begun at hour 2 (a host
+    that hung). Its snapshot is kept whole for a replay, but the store already holds a later
+    sight of its hosts: `latest`, the change points and their order are those of the times
+    the hosts were seen, not of the order the runs saved in."""
+    store = Store(Database(memory=True))
+    first = store.save(collection(at(0), hosts=2, version="1.0"), "x")
+    later = store.save(collection(at(2), hosts=1, version="2.0"), "x")  # host00 only
+    late = collection(at(1), hosts=2, version="1.0")
+    late_id = store.save(late, "x")
+    assert store.load("latest").id == later
+    assert store.load(late_id).hosts == late.hosts
+    assert store.superseded(late_id) == {"host00"}
+    assert [s.id for s in store.summaries()] == [later, late_id, first]
+    newest = store.save(collection(at(3), hosts=2, version="2.0"), "x")
+    points = store.change_points()
+    # host00: 1.0 until hour 2, then 2.0; its late row (1.0 at hour 1) changes nothing, and
+    # hour 3 (2.0 again) is no change. host01 was not read at hour 2: the late run's row is
+    # its own, in its place.
+    assert [(p.snapshot_id, p.taken_at) for p in points["host00"]] == [
+        (first, at(0)),
+        (later, at(2)),
+    ]
+    assert points["host00"][1].before == at(0)
+    assert [(p.snapshot_id, p.before) for p in points["host01"]] == [
+        (first, None),
+        (newest, at(1)),
+    ]
+    # Up to the late snapshot means up to its time: hour 2 is after it.
+    assert [p.snapshot_id for p in store.change_points(until=late_id)["host00"]] == [first]
+    assert store.load("latest").id == newest
+
+
 def test_prune_keeps_what_history_needs_and_reconstructs_the_rest() -> None:
     store = Store(Database(memory=True))
     ids = [
@@ -225,7 +258,7 @@ def test_a_store_written_by_schema_v1_upgrades_in_place(tmp_path: Path) -> None:
     conn.commit()
     conn.close()
     store = Store.open(path)
-    assert store.schema_version() == SCHEMA_VERSION == 3
+    assert store.schema_version() == SCHEMA_VERSION == 4
     indexes = {
         r[0]
         for r in store.db.execute("SELECT name FROM sqlite_master WHERE type = 'index'").fetchall()

@@ -277,7 +277,16 @@ def downgrade_to_v1(db: Path) -> None:
     conn.execute("DROP INDEX snapshot_hosts_changes")
     conn.execute("DROP INDEX snapshots_by_time")
     conn.execute("ALTER TABLE snapshot_hosts DROP COLUMN changed")
+    conn.execute("ALTER TABLE snapshot_hosts DROP COLUMN superseded")
     conn.execute("PRAGMA user_version = 1")
+    conn.close()
+
+
+def downgrade_to_v3(db: Path) -> None:
+    """Turn a store into what platformctl's schema v3 wrote: no superseded column."""
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("ALTER TABLE snapshot_hosts DROP COLUMN superseded")
+    conn.execute("PRAGMA user_version = 3")
     conn.close()
 
 
@@ -404,4 +413,29 @@ def test_a_v1_store_read_as_it_is_gives_the_change_points_of_its_upgrade(tmp_pat
     assert upgraded.schema_version() > 1
     assert as_v1 == upgraded.change_points()
     assert [p.before for p in as_v1["host00"]] == [None, at(1), at(3), at(4)]
+    upgraded.close()
+
+
+def test_a_v3_store_is_read_as_it_is_and_gains_the_superseded_mark_on_a_write(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "v3.db"
+    store = Store.open(db)
+    for hour, version in enumerate(["1.0", "2.0", "2.0"]):
+        store.save(collection(at(hour), hosts=2, version=version), "0.1.0")
+    points = store.change_points()
+    store.close()
+    downgrade_to_v3(db)
+    before = digest(db)
+    read_only = Store.open(db, create=False)
+    assert read_only.change_points() == points
+    assert read_only.superseded(1) == frozenset()
+    assert read_only.load("latest").id == 3
+    read_only.close()
+    assert digest(db) == before
+    upgraded = Store.open(db)
+    assert upgraded.schema_version() == 4
+    late = upgraded.save(collection(at(1), hosts=2, version="1.0"), "0.1.0")
+    assert upgraded.superseded(late) == {"host00", "host01"}
+    assert upgraded.change_points() == points
     upgraded.close()

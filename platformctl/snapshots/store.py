@@ -43,7 +43,7 @@ from platformctl.snapshots.model import (
 if TYPE_CHECKING:
     from sqlite_utils import Database
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 BUSY_TIMEOUT_MS = 30_000
 # The tables every schema version has: a file without them is not a platformctl store.
 STORE_TABLES = frozenset({"snapshots", "hosts", "host_states", "snapshot_hosts"})
@@ -113,7 +113,14 @@ CREATE TABLE IF NOT EXISTS notified_hosts (
     taken_at TEXT NOT NULL
 );
 """
-MIGRATIONS = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3}
+# v4: a row saved after a row of the same host taken later (runs that overlapped, the one that
+# started first saving last) is kept for its snapshot but left off the host's timeline:
+# change flags, history and prune read only rows with superseded = 0 (docs/design.md,
+# "Store").
+_SCHEMA_V4 = """
+ALTER TABLE snapshot_hosts ADD COLUMN superseded INTEGER NOT NULL DEFAULT 0;
+"""
+MIGRATIONS = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3, 4: _SCHEMA_V4}
 
 
 def default_db_path() -> Path:
@@ -122,10 +129,11 @@ def default_db_path() -> Path:
     return Path(base) / "platformctl" / "snapshots.db"
 
 
-# The host's snapshot before the change point ``sh`` (its ID, and when it was taken).
+# The host's snapshot before the change point ``sh`` on its timeline (the ID; {timeline} is
+# Store._timeline's condition on ``p``).
 _BEFORE_ID = (
     "SELECT p.snapshot_id FROM snapshot_hosts p WHERE p.host_id = sh.host_id"
-    " AND p.snapshot_id < sh.snapshot_id ORDER BY p.snapshot_id DESC LIMIT 1"
+    " AND p.snapshot_id < sh.snapshot_id AND {timeline} ORDER BY p.snapshot_id DESC LIMIT 1"
 )
 
 
@@ -344,20 +352,37 @@ class Store:
     def save(
         self, collection: Collection, tool_version: str, status: SnapshotStatus | None = None
     ) -> int:
-        """Store one collection atomically; return the new snapshot ID."""
+        """Store one collection atomically; return the new snapshot ID.
+
+        A run that started before another but saves after it (runs may overlap) gets the higher
+        ID with the older ``taken_at``: its rows of hosts the other run already read are kept
+        for its snapshot but marked superseded, off those hosts' timelines (docs/design.md,
+        "Store")."""
         status = status or snapshot_status(collection.hosts)
+        taken_at = to_iso(collection.taken_at)
         with self._write("write") as conn:
+            # Whether any run taken later has saved first; almost never, and one index probe.
+            late = (
+                conn.execute(
+                    "SELECT 1 FROM snapshots WHERE taken_at > ? LIMIT 1", (taken_at,)
+                ).fetchone()
+                is not None
+            )
             cursor = conn.execute(
                 "INSERT INTO snapshots (taken_at, status, tool_version) VALUES (?, ?, ?)",
-                (to_iso(collection.taken_at), str(status), tool_version),
+                (taken_at, str(status), tool_version),
             )
             snapshot_id = int(cursor.lastrowid or 0)
             for result in collection.hosts:
-                self._save_host(conn, snapshot_id, result)
+                self._save_host(conn, snapshot_id, result, taken_at if late else None)
         return snapshot_id
 
     @staticmethod
-    def _save_host(conn: sqlite3.Connection, snapshot_id: int, result: HostResult) -> None:
+    def _save_host(
+        conn: sqlite3.Connection, snapshot_id: int, result: HostResult, late: str | None
+    ) -> None:
+        """One host's row. ``late``: this snapshot's ``taken_at`` when a snapshot taken after
+        it is already stored, so this host may have been read later than here already."""
         # Plain SQL, not sqlite-utils' table API: this runs once per host of every run, and
         # each table-API call re-reads the schema (docs/design.md, "Store").
         host_id = _lookup(conn, "hosts", "name", result.host)
@@ -365,15 +390,30 @@ class Store:
         if result.state is not None:
             body = result.state.to_json()
             state_id = _lookup(conn, "host_states", "hash", content_hash(body), body=body)
-        previous = conn.execute(
-            "SELECT status, state_id FROM snapshot_hosts WHERE host_id = ?"
-            " ORDER BY snapshot_id DESC LIMIT 1",
-            (host_id,),
-        ).fetchone()
-        changed = previous is None or tuple(previous) != (str(result.status), state_id)
+        superseded = (
+            late is not None
+            and conn.execute(
+                "SELECT 1 FROM snapshot_hosts sh JOIN snapshots s ON s.id = sh.snapshot_id"
+                " WHERE sh.host_id = ? AND s.taken_at > ? LIMIT 1",
+                (host_id, late),
+            ).fetchone()
+            is not None
+        )
+        if superseded:
+            changed = False
+        else:
+            # The host's rows on its timeline are in time order by ID: a row joins it only when
+            # none of the host's rows was taken later.
+            previous = conn.execute(
+                "SELECT status, state_id FROM snapshot_hosts WHERE host_id = ?"
+                " AND superseded = 0 ORDER BY snapshot_id DESC LIMIT 1",
+                (host_id,),
+            ).fetchone()
+            changed = previous is None or tuple(previous) != (str(result.status), state_id)
         conn.execute(
             "INSERT INTO snapshot_hosts (snapshot_id, host_id, status, reason, docker_version,"
-            " storage_driver, duration_ms, state_id, changed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " storage_driver, duration_ms, state_id, changed, superseded)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 snapshot_id,
                 host_id,
@@ -384,6 +424,7 @@ class Store:
                 result.duration_ms,
                 state_id,
                 int(changed),
+                int(superseded),
             ),
         )
 
@@ -435,11 +476,11 @@ class Store:
             raise self._damaged(snapshot_id, exc) from None
 
     def summaries(self, limit: int = 20) -> list[SnapshotSummary]:
-        """The newest ``limit`` snapshots, newest first."""
+        """The newest ``limit`` snapshots, newest (by ``taken_at``, then ID) first."""
         rows = self._read(
             "SELECT s.id, s.taken_at, s.status, s.tool_version, count(sh.host_id),"
             " sum(sh.status = 'ok') FROM snapshots s LEFT JOIN snapshot_hosts sh"
-            " ON sh.snapshot_id = s.id GROUP BY s.id ORDER BY s.id DESC LIMIT ?",
+            " ON sh.snapshot_id = s.id GROUP BY s.id ORDER BY s.taken_at DESC, s.id DESC LIMIT ?",
             (limit,),
         )
         out = []
@@ -460,17 +501,18 @@ class Store:
         return out
 
     def change_points(self, until: int | None = None) -> dict[str, list[ChangePoint]]:
-        """Per host, the snapshots (up to ``until``) where its status or state changed."""
-        limit = "" if until is None else "AND snapshot_id <= ?"
+        """Per host, the snapshots where its status or state changed, in time order: all of
+        them, or those taken up to snapshot ``until`` (by ``taken_at``, then ID)."""
         if self.version >= 2:
             # With each, the time of the host's snapshot before it: one step back along the
             # (host, snapshot) index.
+            before_id = _BEFORE_ID.format(timeline=self._timeline("p"))
             rows = f"""
                 SELECT snapshot_id, taken_at, name, status, state_id,
                        (SELECT taken_at FROM snapshots WHERE id = before_id) AS before, before_id
                 FROM (
                     SELECT sh.snapshot_id, s.taken_at, h.name, sh.status, sh.state_id,
-                           ({_BEFORE_ID}) AS before_id
+                           ({before_id}) AS before_id
                     FROM snapshot_hosts sh JOIN snapshots s ON s.id = sh.snapshot_id
                     JOIN hosts h ON h.id = sh.host_id WHERE sh.changed = 1
                 )
@@ -490,11 +532,13 @@ class Store:
                     WINDOW w AS (PARTITION BY sh.host_id ORDER BY sh.snapshot_id)
                 ) WHERE (n = 1 OR status IS NOT prev_status OR state_id IS NOT prev_state)
             """
+        limit: str = ""
+        params: tuple[str | int, ...] = ()
+        if until is not None:
+            limit, params = self._up_to(until)
         sql = f"SELECT * FROM ({rows}) WHERE 1 {limit} ORDER BY name, snapshot_id"
         out: dict[str, list[ChangePoint]] = {}
-        for sid, taken_at, host, status, state_id, before, before_id in self._read(
-            sql, () if until is None else (until,)
-        ):
+        for sid, taken_at, host, status, state_id, before, before_id in self._read(sql, params):
             try:
                 name = _text(host, "host name")
                 point = ChangePoint(
@@ -513,6 +557,37 @@ class Store:
                     raise self._damaged(before_id, exc) from None
             out.setdefault(name, []).append(point)
         return out
+
+    def _up_to(self, until: int) -> tuple[str, tuple[str | int, ...]]:
+        """The condition on a change point's row for "taken up to snapshot ``until``": by its
+        time, so a snapshot saved late does not count the points taken after it."""
+        found = self._read("SELECT taken_at FROM snapshots WHERE id = ?", (until,))
+        if not found:  # not stored (any more): the IDs alone say what came before
+            return "AND snapshot_id <= ?", (until,)
+        taken_at = found[0][0]
+        return (
+            "AND (taken_at < ? OR (taken_at = ? AND snapshot_id <= ?))",
+            (taken_at, taken_at, until),
+        )
+
+    def _timeline(self, alias: str) -> str:
+        """The SQL condition that row ``alias`` of ``snapshot_hosts`` is on its host's
+        timeline, not superseded (stores before v4, read as they are, mark none)."""
+        return f"{alias}.superseded = 0" if self.version >= 4 else "1"
+
+    def superseded(self, snapshot_id: int) -> frozenset[str]:
+        """The hosts whose rows in snapshot ``snapshot_id`` are superseded: a snapshot taken
+        later, saved before this one, had read them already."""
+        if self.version < 4:
+            return frozenset()
+        return frozenset(
+            str(r[0])
+            for r in self._read(
+                "SELECT h.name FROM snapshot_hosts sh JOIN hosts h ON h.id = sh.host_id"
+                " WHERE sh.snapshot_id = ? AND sh.superseded = 1",
+                (snapshot_id,),
+            )
+        )
 
     def states(self, ids: Iterable[int]) -> dict[int, HostState]:
         """Host states by ID."""
@@ -534,8 +609,11 @@ class Store:
         return result
 
     def latest(self) -> tuple[int, datetime] | None:
-        """The newest snapshot's ID and ``taken_at``, or None for an empty store."""
-        rows = self._read("SELECT id, taken_at FROM snapshots ORDER BY id DESC LIMIT 1", ())
+        """The newest snapshot's ID and ``taken_at`` (the last taken; of two taken in one
+        second, the last saved), or None for an empty store."""
+        rows = self._read(
+            "SELECT id, taken_at FROM snapshots ORDER BY taken_at DESC, id DESC LIMIT 1", ()
+        )
         if not rows:
             return None
         try:
@@ -577,14 +655,16 @@ class Store:
         with self._write("prune") as conn:
             # Each change point, and the host's snapshot before it: where the run it ends was
             # last seen (ChangePoint.before).
+            before_id = _BEFORE_ID.format(timeline=self._timeline("p"))
             needed = {
                 sid
                 for row in conn.execute(
-                    f"SELECT sh.snapshot_id, ({_BEFORE_ID}) FROM snapshot_hosts sh"
+                    f"SELECT sh.snapshot_id, ({before_id}) FROM snapshot_hosts sh"
                     " WHERE sh.changed = 1"
                     # and each host's newest: the `before` of its next change point, which
                     # may come after runs that left the host out
-                    " UNION SELECT max(snapshot_id), NULL FROM snapshot_hosts GROUP BY host_id"
+                    " UNION SELECT max(snapshot_id), NULL FROM snapshot_hosts sh"
+                    f" WHERE {self._timeline('sh')} GROUP BY host_id"
                 )
                 for sid in row
                 if sid is not None
