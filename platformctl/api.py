@@ -204,9 +204,11 @@ def with_drift_since(report: Report, store: Store, now: datetime | None = None) 
     if not drifting:
         return report
     # By verdict, not by module name: a manifest that reuses a name is an invalid module of
-    # that name, and must not take the valid one's age.
+    # that name, and must not take the valid one's age. A run that saved after one taken
+    # later is off its hosts' history there (docs/design.md, "Store"): what it saw is
+    # at least as old as itself.
     found = {
-        id(v): drift_since(h, v.real_status)
+        id(v): drift_since(h, v.real_status) or report.taken_at
         for h, v in zip(
             histories([v.module for v in drifting], store, report.snapshot_id, now),
             drifting,

@@ -135,6 +135,17 @@ def test_a_run_that_saves_after_one_taken_later_tells_nothing_old_and_moves_no_m
     assert runs.changes(GOOD, minute=4) == [("honcho-api", "drift", "ok")]
 
 
+def test_a_run_that_saves_after_one_taken_later_dates_its_drift_from_its_own_time() -> None:
+    """The host's history holds the later run's sight (fine), not this one's (drift): the
+    drift this run saw began at the latest when it was taken."""
+    runs = Runs()
+    runs.run(GOOD, minute=0)
+    runs.run(GOOD, minute=2)
+    (verdict,) = runs.run(BAD, minute=1).modules
+    assert verdict.status is ModuleStatus.DRIFT
+    assert verdict.drift_since == T0 + timedelta(minutes=1)
+
+
 def test_a_run_without_notifications_in_between_does_not_swallow_a_change() -> None:
     runs = Runs()
     runs.changes(GOOD)
