@@ -47,9 +47,11 @@ class Collecting:
     the caller prepares the rest of the run while hosts answer (docs/design.md, "Start-up").
     With ``hosts=None`` it is open-ended: hosts are :meth:`add`-ed as the manifests naming
     them are read, and :meth:`finish` says which the run needs. :meth:`close` it in any case.
+    ``store`` is where it will be saved: what it holds as the collection begins tells, when it
+    is saved, which runs begun later saved first (docs/design.md, "Store").
     """
 
-    def __init__(self, hosts: Iterable[str] | None, options: CollectOptions) -> None:
+    def __init__(self, hosts: Iterable[str] | None, options: CollectOptions, store: Store) -> None:
         from platformctl.collector.connector import Connector
         from platformctl.collector.fanout import Fanout, StderrProgress
         from platformctl.collector.script import build_script
@@ -61,6 +63,7 @@ class Collecting:
         self._connector = Connector(options)
         self._closed = False
         self._progress = StderrProgress()
+        self.begun_after = store.newest_id()
         self._fanout = Fanout(hosts, self._connector, script, jobs=options.jobs)
 
     def add(self, host: str) -> None:
@@ -108,7 +111,7 @@ def collect(
     ``while_waiting`` is called after the collection has started. ``started``: an open-ended
     collection already under way, finished with ``hosts`` (and closed here)."""
     if started is None:
-        collecting = Collecting(hosts, options)
+        collecting = Collecting(hosts, options, store)
     else:
         collecting = started
         collecting.finish(hosts)
@@ -119,7 +122,11 @@ def collect(
         collection = collecting.wait()
     finally:
         collecting.close()
-    snapshot_id = store.save(collection, __version__) if collection.hosts else None
+    snapshot_id = (
+        store.save(collection, __version__, begun_after=collecting.begun_after)
+        if collection.hosts
+        else None
+    )
     return snapshot_id, collection
 
 
@@ -204,11 +211,9 @@ def with_drift_since(report: Report, store: Store, now: datetime | None = None) 
     if not drifting:
         return report
     # By verdict, not by module name: a manifest that reuses a name is an invalid module of
-    # that name, and must not take the valid one's age. A run that saved after one taken
-    # later is off its hosts' history there (docs/design.md, "Store"): what it saw is
-    # at least as old as itself.
+    # that name, and must not take the valid one's age.
     found = {
-        id(v): drift_since(h, v.real_status) or report.taken_at
+        id(v): _no_later(drift_since(h, v.real_status), report.taken_at)
         for h, v in zip(
             histories([v.module for v in drifting], store, report.snapshot_id, now),
             drifting,
@@ -219,6 +224,13 @@ def with_drift_since(report: Report, store: Store, now: datetime | None = None) 
         replace(v, drift_since=found[id(v)]) if id(v) in found else v for v in report.modules
     )
     return replace(report, modules=verdicts)
+
+
+def _no_later(since: datetime | None, taken_at: datetime) -> datetime:
+    """When a drift a snapshot shows began: at the latest when the snapshot was taken. A run
+    that saved after one begun later is off its hosts' timelines (docs/design.md, "Store"),
+    whose history may then say fine, or drifting only since the later run."""
+    return taken_at if since is None or since > taken_at else since
 
 
 def drift_history(
@@ -257,13 +269,13 @@ def changes(report: Report, store: Store) -> tuple[Change, ...]:
     from platformctl.collector.model import HostResult, HostStatus
     from platformctl.differ.changes import Baseline, find_changes
 
-    if report.replay or report.snapshot_id is None:
+    sid = report.snapshot_id
+    if report.replay or sid is None:
         return ()
     report = _on_timeline(report, store)
     marks = store.notified()
     marked = {h.host: marks[h.host] for h in report.hosts if h.host in marks}
-    # Each mark is an earlier snapshot than this one: its points are all at or before it.
-    points = store.change_points(report.snapshot_id) if marked else {}
+    points = store.change_points(sid - 1) if marked else {}
     previous: dict[str, HostStatus] = {}
     collected: dict[str, tuple[datetime, int]] = {}
     for host, (mark_id, mark_at) in marked.items():
@@ -286,11 +298,16 @@ def changes(report: Report, store: Store) -> tuple[Change, ...]:
 
 
 def _on_timeline(report: Report, store: Store) -> Report:
-    """``report`` without the hosts a run taken later had already read and saved (its rows
-    of them are superseded, docs/design.md "Store"), nor their modules: what it saw of them
-    is older than what the store holds, so it is no news, and a notifying run that read them
-    later must stay the one the next run compares them with."""
-    stale = store.superseded(report.snapshot_id) if report.snapshot_id is not None else None
+    """``report`` without the hosts that a run begun later had read and saved before it (its
+    rows of them are superseded, docs/design.md "Store") or notified about already (a run
+    begun later that saved after this one, but before this one notified), and without their
+    modules: what this run saw of them is no news, and the later run must stay the one the
+    next compares them with."""
+    sid = report.snapshot_id
+    if sid is None:
+        return report
+    stale = set(store.superseded(sid))
+    stale.update(h for h, (mark, _) in store.notified().items() if mark > sid)
     if not stale:
         return report
     return replace(

@@ -281,7 +281,7 @@ def drift_check(
 
         find_root(root)
         store = _open_store(db)
-        collecting = api.Collecting(None, options)
+        collecting = api.Collecting(None, options, store)
     try:
         scope = _load_scope(root, modules, _starter(collecting))
         if collecting is None:

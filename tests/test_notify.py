@@ -54,17 +54,25 @@ class Runs:
         self.modules = tuple(modules)
         self.n = 0
 
-    def run(self, state: HostState | str, minute: int | None = None) -> Report:
-        """One run; ``minute``: when it was taken, for a run that saves late."""
+    def begin(self) -> int:
+        """What a run records of the store as it begins, for one that saves late."""
+        return self.store.newest_id()
+
+    def run(
+        self, state: HostState | str, minute: int | None = None, begun: int | None = None
+    ) -> Report:
+        """One run; ``minute``: when it was taken, and ``begun``: what :meth:`begin` gave when
+        it began, for runs that overlap (by default it begins as it saves)."""
         taken_at = T0 + timedelta(minutes=self.n if minute is None else minute)
         self.n += 1
+        begun = self.begin() if begun is None else begun
         if state == DOWN:
             result = HostResult("rs2000", HostStatus.UNREACHABLE, "connection refused")
         else:
             assert isinstance(state, HostState)
             result = HostResult("rs2000", HostStatus.OK, state=state)
         collection = Collection(taken_at, (result,))
-        sid = self.store.save(collection, "test")
+        sid = self.store.save(collection, "test", begun_after=begun)
         report = diff(
             self.modules,
             collection.hosts,
@@ -77,11 +85,13 @@ class Runs:
         return api.with_drift_since(report, self.store)
 
     def changes(
-        self, state: HostState | str, minute: int | None = None
+        self, state: HostState | Report | str, minute: int | None = None, begun: int | None = None
     ) -> list[tuple[str, str | None, str]]:
-        """Run with notifications on; what the message said."""
+        """Run with notifications on (or notify about a run made before); what the message
+        said."""
         channel = FakeChannel("probe")
-        api.notify(self.run(state, minute), self.store, [channel])
+        report = state if isinstance(state, Report) else self.run(state, minute, begun)
+        api.notify(report, self.store, [channel])
         assert len(channel.sent) <= 1
         return [
             (c.module if isinstance(c, ModuleChange) else f"host {c.host}", c.before, c.after)
@@ -122,28 +132,71 @@ def test_drift_since_is_the_start_of_the_bad_run_not_the_last_change() -> None:
     assert change.since == T0 + timedelta(minutes=1)
 
 
-def test_a_run_that_saves_after_one_taken_later_tells_nothing_old_and_moves_no_mark() -> None:
+def test_a_run_that_saves_after_one_begun_later_tells_nothing_old_and_moves_no_mark() -> None:
     """Overlapping runs: the one begun at minute 1 saw the container gone but saves after
     the one begun at minute 2, which saw it drift. Its older sight is no news: neither
     "ok → missing" (against minute 0) nor "drift → missing", and the next run still compares
     with the drift, so no "missing → drift" either."""
     runs = Runs()
     assert runs.changes(GOOD, minute=0) == []
+    slow = runs.begin()
     assert runs.changes(BAD, minute=2) == [("honcho-api", "ok", "drift")]
-    assert runs.changes(GONE, minute=1) == []
+    (mark, _) = runs.store.notified()["rs2000"]
+    assert runs.changes(GONE, minute=1, begun=slow) == []
+    assert runs.store.notified()["rs2000"][0] == mark
     assert runs.changes(BAD, minute=3) == []
     assert runs.changes(GOOD, minute=4) == [("honcho-api", "drift", "ok")]
 
 
-def test_a_run_that_saves_after_one_taken_later_dates_its_drift_from_its_own_time() -> None:
-    """The host's history holds the later run's sight (fine), not this one's (drift): the
-    drift this run saw began at the latest when it was taken."""
+def test_a_run_that_notifies_after_a_later_run_saved_and_notified_tells_nothing_old() -> None:
+    """The run begun at minute 1 saved first, but the one begun at minute 2 saved and
+    notified before the first one came to notify."""
     runs = Runs()
-    runs.run(GOOD, minute=0)
-    runs.run(GOOD, minute=2)
-    (verdict,) = runs.run(BAD, minute=1).modules
-    assert verdict.status is ModuleStatus.DRIFT
-    assert verdict.drift_since == T0 + timedelta(minutes=1)
+    assert runs.changes(GOOD, minute=0) == []
+    first = runs.run(GONE, minute=1)  # saved, not notified yet
+    assert runs.changes(BAD, minute=2) == [("honcho-api", "ok", "drift")]
+    (mark, _) = runs.store.notified()["rs2000"]
+    assert runs.changes(first) == []
+    assert runs.store.notified()["rs2000"][0] == mark
+    assert runs.changes(BAD, minute=3) == []
+
+
+def test_runs_begun_in_one_second_keep_the_sight_saved_first() -> None:
+    """Times are to the second: of two runs begun in the same one, the one that saved first
+    during the other's run stands; the other, saving after it, is no news."""
+    runs = Runs()
+    assert runs.changes(GOOD, minute=0) == []
+    slow = runs.begin()
+    assert runs.changes(BAD, minute=1) == [("honcho-api", "ok", "drift")]
+    assert runs.changes(GONE, minute=1, begun=slow) == []
+    assert runs.changes(BAD, minute=2) == []
+
+
+def test_a_snapshot_from_a_clock_running_ahead_does_not_stop_later_runs() -> None:
+    """A run stamped a year ahead (a wrong clock, since set right) was saved before the next
+    runs began: they still make history, notify and are the latest."""
+    runs = Runs()
+    runs.changes(GOOD, minute=0)
+    assert runs.changes(BAD, minute=525_600) == [("honcho-api", "ok", "drift")]
+    assert runs.changes(GONE, minute=1) == [("honcho-api", "drift", "missing")]
+    report = runs.run(GOOD, minute=2)
+    assert runs.changes(report) == [("honcho-api", "missing", "ok")]
+    assert runs.store.load("latest").id == report.snapshot_id
+    assert runs.store.superseded(report.snapshot_id or 0) == frozenset()
+
+
+def test_a_run_that_saves_after_one_begun_later_dates_its_drift_from_its_own_time() -> None:
+    """The host's history holds the later run's sight, not this one's: the drift this run
+    saw began at the latest when it was taken, whether the later run saw the host fine or
+    drifting only from its own time on."""
+    for later in (GOOD, BAD):
+        runs = Runs()
+        runs.run(GOOD, minute=0)
+        slow = runs.begin()
+        runs.run(later, minute=2)
+        (verdict,) = runs.run(BAD, minute=1, begun=slow).modules
+        assert verdict.status is ModuleStatus.DRIFT
+        assert verdict.drift_since == T0 + timedelta(minutes=1), later
 
 
 def test_a_run_without_notifications_in_between_does_not_swallow_a_change() -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -23,7 +26,7 @@ from platformctl.collector.model import (
 )
 from platformctl.errors import SnapshotNotFound, StoreError
 from platformctl.snapshots.store import _SCHEMA_V1, SCHEMA_VERSION, Store
-from tests.conftest import Runner
+from tests.conftest import Runner, write_module
 
 
 def state(version: str = "1.0", containers: int = 20, host: str = "h") -> HostState:
@@ -143,37 +146,53 @@ def test_change_points_are_where_a_host_changed() -> None:
     assert [p.snapshot_id for p in store.change_points(until=ids[2])["host01"]] == [ids[0]]
 
 
-def test_a_run_that_saves_after_one_taken_later_stays_off_its_hosts_history() -> None:
+def test_a_run_that_saves_after_one_begun_later_stays_off_its_hosts_history() -> None:
     """Runs overlap: the one begun at hour 1 saves after the one begun at hour 2 (a host
     that hung). Its snapshot is kept whole for a replay, but the store already holds a later
-    sight of its hosts: `latest`, the change points and their order are those of the times
-    the hosts were seen, not of the order the runs saved in."""
+    sight of host00: `latest`, the change points and when each host was last seen before one
+    are those of the order the runs began in, not the order they saved in."""
     store = Store(Database(memory=True))
     first = store.save(collection(at(0), hosts=2, version="1.0"), "x")
-    later = store.save(collection(at(2), hosts=1, version="2.0"), "x")  # host00 only
+    slow = store.newest_id()
+    later = store.save(
+        collection(at(2), hosts=1, version="2.0"), "x", begun_after=store.newest_id()
+    )  # host00 only
     late = collection(at(1), hosts=2, version="1.0")
-    late_id = store.save(late, "x")
+    late_id = store.save(late, "x", begun_after=slow)
     assert store.load("latest").id == later
     assert store.load(late_id).hosts == late.hosts
     assert store.superseded(late_id) == {"host00"}
-    assert [s.id for s in store.summaries()] == [later, late_id, first]
-    newest = store.save(collection(at(3), hosts=2, version="2.0"), "x")
+    newest = store.save(
+        collection(at(3), hosts=2, version="3.0"), "x", begun_after=store.newest_id()
+    )
     points = store.change_points()
-    # host00: 1.0 until hour 2, then 2.0; its late row (1.0 at hour 1) changes nothing, and
-    # hour 3 (2.0 again) is no change. host01 was not read at hour 2: the late run's row is
-    # its own, in its place.
-    assert [(p.snapshot_id, p.taken_at) for p in points["host00"]] == [
-        (first, at(0)),
-        (later, at(2)),
+    # host00: 1.0 until hour 2, then 2.0, then 3.0; its late row (1.0 at hour 1) is no
+    # change and not where it was last seen before hour 3. host01 was not read at hour 2:
+    # the late run's row is its own, in its place.
+    assert [(p.snapshot_id, p.before) for p in points["host00"]] == [
+        (first, None),
+        (later, at(0)),
+        (newest, at(2)),
     ]
-    assert points["host00"][1].before == at(0)
     assert [(p.snapshot_id, p.before) for p in points["host01"]] == [
         (first, None),
         (newest, at(1)),
     ]
-    # Up to the late snapshot means up to its time: hour 2 is after it.
-    assert [p.snapshot_id for p in store.change_points(until=late_id)["host00"]] == [first]
     assert store.load("latest").id == newest
+
+
+def test_prune_keeps_a_hosts_newest_sight_not_a_late_row_after_it() -> None:
+    """host00's newest sight (hour 2) is no change point, and a run begun before it saved
+    after it: prune must keep hour 2, where host00's next change was last seen before."""
+    store = Store(Database(memory=True))
+    store.save(Collection(at(0), (_host("host00", "1.0"),)), "x")
+    slow = store.newest_id()
+    store.save(Collection(at(2), (_host("host00", "1.0"),)), "x", begun_after=slow)
+    store.save(Collection(at(1), (_host("host00", "1.0"),)), "x", begun_after=slow)
+    store.save(Collection(at(3), (_host("host01", "1.0"),)), "x")
+    store.prune(at(10))
+    store.save(Collection(at(4), (_host("host00", "2.0"),)), "x")
+    assert [p.before for p in store.change_points()["host00"]] == [None, at(2)]
 
 
 def test_prune_keeps_what_history_needs_and_reconstructs_the_rest() -> None:
@@ -381,3 +400,68 @@ def test_prune_command_reports_and_keeps_history(tmp_path: Path, run_cli: Runner
     assert run_cli("snapshots", "prune", "--older-than", "ninety", "--db", str(db)).code == 1
     conn = sqlite3.connect(db)
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+# An engine with no containers, as the real CLI answers the script's first two calls; the
+# slow one waits, on its first call, for a file the test creates.
+_ENGINE = """\
+case "$1 $2" in
+  "info --format") echo '{"version":"24.0.7","driver":"overlay2"}' ;;
+  "container ls") ;;
+  *) echo "unexpected: $*" >&2; exit 64 ;;
+esac
+"""
+
+
+def test_a_drift_check_held_up_until_a_later_one_saved_is_kept_but_not_the_latest(
+    tmp_path: Path, run_cli: Runner
+) -> None:
+    """Two real runs overlap: the first waits on its host until the second has saved."""
+    root = tmp_path / "p"
+    write_module(
+        root,
+        "web",
+        {
+            "host": "localhost",
+            "orchestrator": "docker",
+            "container": "web",
+            "image_observed": "nginx:1.25",
+        },
+    )
+    slow, fast = tmp_path / "slow-docker", tmp_path / "fast-docker"
+    began, go = tmp_path / "began", tmp_path / "go"
+    wait = f'if [ "$1" = info ]; then : > {began}; while [ ! -e {go} ]; do sleep 0.05; done; fi'
+    slow.write_text(f"#!/bin/sh\n{wait}\n{_ENGINE}")
+    fast.write_text(f"#!/bin/sh\n{_ENGINE}")
+    for stand_in in (slow, fast):
+        stand_in.chmod(0o755)
+    db = tmp_path / "store.db"
+    args = ["drift-check", "--json", "--root", str(root), "--db", str(db)]
+    first = subprocess.Popen(
+        [sys.executable, "-m", "platformctl", *args, "--docker-command", str(slow)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not began.exists():
+            assert first.poll() is None and time.monotonic() < deadline, "the slow run ended"
+            time.sleep(0.05)
+        second = run_cli(*args, "--docker-command", str(fast))
+        assert second.code == 2, second.err
+    finally:
+        go.touch()
+        out, err = first.communicate(timeout=60)
+    assert first.returncode == 2, err
+    first_id = json.loads(out)["snapshot"]["id"]
+    second_id = second.json()["snapshot"]["id"]
+    assert first_id > second_id  # it saved last
+    latest = run_cli(
+        "drift-check", "--json", "--root", str(root), "--db", str(db), "--snapshot", "latest"
+    )
+    assert latest.json()["snapshot"]["id"] == second_id
+    store = Store.open(db, create=False)
+    assert store.superseded(first_id) == {"localhost"}
+    assert store.load(first_id).hosts[0].host == "localhost"
+    store.close()

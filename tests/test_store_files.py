@@ -435,7 +435,8 @@ def test_a_v3_store_is_read_as_it_is_and_gains_the_superseded_mark_on_a_write(
     assert digest(db) == before
     upgraded = Store.open(db)
     assert upgraded.schema_version() == 4
-    late = upgraded.save(collection(at(1), hosts=2, version="1.0"), "0.1.0")
+    # A run begun before hour 2's saves now: the hosts' later sight stands.
+    late = upgraded.save(collection(at(1), hosts=2, version="1.0"), "0.1.0", begun_after=1)
     assert upgraded.superseded(late) == {"host00", "host01"}
     assert upgraded.change_points() == points
     upgraded.close()

@@ -113,9 +113,9 @@ CREATE TABLE IF NOT EXISTS notified_hosts (
     taken_at TEXT NOT NULL
 );
 """
-# v4: a row saved after a row of the same host taken later (runs that overlapped, the one that
-# started first saving last) is kept for its snapshot but left off the host's timeline:
-# change flags, history and prune read only rows with superseded = 0 (docs/design.md,
+# v4: a host's row saved after the row of a run begun later (runs that overlapped, the one
+# begun first saving last) is kept for its snapshot but left off the host's timeline: change
+# flags, history, prune and `latest` read only rows with superseded = 0 (docs/design.md,
 # "Store").
 _SCHEMA_V4 = """
 ALTER TABLE snapshot_hosts ADD COLUMN superseded INTEGER NOT NULL DEFAULT 0;
@@ -350,39 +350,48 @@ class Store:
         return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
 
     def save(
-        self, collection: Collection, tool_version: str, status: SnapshotStatus | None = None
+        self,
+        collection: Collection,
+        tool_version: str,
+        status: SnapshotStatus | None = None,
+        *,
+        begun_after: int | None = None,
     ) -> int:
         """Store one collection atomically; return the new snapshot ID.
 
-        A run that started before another but saves after it (runs may overlap) gets the higher
-        ID with the older ``taken_at``: its rows of hosts the other run already read are kept
-        for its snapshot but marked superseded, off those hosts' timelines (docs/design.md,
-        "Store")."""
+        ``begun_after``: the newest snapshot ID (:meth:`newest_id`) when the collection
+        began. Runs may overlap: a snapshot saved since then, taken in the same second as this
+        one or later, is a run begun after this one that saved first. Its hosts' rows here
+        are kept, for a replay of this snapshot, but superseded: off those hosts' timelines
+        (docs/design.md, "Store"). None: nothing was saved meanwhile.
+        """
         status = status or snapshot_status(collection.hosts)
         taken_at = to_iso(collection.taken_at)
         with self._write("write") as conn:
-            # Whether any run taken later has saved first; almost never, and one index probe.
-            late = (
-                conn.execute(
-                    "SELECT 1 FROM snapshots WHERE taken_at > ? LIMIT 1", (taken_at,)
-                ).fetchone()
-                is not None
-            )
+            later: list[int] = []
+            if begun_after is not None:
+                later = [
+                    int(r[0])
+                    for r in conn.execute(
+                        "SELECT id FROM snapshots WHERE id > ? AND taken_at >= ?",
+                        (begun_after, taken_at),
+                    )
+                ]
             cursor = conn.execute(
                 "INSERT INTO snapshots (taken_at, status, tool_version) VALUES (?, ?, ?)",
                 (taken_at, str(status), tool_version),
             )
             snapshot_id = int(cursor.lastrowid or 0)
             for result in collection.hosts:
-                self._save_host(conn, snapshot_id, result, taken_at if late else None)
+                self._save_host(conn, snapshot_id, result, later)
         return snapshot_id
 
     @staticmethod
     def _save_host(
-        conn: sqlite3.Connection, snapshot_id: int, result: HostResult, late: str | None
+        conn: sqlite3.Connection, snapshot_id: int, result: HostResult, later: list[int]
     ) -> None:
-        """One host's row. ``late``: this snapshot's ``taken_at`` when a snapshot taken after
-        it is already stored, so this host may have been read later than here already."""
+        """One host's row. ``later``: the snapshots of runs begun after this one, saved
+        first; nearly always none."""
         # Plain SQL, not sqlite-utils' table API: this runs once per host of every run, and
         # each table-API call re-reads the schema (docs/design.md, "Store").
         host_id = _lookup(conn, "hosts", "name", result.host)
@@ -390,20 +399,22 @@ class Store:
         if result.state is not None:
             body = result.state.to_json()
             state_id = _lookup(conn, "host_states", "hash", content_hash(body), body=body)
-        superseded = (
-            late is not None
-            and conn.execute(
-                "SELECT 1 FROM snapshot_hosts sh JOIN snapshots s ON s.id = sh.snapshot_id"
-                " WHERE sh.host_id = ? AND s.taken_at > ? LIMIT 1",
-                (host_id, late),
-            ).fetchone()
-            is not None
-        )
+        superseded = False
+        if later:
+            marks = ",".join("?" * len(later))
+            superseded = (
+                conn.execute(
+                    f"SELECT 1 FROM snapshot_hosts WHERE snapshot_id IN ({marks})"
+                    " AND host_id = ? LIMIT 1",
+                    (*later, host_id),
+                ).fetchone()
+                is not None
+            )
         if superseded:
             changed = False
         else:
-            # The host's rows on its timeline are in time order by ID: a row joins it only when
-            # none of the host's rows was taken later.
+            # A host's timeline is its rows that are not superseded, in ID order: the order
+            # their runs began in.
             previous = conn.execute(
                 "SELECT status, state_id FROM snapshot_hosts WHERE host_id = ?"
                 " AND superseded = 0 ORDER BY snapshot_id DESC LIMIT 1",
@@ -427,6 +438,11 @@ class Store:
                 int(superseded),
             ),
         )
+
+    def newest_id(self) -> int:
+        """The highest snapshot ID given so far (0 for none): what a run records as it
+        begins, for :meth:`save`'s ``begun_after``."""
+        return int(self._read("SELECT coalesce(max(id), 0) FROM snapshots", ())[0][0])
 
     def resolve_id(self, ref: str | int) -> int:
         """A snapshot ID from ``ID`` or ``latest``; :class:`SnapshotNotFound` when absent."""
@@ -476,11 +492,11 @@ class Store:
             raise self._damaged(snapshot_id, exc) from None
 
     def summaries(self, limit: int = 20) -> list[SnapshotSummary]:
-        """The newest ``limit`` snapshots, newest (by ``taken_at``, then ID) first."""
+        """The newest ``limit`` snapshots, newest first."""
         rows = self._read(
             "SELECT s.id, s.taken_at, s.status, s.tool_version, count(sh.host_id),"
             " sum(sh.status = 'ok') FROM snapshots s LEFT JOIN snapshot_hosts sh"
-            " ON sh.snapshot_id = s.id GROUP BY s.id ORDER BY s.taken_at DESC, s.id DESC LIMIT ?",
+            " ON sh.snapshot_id = s.id GROUP BY s.id ORDER BY s.id DESC LIMIT ?",
             (limit,),
         )
         out = []
@@ -501,8 +517,8 @@ class Store:
         return out
 
     def change_points(self, until: int | None = None) -> dict[str, list[ChangePoint]]:
-        """Per host, the snapshots where its status or state changed, in time order: all of
-        them, or those taken up to snapshot ``until`` (by ``taken_at``, then ID)."""
+        """Per host, the snapshots (up to ``until``) where its status or state changed, on
+        its timeline (rows not superseded, in ID order)."""
         if self.version >= 2:
             # With each, the time of the host's snapshot before it: one step back along the
             # (host, snapshot) index.
@@ -532,13 +548,12 @@ class Store:
                     WINDOW w AS (PARTITION BY sh.host_id ORDER BY sh.snapshot_id)
                 ) WHERE (n = 1 OR status IS NOT prev_status OR state_id IS NOT prev_state)
             """
-        limit: str = ""
-        params: tuple[str | int, ...] = ()
-        if until is not None:
-            limit, params = self._up_to(until)
+        limit = "" if until is None else "AND snapshot_id <= ?"
         sql = f"SELECT * FROM ({rows}) WHERE 1 {limit} ORDER BY name, snapshot_id"
         out: dict[str, list[ChangePoint]] = {}
-        for sid, taken_at, host, status, state_id, before, before_id in self._read(sql, params):
+        for sid, taken_at, host, status, state_id, before, before_id in self._read(
+            sql, () if until is None else (until,)
+        ):
             try:
                 name = _text(host, "host name")
                 point = ChangePoint(
@@ -558,26 +573,14 @@ class Store:
             out.setdefault(name, []).append(point)
         return out
 
-    def _up_to(self, until: int) -> tuple[str, tuple[str | int, ...]]:
-        """The condition on a change point's row for "taken up to snapshot ``until``": by its
-        time, so a snapshot saved late does not count the points taken after it."""
-        found = self._read("SELECT taken_at FROM snapshots WHERE id = ?", (until,))
-        if not found:  # not stored (any more): the IDs alone say what came before
-            return "AND snapshot_id <= ?", (until,)
-        taken_at = found[0][0]
-        return (
-            "AND (taken_at < ? OR (taken_at = ? AND snapshot_id <= ?))",
-            (taken_at, taken_at, until),
-        )
-
     def _timeline(self, alias: str) -> str:
         """The SQL condition that row ``alias`` of ``snapshot_hosts`` is on its host's
         timeline, not superseded (stores before v4, read as they are, mark none)."""
         return f"{alias}.superseded = 0" if self.version >= 4 else "1"
 
     def superseded(self, snapshot_id: int) -> frozenset[str]:
-        """The hosts whose rows in snapshot ``snapshot_id`` are superseded: a snapshot taken
-        later, saved before this one, had read them already."""
+        """The hosts whose rows in snapshot ``snapshot_id`` are superseded: a run begun
+        after this one had saved them first."""
         if self.version < 4:
             return frozenset()
         return frozenset(
@@ -609,11 +612,17 @@ class Store:
         return result
 
     def latest(self) -> tuple[int, datetime] | None:
-        """The newest snapshot's ID and ``taken_at`` (the last taken; of two taken in one
-        second, the last saved), or None for an empty store."""
-        rows = self._read(
-            "SELECT id, taken_at FROM snapshots ORDER BY taken_at DESC, id DESC LIMIT 1", ()
+        """The newest snapshot's ID and ``taken_at``, or None for an empty store: the highest
+        ID but for a run that saved after one begun later (any of its rows superseded)."""
+        stale = (
+            " WHERE NOT EXISTS (SELECT 1 FROM snapshot_hosts sh WHERE sh.snapshot_id = s.id"
+            " AND sh.superseded = 1)"
+            if self.version >= 4
+            else ""
         )
+        rows = self._read(
+            f"SELECT id, taken_at FROM snapshots s{stale} ORDER BY id DESC LIMIT 1", ()
+        ) or self._read("SELECT id, taken_at FROM snapshots ORDER BY id DESC LIMIT 1", ())
         if not rows:
             return None
         try:
