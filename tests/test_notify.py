@@ -377,6 +377,47 @@ def test_host_strings_are_sanitized_in_title_and_body() -> None:
     assert "rs\\x1b[2J2000\\nforged line" in msg.body
 
 
+HOSTILE = ModuleChange(
+    "[docs](http://phish.example)",
+    "rs2000",
+    ModuleStatus.OK,
+    ModuleStatus.DRIFT,
+    T0,
+    "image **x** <b>y</b> `z` @everyone @here",
+)
+
+
+def test_for_apps_that_render_markdown_written_text_stays_text() -> None:
+    """Discord or Mattermost render Markdown in plain text: a name or reason a repository or
+    host wrote must not become a link, markup or a mention that pages a whole channel."""
+    body = message([HOSTILE], markdown=True).body
+    assert "\\[docs\\]\\(http://phish.example\\)" in body
+    assert "\\*\\*x\\*\\*" in body and "\\<b\\>" in body and "\\`z\\`" in body
+    assert "@everyone" not in body and "@here" not in body
+    assert "@\u200beveryone" in body
+    # Elsewhere the text stays as written.
+    assert "[docs](http://phish.example)" in message([HOSTILE]).body
+
+
+def test_a_mattermost_message_through_apprise_is_escaped_and_a_json_one_is_not() -> None:
+    """Real deliveries through apprise's own plugins, to a receiver on loopback."""
+    from platformctl.output.notify import AppriseChannel
+    from tests.integration.test_notify import Receiver
+
+    receiver = Receiver()
+    receiver.start()
+    try:
+        AppriseChannel(f"mmost://127.0.0.1:{receiver.port}/token123").send([HOSTILE])
+        AppriseChannel(receiver.url()).send([HOSTILE])
+        (chat, webhook) = receiver.take()
+    finally:
+        receiver.stop()
+    assert chat["path"] == "/hooks/token123"
+    assert "\\[docs\\]\\(http://phish.example\\)" in chat["text"]
+    assert "@everyone" not in chat["text"]
+    assert "[docs](http://phish.example)" in webhook["message"]
+
+
 @given(
     st.text(),
     st.one_of(st.none(), st.text()),

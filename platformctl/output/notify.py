@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, assert_never
 from urllib.parse import urlsplit
@@ -33,6 +33,27 @@ _PHRASE = {
 }
 
 
+# Services whose apps render Markdown in any text they are given, plain text included: apprise
+# passes our plain text to them as it is (docs/notify.md, "The message").
+MARKDOWN_SCHEMES = frozenset(
+    {"discord", "mmost", "mmosts", "rocket", "rockets", "guilded", "revolt"}
+)
+# Every Markdown character a written name or reason could use for a link, an image, emphasis,
+# code, a heading, a quote, a table or an entity is escaped; `@` is followed by a zero-width
+# space so no @everyone, @here or @channel notifies anyone.
+_MARKDOWN = str.maketrans({c: "\\" + c for c in "\\`*_~|[]()<>#!&"} | {"@": "@\u200b"})
+
+
+def literal_markdown(text: str) -> str:
+    """``text`` (already :func:`clean`) as an app that renders Markdown shows it: as written,
+    with no link, mention or markup of its own."""
+    return text.translate(_MARKDOWN)
+
+
+def _markdown_clean(text: str) -> str:
+    return literal_markdown(clean(text))
+
+
 @dataclass(frozen=True)
 class Message:
     """One notification: a title counting the changes, a line per change, and apprise's type."""
@@ -47,9 +68,10 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def title(changes: Sequence[Change]) -> str:
+def title(changes: Sequence[Change], shown: Callable[[str], str] = clean) -> str:
     """``platformctl: 1 module drifted on rs2000, 1 back to ok``: changes counted by what they
-    became, each with its host when it is one host; hosts first."""
+    became, each with its host when it is one host; hosts first. ``shown`` makes a name a
+    host or a repository wrote safe to show."""
     parts: list[str] = []
     hosts = [c for c in changes if isinstance(c, HostChange)]
     for host_status in HostStatus:
@@ -58,7 +80,7 @@ def title(changes: Sequence[Change]) -> str:
             continue
         word = "back up" if host_status is HostStatus.OK else str(host_status)
         if len(group) == 1:
-            parts.append(f"host {clean(group[0].host)} {word}")
+            parts.append(f"host {shown(group[0].host)} {word}")
         else:
             parts.append(f"{_plural(len(group), 'host')} {word}")
     modules = [c for c in changes if isinstance(c, ModuleChange)]
@@ -74,21 +96,21 @@ def title(changes: Sequence[Change]) -> str:
         where = {c.host for c in changed}
         # Name the host of a group that has one; only once when every module change shares it.
         if len(where) == 1 and (host := changed[0].host) is not None and (first or not one_host):
-            text += f" on {clean(host)}"
+            text += f" on {shown(host)}"
         parts.append(text)
         first = False
     return "platformctl: " + (", ".join(parts) or "no changes")
 
 
-def line(change: Change) -> str:
+def line(change: Change, shown: Callable[[str], str] = clean) -> str:
     """One body line: what, where, before → after, since when, and why."""
     match change:
         case ModuleChange():
-            where = f" on {clean(change.host)}" if change.host else ""
-            head = f"{clean(change.module)}{where}"
+            where = f" on {shown(change.host)}" if change.host else ""
+            head = f"{shown(change.module)}{where}"
             reason = change.reason
         case HostChange():
-            head = f"host {clean(change.host)}"
+            head = f"host {shown(change.host)}"
             reason = change.reason
             if change.after is not HostStatus.OK and change.modules:
                 unchecked = _plural(change.modules, "module")
@@ -97,19 +119,21 @@ def line(change: Change) -> str:
             assert_never(change)
     before = "first check" if change.before is None else str(change.before)
     text = f"{head}: {before} → {change.after} since {to_iso(change.since)}"
-    return text + (f" — {clean(reason)}" if reason else "")
+    return text + (f" — {shown(reason)}" if reason else "")
 
 
-def message(changes: Sequence[Change]) -> Message:
-    """The whole notification for ``changes`` (oldest first)."""
+def message(changes: Sequence[Change], markdown: bool = False) -> Message:
+    """The whole notification for ``changes`` (oldest first); ``markdown``: for an app that
+    renders Markdown in plain text (:data:`MARKDOWN_SCHEMES`)."""
+    shown = _markdown_clean if markdown else clean
     settled = all(
         (isinstance(c, ModuleChange) and c.after is ModuleStatus.OK)
         or (isinstance(c, HostChange) and c.after is HostStatus.OK)
         for c in changes
     )
     return Message(
-        title=title(changes),
-        body="\n".join(f"- {line(c)}" for c in changes),
+        title=title(changes, shown),
+        body="\n".join(f"- {line(c, shown)}" for c in changes),
         kind="success" if settled else "warning",
     )
 
@@ -146,6 +170,7 @@ class AppriseChannel:
                 "(see https://github.com/caronc/apprise/wiki for the URL of each service)"
             )
         self.label = clean(redact(service.url(privacy=True)))
+        self._markdown = scheme.lower() in MARKDOWN_SCHEMES
         # The outbox knows a destination by a hash of its URL: the URL itself holds
         # credentials and must not be written to the store.
         self.destination = hashlib.sha256(url.strip().encode()).hexdigest()
@@ -156,11 +181,12 @@ class AppriseChannel:
         """Deliver one message for ``changes``; :class:`DeliveryError` when it was not."""
         import apprise
 
-        msg = message(changes)
+        msg = message(changes, markdown=self._markdown)
         try:
             # Plain text: names, images and reasons come from hosts and repositories, and a
             # service that takes HTML (Telegram, e-mail) would otherwise render a link someone
-            # wrote there; apprise escapes text for it (docs/notify.md says where it cannot).
+            # wrote there; apprise escapes text for it, and we for the apps that render
+            # Markdown in plain text (docs/notify.md, "The message").
             ok = bool(
                 self._apprise.notify(
                     body=msg.body,
