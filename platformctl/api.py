@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from platformctl.differ import Report
     from platformctl.differ.changes import Change
     from platformctl.differ.history import ModuleHistory
+    from platformctl.differ.model import ModuleVerdict
     from platformctl.differ.observe import ObserveReport
     from platformctl.differ.outages import Outage
     from platformctl.snapshots.store import Store
@@ -47,11 +48,14 @@ class Collecting:
     the caller prepares the rest of the run while hosts answer (docs/design.md, "Start-up").
     With ``hosts=None`` it is open-ended: hosts are :meth:`add`-ed as the manifests naming
     them are read, and :meth:`finish` says which the run needs. :meth:`close` it in any case.
-    ``store`` is where it will be saved: what it holds as the collection begins tells, when it
-    is saved, which runs begun later saved first (docs/design.md, "Store").
+    ``store``, where it will be saved: what it holds as the collection begins tells, when it
+    is saved, which runs begun later saved first (docs/design.md, "Store"); without it, none
+    is looked for.
     """
 
-    def __init__(self, hosts: Iterable[str] | None, options: CollectOptions, store: Store) -> None:
+    def __init__(
+        self, hosts: Iterable[str] | None, options: CollectOptions, store: Store | None = None
+    ) -> None:
         from platformctl.collector.connector import Connector
         from platformctl.collector.fanout import Fanout, StderrProgress
         from platformctl.collector.script import build_script
@@ -63,7 +67,7 @@ class Collecting:
         self._connector = Connector(options)
         self._closed = False
         self._progress = StderrProgress()
-        self.begun_after = store.newest_id()
+        self.begun_after = None if store is None else store.newest_id()
         self._fanout = Fanout(hosts, self._connector, script, jobs=options.jobs)
 
     def add(self, host: str) -> None:
@@ -213,7 +217,7 @@ def with_drift_since(report: Report, store: Store, now: datetime | None = None) 
     # By verdict, not by module name: a manifest that reuses a name is an invalid module of
     # that name, and must not take the valid one's age.
     found = {
-        id(v): _no_later(drift_since(h, v.real_status), report.taken_at)
+        id(v): _no_later(drift_since(h, v.real_status), report.taken_at, store)
         for h, v in zip(
             histories([v.module for v in drifting], store, report.snapshot_id, now),
             drifting,
@@ -226,10 +230,13 @@ def with_drift_since(report: Report, store: Store, now: datetime | None = None) 
     return replace(report, modules=verdicts)
 
 
-def _no_later(since: datetime | None, taken_at: datetime) -> datetime:
+def _no_later(since: datetime | None, taken_at: datetime, store: Store) -> datetime | None:
     """When a drift a snapshot shows began: at the latest when the snapshot was taken. A run
     that saved after one begun later is off its hosts' timelines (docs/design.md, "Store"),
-    whose history may then say fine, or drifting only since the later run."""
+    whose history may then say fine, or drifting only since the later run. A store from
+    before that (schema v3 and older, read as it is) answers as it always did."""
+    if store.version < 4:
+        return since
     return taken_at if since is None or since > taken_at else since
 
 
@@ -272,7 +279,7 @@ def changes(report: Report, store: Store) -> tuple[Change, ...]:
     sid = report.snapshot_id
     if report.replay or sid is None:
         return ()
-    report = _on_timeline(report, store)
+    report = _newest_sight(report, store)
     marks = store.notified()
     marked = {h.host: marks[h.host] for h in report.hosts if h.host in marks}
     points = store.change_points(sid - 1) if marked else {}
@@ -297,28 +304,52 @@ def changes(report: Report, store: Store) -> tuple[Change, ...]:
     return find_changes(report, previous, baselines, had_snapshot=bool(marks))
 
 
-def _on_timeline(report: Report, store: Store) -> Report:
-    """``report`` without the hosts that a run begun later had read and saved before it (its
-    rows of them are superseded, docs/design.md "Store") or notified about already (a run
-    begun later that saved after this one, but before this one notified), and without their
-    modules: what this run saw of them is no news, and the later run must stay the one the
-    next compares them with."""
+def _newest_sight(report: Report, store: Store) -> Report:
+    """``report`` as of each host's newest sight, which is what a notification is about.
+
+    A host whose row here is superseded (a run begun later saved it first, docs/design.md
+    "Store") is replaced by that newest sight, its modules judged on it, unless a notifying run
+    has been told about that sight already: then it is left out, as is a host whose mark is a
+    later snapshot than this one (a run saved and notified after this one saved)."""
+    from platformctl.differ import diff
+    from platformctl.snapshots.model import snapshot_status
+
     sid = report.snapshot_id
     if sid is None:
         return report
-    stale = set(store.superseded(sid))
-    stale.update(h for h, (mark, _) in store.notified().items() if mark > sid)
-    if not stale:
+    marks = store.notified()
+    gone = {h for h, (mark, _) in marks.items() if mark > sid}
+    newest = store.newest_sights(store.superseded(sid) - gone)
+    gone.update(h for h, (lid, _, _) in newest.items() if h in marks and marks[h][0] >= lid)
+    swapped = {h: sight for h, sight in newest.items() if h not in gone}
+    if not gone and not swapped:
         return report
-    return replace(
+
+    def on(hosts: Iterable[str], v: ModuleVerdict) -> bool:
+        return isinstance(v.module, CheckedModule) and v.module.host in hosts
+
+    kept = replace(
         report,
-        hosts=tuple(h for h in report.hosts if h.host not in stale),
-        modules=tuple(
-            v
-            for v in report.modules
-            if not (isinstance(v.module, CheckedModule) and v.module.host in stale)
-        ),
+        hosts=tuple(h for h in report.hosts if h.host not in gone and h.host not in swapped),
+        modules=tuple(v for v in report.modules if not on(gone, v) and not on(swapped, v)),
     )
+    hosts, modules = list(kept.hosts), list(kept.modules)
+    for host, (_, taken_at, result) in sorted(swapped.items()):
+        scope = tuple(v.module for v in report.modules if on({host}, v))
+        # Judged as that run judged it: at its time, with its history.
+        seen = diff(
+            scope,
+            (result,),
+            snapshot_id=sid,
+            taken_at=taken_at,
+            snapshot_status=snapshot_status((result,)),
+            replay=False,
+            now=taken_at,
+        )
+        seen = with_drift_since(seen, store, taken_at)
+        hosts.extend(seen.hosts)
+        modules.extend(seen.modules)
+    return replace(kept, hosts=tuple(hosts), modules=tuple(modules))
 
 
 def notify(report: Report, store: Store, channels: Sequence[Channel]) -> list[Undelivered]:
@@ -340,7 +371,7 @@ def notify(report: Report, store: Store, channels: Sequence[Channel]) -> list[Un
         [to_json(c) for c in found],
         report.snapshot_id,
         report.taken_at,
-        (h.host for h in _on_timeline(report, store).hosts),
+        (h.host for h in _newest_sight(report, store).hosts),
     )
     failures = []
     done: set[str] = set()

@@ -148,6 +148,28 @@ def test_a_run_that_saves_after_one_begun_later_tells_nothing_old_and_moves_no_m
     assert runs.changes(GOOD, minute=4) == [("honcho-api", "drift", "ok")]
 
 
+def test_a_run_that_saves_after_a_later_run_without_notifications_tells_that_runs_news() -> None:
+    """A `collect` (or a drift-check without --notify) begun after a notifying run saved
+    first: the notifying run's own sight of the host is older, and nobody has told the
+    newer one, so the notifying run tells it, once."""
+    runs = Runs()
+    assert runs.changes(GOOD, minute=0) == []
+    slow = runs.begin()
+    runs.run(BAD, minute=2)  # saved, never notified
+    assert runs.changes(GOOD, minute=1, begun=slow) == [("honcho-api", "ok", "drift")]
+    assert runs.changes(BAD, minute=3) == []
+    assert runs.changes(GOOD, minute=4) == [("honcho-api", "drift", "ok")]
+
+
+def test_a_mark_only_moves_forward() -> None:
+    """A run that read the marks before another saved and notified must not move the mark
+    back when it writes its own."""
+    store = Store(Database(memory=True))
+    store.enqueue([], [], 5, T0, ["rs2000"])
+    store.enqueue([], [], 3, T0 - timedelta(minutes=1), ["rs2000", "edge"])
+    assert store.notified() == {"rs2000": (5, T0), "edge": (3, T0 - timedelta(minutes=1))}
+
+
 def test_a_run_that_notifies_after_a_later_run_saved_and_notified_tells_nothing_old() -> None:
     """The run begun at minute 1 saved first, but the one begun at minute 2 saved and
     notified before the first one came to notify."""

@@ -147,38 +147,57 @@ def test_change_points_are_where_a_host_changed() -> None:
 
 
 def test_a_run_that_saves_after_one_begun_later_stays_off_its_hosts_history() -> None:
-    """Runs overlap: the one begun at hour 1 saves after the one begun at hour 2 (a host
-    that hung). Its snapshot is kept whole for a replay, but the store already holds a later
-    sight of host00: `latest`, the change points and when each host was last seen before one
-    are those of the order the runs began in, not the order they saved in."""
+    """Runs overlap: the one begun at hour 1 saves after two begun at hour 2 (a host that
+    hung). Its snapshot is kept whole for a replay, but the store already holds a later sight
+    of host00: the change points and when each host was last seen before one are those of
+    the order the runs began in, not the order they saved in."""
     store = Store(Database(memory=True))
-    first = store.save(collection(at(0), hosts=2, version="1.0"), "x")
+    first = store.save(collection(at(0), hosts=3, version="1.0"), "x")
     slow = store.newest_id()
-    later = store.save(
-        collection(at(2), hosts=1, version="2.0"), "x", begun_after=store.newest_id()
-    )  # host00 only
+    for name, version in (("host02", "1.0"), ("host00", "2.0")):
+        store.save(Collection(at(2), (_host(name, version),)), "x", begun_after=store.newest_id())
+    later = store.newest_id()
     late = collection(at(1), hosts=2, version="1.0")
     late_id = store.save(late, "x", begun_after=slow)
-    assert store.load("latest").id == later
     assert store.load(late_id).hosts == late.hosts
     assert store.superseded(late_id) == {"host00"}
+    # Still the latest: host01 was seen there and in no run after.
+    assert store.load("latest").id == late_id
     newest = store.save(
-        collection(at(3), hosts=2, version="3.0"), "x", begun_after=store.newest_id()
+        collection(at(3), hosts=2, version="1.0"), "x", begun_after=store.newest_id()
     )
     points = store.change_points()
-    # host00: 1.0 until hour 2, then 2.0, then 3.0; its late row (1.0 at hour 1) is no
-    # change and not where it was last seen before hour 3. host01 was not read at hour 2:
-    # the late run's row is its own, in its place.
+    # host00: 1.0 until hour 2, 2.0 there, 1.0 again at hour 3: its late row (1.0 at hour 1)
+    # is no change, is not what hour 3 is compared with, and not where it was last seen
+    # before hour 3. host01 was not read at hour 2: the late run's row is its own.
     assert [(p.snapshot_id, p.before) for p in points["host00"]] == [
         (first, None),
         (later, at(0)),
         (newest, at(2)),
     ]
-    assert [(p.snapshot_id, p.before) for p in points["host01"]] == [
-        (first, None),
-        (newest, at(1)),
-    ]
+    assert [p.snapshot_id for p in points["host01"]] == [first]
     assert store.load("latest").id == newest
+
+
+def test_a_run_whose_every_host_was_read_by_a_run_begun_later_is_not_the_latest() -> None:
+    store = Store(Database(memory=True))
+    store.save(collection(at(0), hosts=2), "x")
+    slow = store.newest_id()
+    later = store.save(collection(at(2), hosts=2), "x", begun_after=slow)
+    late = store.save(collection(at(1), hosts=2), "x", begun_after=slow)
+    assert store.superseded(late) == {"host00", "host01"}
+    assert store.load("latest").id == later
+
+
+def test_a_run_begun_earlier_that_saves_during_a_later_one_supersedes_nothing() -> None:
+    """B begins at hour 1, A at hour 2; B saves first, while A runs: A is the later sight."""
+    store = Store(Database(memory=True))
+    store.save(Collection(at(0), (_host("host00", "1.0"),)), "x")
+    b_began = a_began = store.newest_id()
+    store.save(Collection(at(1), (_host("host00", "1.0"),)), "x", begun_after=b_began)
+    a = store.save(Collection(at(2), (_host("host00", "2.0"),)), "x", begun_after=a_began)
+    assert store.superseded(a) == frozenset()
+    assert store.change_points()["host00"][-1].snapshot_id == a
 
 
 def test_prune_keeps_a_hosts_newest_sight_not_a_late_row_after_it() -> None:

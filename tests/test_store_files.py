@@ -14,6 +14,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -440,3 +441,38 @@ def test_a_v3_store_is_read_as_it_is_and_gains_the_superseded_mark_on_a_write(
     assert upgraded.superseded(late) == {"host00", "host01"}
     assert upgraded.change_points() == points
     upgraded.close()
+
+
+def test_a_v3_store_with_runs_saved_out_of_order_gives_the_drift_ages_it_always_gave(
+    tmp_path: Path,
+) -> None:
+    """Before v4 a run that saved late joined the history in ID order; read as it is, such a
+    store's replay keeps its old answer (10:02), not the clamp v4 stores get (10:01)."""
+    from platformctl import api
+    from platformctl.collector.model import Collection, HostResult, HostStatus
+    from platformctl.differ import diff
+    from tests.test_notify import API, BAD, GOOD, T0
+
+    db = tmp_path / "v3.db"
+    store = Store.open(db)
+    for minute, state in ((0, GOOD), (2, BAD), (1, BAD)):  # the last saved late, unmarked
+        taken = T0 + timedelta(minutes=minute)
+        store.save(Collection(taken, (HostResult("rs2000", HostStatus.OK, state=state),)), "x")
+    store.close()
+
+    def replayed(store: Store) -> object:
+        snap = store.load(3)
+        report = diff(
+            (API,),
+            snap.hosts,
+            snapshot_id=3,
+            taken_at=snap.taken_at,
+            snapshot_status=snap.status,
+            replay=True,
+            now=T0,
+        )
+        return api.with_drift_since(report, store, T0).modules[0].drift_since
+
+    assert replayed(Store.open(db, create=False)) == T0 + timedelta(minutes=1)
+    downgrade_to_v3(db)
+    assert replayed(Store.open(db, create=False)) == T0 + timedelta(minutes=2)

@@ -373,7 +373,9 @@ class Store:
                 later = [
                     int(r[0])
                     for r in conn.execute(
-                        "SELECT id FROM snapshots WHERE id > ? AND taken_at >= ?",
+                        # By the primary key (+: not the time index, which would read every
+                        # snapshot stamped later, such as one from a clock run ahead).
+                        "SELECT id FROM snapshots WHERE id > ? AND +taken_at >= ?",
                         (begun_after, taken_at),
                     )
                 ]
@@ -592,6 +594,29 @@ class Store:
             )
         )
 
+    def newest_sights(self, hosts: Iterable[str]) -> dict[str, tuple[int, datetime, HostResult]]:
+        """Per host, the newest row on its timeline: the snapshot's ID and time, and the
+        host's result there."""
+        out: dict[str, tuple[int, datetime, HostResult]] = {}
+        for host in sorted(set(hosts)):
+            rows = self._read(
+                "SELECT sh.snapshot_id, s.taken_at, h.name, sh.status, sh.reason,"
+                " sh.docker_version, sh.storage_driver, sh.duration_ms, st.body"
+                " FROM hosts h JOIN snapshot_hosts sh ON sh.host_id = h.id"
+                " JOIN snapshots s ON s.id = sh.snapshot_id"
+                " LEFT JOIN host_states st ON st.id = sh.state_id"
+                f" WHERE h.name = ? AND {self._timeline('sh')}"
+                " ORDER BY sh.snapshot_id DESC LIMIT 1",
+                (host,),
+            )
+            if rows:
+                sid, taken_at, *result = rows[0]
+                try:
+                    out[host] = (int(sid), _moment(taken_at), _host_result(tuple(result)))
+                except _Damaged as exc:
+                    raise self._damaged(sid, exc) from None
+        return out
+
     def states(self, ids: Iterable[int]) -> dict[int, HostState]:
         """Host states by ID."""
         wanted = sorted(set(ids))
@@ -613,16 +638,17 @@ class Store:
 
     def latest(self) -> tuple[int, datetime] | None:
         """The newest snapshot's ID and ``taken_at``, or None for an empty store: the highest
-        ID but for a run that saved after one begun later (any of its rows superseded)."""
-        stale = (
-            " WHERE NOT EXISTS (SELECT 1 FROM snapshot_hosts sh WHERE sh.snapshot_id = s.id"
-            " AND sh.superseded = 1)"
-            if self.version >= 4
-            else ""
-        )
-        rows = self._read(
-            f"SELECT id, taken_at FROM snapshots s{stale} ORDER BY id DESC LIMIT 1", ()
-        ) or self._read("SELECT id, taken_at FROM snapshots ORDER BY id DESC LIMIT 1", ())
+        ID but for a run whose every host a run begun later had saved first (all its rows
+        superseded: it saw nothing the store did not hold newer)."""
+        where = ""
+        if self.version >= 4:
+            where = (
+                " WHERE NOT (EXISTS (SELECT 1 FROM snapshot_hosts sh WHERE sh.snapshot_id = s.id)"
+                " AND NOT EXISTS (SELECT 1 FROM snapshot_hosts sh WHERE sh.snapshot_id = s.id"
+                " AND sh.superseded = 0))"
+            )
+        newest = "SELECT id, taken_at FROM snapshots s{} ORDER BY id DESC LIMIT 1"
+        rows = self._read(newest.format(where), ()) or self._read(newest.format(""), ())
         if not rows:
             return None
         try:
@@ -717,15 +743,18 @@ class Store:
             for d in sorted(set(destinations))
             for b in texts
         ]
-        with self._write("write"):
+        with self._write("write") as conn:
             if rows:
                 self.db.table("outbox").insert_all(rows)
-            marks = [
-                {"host": h, "snapshot_id": snapshot_id, "taken_at": to_iso(taken_at)}
-                for h in sorted(set(hosts))
-            ]
-            if marks:
-                self.db.table("notified_hosts").upsert_all(marks, pk="host")
+            # A mark only moves forward: a run that saved and notified after this one read
+            # the marks keeps its own (docs/notify.md, "The outbox").
+            conn.executemany(
+                "INSERT INTO notified_hosts (host, snapshot_id, taken_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (host) DO UPDATE SET snapshot_id = excluded.snapshot_id,"
+                " taken_at = excluded.taken_at"
+                " WHERE excluded.snapshot_id > notified_hosts.snapshot_id",
+                [(h, snapshot_id, to_iso(taken_at)) for h in sorted(set(hosts))],
+            )
 
     def notified(self) -> dict[str, tuple[int, datetime]]:
         """Per host, the snapshot (ID, taken_at) of the last run that notified about it."""
