@@ -26,7 +26,8 @@ from platformctl.collector.model import (
 )
 from platformctl.errors import SnapshotNotFound, StoreError
 from platformctl.snapshots.store import _SCHEMA_V1, SCHEMA_VERSION, Store
-from tests.conftest import Runner, write_module
+from tests.conftest import Runner
+from tests.test_local_bounds import EMPTY_DOCKER, local_module
 
 
 def state(version: str = "1.0", containers: int = 20, host: str = "h") -> HostState:
@@ -421,37 +422,16 @@ def test_prune_command_reports_and_keeps_history(tmp_path: Path, run_cli: Runner
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
-# An engine with no containers, as the real CLI answers the script's first two calls; the
-# slow one waits, on its first call, for a file the test creates.
-_ENGINE = """\
-case "$1 $2" in
-  "info --format") echo '{"version":"24.0.7","driver":"overlay2"}' ;;
-  "container ls") ;;
-  *) echo "unexpected: $*" >&2; exit 64 ;;
-esac
-"""
-
-
 def test_a_drift_check_held_up_until_a_later_one_saved_is_kept_but_not_the_latest(
     tmp_path: Path, run_cli: Runner
 ) -> None:
     """Two real runs overlap: the first waits on its host until the second has saved."""
-    root = tmp_path / "p"
-    write_module(
-        root,
-        "web",
-        {
-            "host": "localhost",
-            "orchestrator": "docker",
-            "container": "web",
-            "image_observed": "nginx:1.25",
-        },
-    )
+    root = local_module(tmp_path / "p")
     slow, fast = tmp_path / "slow-docker", tmp_path / "fast-docker"
     began, go = tmp_path / "began", tmp_path / "go"
     wait = f'if [ "$1" = info ]; then : > {began}; while [ ! -e {go} ]; do sleep 0.05; done; fi'
-    slow.write_text(f"#!/bin/sh\n{wait}\n{_ENGINE}")
-    fast.write_text(f"#!/bin/sh\n{_ENGINE}")
+    slow.write_text(f"#!/bin/sh\n{wait}\n{EMPTY_DOCKER}")
+    fast.write_text(f"#!/bin/sh\n{EMPTY_DOCKER}")
     for stand_in in (slow, fast):
         stand_in.chmod(0o755)
     db = tmp_path / "store.db"
