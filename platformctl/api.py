@@ -37,7 +37,6 @@ if TYPE_CHECKING:
     from platformctl.differ import Report
     from platformctl.differ.changes import Change
     from platformctl.differ.history import ModuleHistory
-    from platformctl.differ.model import ModuleVerdict
     from platformctl.differ.observe import ObserveReport
     from platformctl.differ.outages import Outage
     from platformctl.snapshots.store import Store
@@ -273,23 +272,30 @@ def changes(report: Report, store: Store) -> tuple[Change, ...]:
     """What changed in ``report`` since the last run that notified about each of its hosts
     (docs/notify.md, "What a change is"); nothing for a replay or a run that stored no
     snapshot. Reads the store, writes nothing: :func:`notify` moves the marks."""
+    if report.replay or report.snapshot_id is None:
+        return ()
+    return _changes(_news(report, store), report.snapshot_id, store)
+
+
+def _changes(report: Report, sid: int, store: Store) -> tuple[Change, ...]:
+    """:func:`changes` of snapshot ``sid``'s report, once :func:`_news` has filtered it."""
     from platformctl.collector.model import HostResult, HostStatus
     from platformctl.differ.changes import Baseline, find_changes
 
-    sid = report.snapshot_id
-    if report.replay or sid is None:
-        return ()
-    report = _newest_sight(report, store)
     marks = store.notified()
     marked = {h.host: marks[h.host] for h in report.hosts if h.host in marks}
     points = store.change_points(sid - 1) if marked else {}
+    told = store.superseded_marks() if marked else {}
     previous: dict[str, HostStatus] = {}
     collected: dict[str, tuple[datetime, int]] = {}
     for host, (mark_id, mark_at) in marked.items():
         # A change point marks every change of a host's status or state, so the last one at or
         # before the mark is the host as that run saw it, and the last collected one is the
-        # state its modules were judged on then.
+        # state its modules were judged on then; unless that run told a sight of its own that
+        # is off the timeline (superseded), which is then the last.
         upto = [cp for cp in points.get(host, []) if cp.snapshot_id <= mark_id]
+        if host in told:
+            upto.append(told[host])
         if upto:
             previous[host] = upto[-1].status
         read = [cp for cp in upto if cp.status is HostStatus.OK and cp.state_id is not None]
@@ -304,52 +310,31 @@ def changes(report: Report, store: Store) -> tuple[Change, ...]:
     return find_changes(report, previous, baselines, had_snapshot=bool(marks))
 
 
-def _newest_sight(report: Report, store: Store) -> Report:
-    """``report`` as of each host's newest sight, which is what a notification is about.
-
-    A host whose row here is superseded (a run begun later saved it first, docs/design.md
-    "Store") is replaced by that newest sight, its modules judged on it, unless a notifying run
-    has been told about that sight already: then it is left out, as is a host whose mark is a
-    later snapshot than this one (a run saved and notified after this one saved)."""
-    from platformctl.differ import diff
-    from platformctl.snapshots.model import snapshot_status
-
+def _news(report: Report, store: Store) -> Report:
+    """``report`` without the hosts whose sight here is no news, nor their modules: those
+    whose mark is a later snapshot than this one (a run saved and notified after this one
+    saved), and those superseded here (a run begun later saved them first, docs/design.md
+    "Store") whose newer sight a notifying run has told already. A superseded host whose
+    newer sight nobody told is told as this run saw it: a run that does not notify must not
+    keep the news from one that does."""
     sid = report.snapshot_id
     if sid is None:
         return report
     marks = store.notified()
     gone = {h for h, (mark, _) in marks.items() if mark > sid}
-    newest = store.newest_sights(store.superseded(sid) - gone)
-    gone.update(h for h, (lid, _, _) in newest.items() if h in marks and marks[h][0] >= lid)
-    swapped = {h: sight for h, sight in newest.items() if h not in gone}
-    if not gone and not swapped:
+    newer = store.newest_below(store.superseded(sid) - gone, sid)
+    gone.update(h for h, row in newer.items() if h in marks and marks[h][0] >= row)
+    if not gone:
         return report
-
-    def on(hosts: Iterable[str], v: ModuleVerdict) -> bool:
-        return isinstance(v.module, CheckedModule) and v.module.host in hosts
-
-    kept = replace(
+    return replace(
         report,
-        hosts=tuple(h for h in report.hosts if h.host not in gone and h.host not in swapped),
-        modules=tuple(v for v in report.modules if not on(gone, v) and not on(swapped, v)),
+        hosts=tuple(h for h in report.hosts if h.host not in gone),
+        modules=tuple(
+            v
+            for v in report.modules
+            if not (isinstance(v.module, CheckedModule) and v.module.host in gone)
+        ),
     )
-    hosts, modules = list(kept.hosts), list(kept.modules)
-    for host, (_, taken_at, result) in sorted(swapped.items()):
-        scope = tuple(v.module for v in report.modules if on({host}, v))
-        # Judged as that run judged it: at its time, with its history.
-        seen = diff(
-            scope,
-            (result,),
-            snapshot_id=sid,
-            taken_at=taken_at,
-            snapshot_status=snapshot_status((result,)),
-            replay=False,
-            now=taken_at,
-        )
-        seen = with_drift_since(seen, store, taken_at)
-        hosts.extend(seen.hosts)
-        modules.extend(seen.modules)
-    return replace(kept, hosts=tuple(hosts), modules=tuple(modules))
 
 
 def notify(report: Report, store: Store, channels: Sequence[Channel]) -> list[Undelivered]:
@@ -365,13 +350,14 @@ def notify(report: Report, store: Store, channels: Sequence[Channel]) -> list[Un
 
     if report.replay or report.snapshot_id is None or not channels:
         return []
-    found = changes(report, store)
+    news = _news(report, store)
+    found = _changes(news, report.snapshot_id, store)
     store.enqueue(
         (c.destination for c in channels),
         [to_json(c) for c in found],
         report.snapshot_id,
         report.taken_at,
-        (h.host for h in _newest_sight(report, store).hosts),
+        (h.host for h in news.hosts),
     )
     failures = []
     done: set[str] = set()

@@ -148,17 +148,47 @@ def test_a_run_that_saves_after_one_begun_later_tells_nothing_old_and_moves_no_m
     assert runs.changes(GOOD, minute=4) == [("honcho-api", "drift", "ok")]
 
 
-def test_a_run_that_saves_after_a_later_run_without_notifications_tells_that_runs_news() -> None:
+def test_a_run_that_saves_after_a_later_run_without_notifications_loses_no_news() -> None:
     """A `collect` (or a drift-check without --notify) begun after a notifying run saved
-    first: the notifying run's own sight of the host is older, and nobody has told the
-    newer one, so the notifying run tells it, once."""
+    first. The notifying run tells what it saw, as it saw it, and the next notifying run
+    compares with that: the later collect's drift is told then, once, not lost."""
     runs = Runs()
     assert runs.changes(GOOD, minute=0) == []
     slow = runs.begin()
     runs.run(BAD, minute=2)  # saved, never notified
-    assert runs.changes(GOOD, minute=1, begun=slow) == [("honcho-api", "ok", "drift")]
-    assert runs.changes(BAD, minute=3) == []
-    assert runs.changes(GOOD, minute=4) == [("honcho-api", "drift", "ok")]
+    assert runs.changes(GOOD, minute=1, begun=slow) == []
+    runs.store.prune(T0 + timedelta(days=1))  # the told sight is kept
+    assert runs.changes(BAD, minute=3) == [("honcho-api", "ok", "drift")]
+    assert runs.changes(BAD, minute=4) == []
+
+
+def test_notifying_runs_each_overlapped_by_a_later_collect_tell_every_change_once() -> None:
+    """Every notifying run is overtaken by a collect begun after it: each still tells."""
+    runs = Runs()
+    told = []
+    for minute, state in enumerate((GOOD, BAD, BAD, GONE, GOOD)):
+        slow = runs.begin()
+        runs.run(state, minute=2 * minute + 1)  # the collect, begun later, saved first
+        told.extend(runs.changes(state, minute=2 * minute, begun=slow))
+    assert told == [
+        ("honcho-api", "ok", "drift"),
+        ("honcho-api", "drift", "missing"),
+        ("honcho-api", "missing", "ok"),
+    ]
+
+
+def test_a_late_run_whose_newer_sight_was_told_is_no_news_whatever_saved_after_it() -> None:
+    """The run begun at minute 1 saves after the one begun at minute 2, which notified; a
+    run that does not notify saves before the late one comes to notify. The sight told
+    (minute 2) is newer than the late run's: nothing to say."""
+    runs = Runs()
+    runs.changes(GOOD, minute=0)
+    slow = runs.begin()
+    assert runs.changes(BAD, minute=2) == [("honcho-api", "ok", "drift")]
+    late = runs.run(GONE, minute=1, begun=slow)
+    runs.run(BAD, minute=3)
+    assert runs.changes(late) == []
+    assert runs.changes(BAD, minute=4) == []
 
 
 def test_a_mark_only_moves_forward() -> None:

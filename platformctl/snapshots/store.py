@@ -594,27 +594,45 @@ class Store:
             )
         )
 
-    def newest_sights(self, hosts: Iterable[str]) -> dict[str, tuple[int, datetime, HostResult]]:
-        """Per host, the newest row on its timeline: the snapshot's ID and time, and the
-        host's result there."""
-        out: dict[str, tuple[int, datetime, HostResult]] = {}
+    def newest_below(self, hosts: Iterable[str], below: int) -> dict[str, int]:
+        """Per host, the ID of its newest row on its timeline below snapshot ``below``."""
+        out: dict[str, int] = {}
         for host in sorted(set(hosts)):
             rows = self._read(
-                "SELECT sh.snapshot_id, s.taken_at, h.name, sh.status, sh.reason,"
-                " sh.docker_version, sh.storage_driver, sh.duration_ms, st.body"
-                " FROM hosts h JOIN snapshot_hosts sh ON sh.host_id = h.id"
-                " JOIN snapshots s ON s.id = sh.snapshot_id"
-                " LEFT JOIN host_states st ON st.id = sh.state_id"
-                f" WHERE h.name = ? AND {self._timeline('sh')}"
+                "SELECT sh.snapshot_id FROM hosts h JOIN snapshot_hosts sh ON sh.host_id = h.id"
+                f" WHERE h.name = ? AND sh.snapshot_id < ? AND {self._timeline('sh')}"
                 " ORDER BY sh.snapshot_id DESC LIMIT 1",
-                (host,),
+                (host, below),
             )
             if rows:
-                sid, taken_at, *result = rows[0]
-                try:
-                    out[host] = (int(sid), _moment(taken_at), _host_result(tuple(result)))
-                except _Damaged as exc:
-                    raise self._damaged(sid, exc) from None
+                out[host] = int(rows[0][0])
+        return out
+
+    def superseded_marks(self) -> dict[str, ChangePoint]:
+        """Per host whose notified mark is a superseded row (a notifying run told its own
+        sight, older than one saved before it that nobody had told: docs/notify.md), that
+        row: what the run told, which its next one compares with."""
+        if self.version < 4:
+            return {}
+        out: dict[str, ChangePoint] = {}
+        for sid, taken_at, host, status, state_id in self._read(
+            "SELECT n.snapshot_id, s.taken_at, n.host, sh.status, sh.state_id"
+            " FROM notified_hosts n JOIN hosts h ON h.name = n.host"
+            " JOIN snapshot_hosts sh ON sh.snapshot_id = n.snapshot_id AND sh.host_id = h.id"
+            " JOIN snapshots s ON s.id = sh.snapshot_id WHERE sh.superseded = 1",
+            (),
+        ):
+            try:
+                name = _text(host, "host name")
+                out[name] = ChangePoint(
+                    sid,
+                    _moment(taken_at),
+                    name,
+                    _enum(HostStatus, status, f"status of host {name}"),
+                    _state_ref(status, state_id, name),
+                )
+            except _Damaged as exc:
+                raise self._damaged(sid, exc) from None
         return out
 
     def states(self, ids: Iterable[int]) -> dict[int, HostState]:
@@ -700,6 +718,9 @@ class Store:
                     # may come after runs that left the host out
                     " UNION SELECT max(snapshot_id), NULL FROM snapshot_hosts sh"
                     f" WHERE {self._timeline('sh')} GROUP BY host_id"
+                    # and each host's notified mark, which may be a superseded row
+                    # (docs/notify.md)
+                    " UNION SELECT snapshot_id, NULL FROM notified_hosts"
                 )
                 for sid in row
                 if sid is not None
