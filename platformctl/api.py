@@ -33,7 +33,7 @@ from platformctl.errors import UsageError
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from platformctl.collector.model import Collection
+    from platformctl.collector.model import Collection, HostResult
     from platformctl.differ import Report
     from platformctl.differ.changes import Change
     from platformctl.differ.history import ModuleHistory
@@ -274,28 +274,93 @@ def changes(report: Report, store: Store) -> tuple[Change, ...]:
     snapshot. Reads the store, writes nothing: :func:`notify` moves the marks."""
     if report.replay or report.snapshot_id is None:
         return ()
-    return _changes(_news(report, store), report.snapshot_id, store)
+    return _told(report, report.snapshot_id, store).changes
 
 
-def _changes(report: Report, sid: int, store: Store) -> tuple[Change, ...]:
-    """:func:`changes` of snapshot ``sid``'s report, once :func:`_news` has filtered it."""
+@dataclass(frozen=True)
+class _Told:
+    """What a notifying run tells, and the mark (snapshot ID, taken_at) each host gets."""
+
+    changes: tuple[Change, ...]
+    marks: dict[str, tuple[int, datetime]]
+
+
+def _told(report: Report, sid: int, store: Store) -> _Told:
+    """Each host of ``report`` (snapshot ``sid``) as of its timeline (docs/design.md, "Store").
+
+    A host whose row here is on its timeline is told as this run saw it, unless this row or
+    a later one was told already (a run that saved after this one notified first). A host
+    whose row is
+    superseded (a run begun later saved it first) is told as its newest timeline row below
+    this snapshot shows it: judged at that row's time, with its history, and marked there;
+    unless the mark is there or past it already. Marks so stay on the timelines, where IDs
+    are in the order the runs began."""
+    from platformctl.differ import diff
+    from platformctl.snapshots.model import snapshot_status
+
+    marks = store.notified()
+
+    def told(host: str, row: int) -> bool:
+        return host in marks and marks[host][0] >= row
+
+    stale = store.superseded(sid)
+    heads = {h: head for h, head in store.newest_below(stale, sid).items() if not told(h, head[0])}
+    own = {h.host for h in report.hosts if h.host not in stale and not told(h.host, sid)}
+
+    def of(hosts: Iterable[str], source: Report) -> Report:
+        keep = set(hosts)
+        return replace(
+            source,
+            hosts=tuple(h for h in source.hosts if h.host in keep),
+            modules=tuple(
+                v
+                for v in source.modules
+                if not isinstance(v.module, CheckedModule) or v.module.host in keep
+            ),
+        )
+
+    found = list(_changes(of(own, report), sid, store, bool(marks)))
+    new_marks = dict.fromkeys(own, (sid, report.taken_at))
+    by_row: dict[tuple[int, datetime], list[HostResult]] = {}
+    for host, (row, taken_at, result) in heads.items():
+        by_row.setdefault((row, taken_at), []).append(result)
+        new_marks[host] = (row, taken_at)
+    for (row, taken_at), results in sorted(by_row.items()):
+        hosts = {r.host for r in results}
+        scope = tuple(
+            v.module
+            for v in report.modules
+            if isinstance(v.module, CheckedModule) and v.module.host in hosts
+        )
+        seen = diff(
+            scope,
+            tuple(results),
+            snapshot_id=row,
+            taken_at=taken_at,
+            snapshot_status=snapshot_status(tuple(results)),
+            replay=False,
+            now=taken_at,
+        )
+        found.extend(_changes(with_drift_since(seen, store, taken_at), row, store, bool(marks)))
+    return _Told(tuple(found), new_marks)
+
+
+def _changes(report: Report, sid: int, store: Store, had_snapshot: bool) -> tuple[Change, ...]:
+    """The changes of ``report`` (of snapshot ``sid``, hosts already chosen by
+    :func:`_told`) against each host's mark."""
     from platformctl.collector.model import HostResult, HostStatus
     from platformctl.differ.changes import Baseline, find_changes
 
     marks = store.notified()
     marked = {h.host: marks[h.host] for h in report.hosts if h.host in marks}
     points = store.change_points(sid - 1) if marked else {}
-    told = store.superseded_marks() if marked else {}
     previous: dict[str, HostStatus] = {}
     collected: dict[str, tuple[datetime, int]] = {}
     for host, (mark_id, mark_at) in marked.items():
         # A change point marks every change of a host's status or state, so the last one at or
         # before the mark is the host as that run saw it, and the last collected one is the
-        # state its modules were judged on then; unless that run told a sight of its own that
-        # is off the timeline (superseded), which is then the last.
+        # state its modules were judged on then.
         upto = [cp for cp in points.get(host, []) if cp.snapshot_id <= mark_id]
-        if host in told:
-            upto.append(told[host])
         if upto:
             previous[host] = upto[-1].status
         read = [cp for cp in upto if cp.status is HostStatus.OK and cp.state_id is not None]
@@ -307,34 +372,7 @@ def _changes(report: Report, sid: int, store: Store) -> tuple[Change, ...]:
         for host, (at, state_id) in collected.items()
         if state_id in states
     }
-    return find_changes(report, previous, baselines, had_snapshot=bool(marks))
-
-
-def _news(report: Report, store: Store) -> Report:
-    """``report`` without the hosts whose sight here is no news, nor their modules: those
-    whose mark is a later snapshot than this one (a run saved and notified after this one
-    saved), and those superseded here (a run begun later saved them first, docs/design.md
-    "Store") whose newer sight a notifying run has told already. A superseded host whose
-    newer sight nobody told is told as this run saw it: a run that does not notify must not
-    keep the news from one that does."""
-    sid = report.snapshot_id
-    if sid is None:
-        return report
-    marks = store.notified()
-    gone = {h for h, (mark, _) in marks.items() if mark > sid}
-    newer = store.newest_below(store.superseded(sid) - gone, sid)
-    gone.update(h for h, row in newer.items() if h in marks and marks[h][0] >= row)
-    if not gone:
-        return report
-    return replace(
-        report,
-        hosts=tuple(h for h in report.hosts if h.host not in gone),
-        modules=tuple(
-            v
-            for v in report.modules
-            if not (isinstance(v.module, CheckedModule) and v.module.host in gone)
-        ),
-    )
+    return find_changes(report, previous, baselines, had_snapshot=had_snapshot)
 
 
 def notify(report: Report, store: Store, channels: Sequence[Channel]) -> list[Undelivered]:
@@ -350,14 +388,12 @@ def notify(report: Report, store: Store, channels: Sequence[Channel]) -> list[Un
 
     if report.replay or report.snapshot_id is None or not channels:
         return []
-    news = _news(report, store)
-    found = _changes(news, report.snapshot_id, store)
+    told = _told(report, report.snapshot_id, store)
     store.enqueue(
         (c.destination for c in channels),
-        [to_json(c) for c in found],
-        report.snapshot_id,
+        [to_json(c) for c in told.changes],
         report.taken_at,
-        (h.host for h in news.hosts),
+        told.marks,
     )
     failures = []
     done: set[str] = set()

@@ -148,18 +148,66 @@ def test_a_run_that_saves_after_one_begun_later_tells_nothing_old_and_moves_no_m
     assert runs.changes(GOOD, minute=4) == [("honcho-api", "drift", "ok")]
 
 
-def test_a_run_that_saves_after_a_later_run_without_notifications_loses_no_news() -> None:
+def test_a_run_that_saves_after_a_later_run_without_notifications_tells_that_runs_news() -> None:
     """A `collect` (or a drift-check without --notify) begun after a notifying run saved
-    first. The notifying run tells what it saw, as it saw it, and the next notifying run
-    compares with that: the later collect's drift is told then, once, not lost."""
+    first, and nobody told what it saw. The notifying run tells that newer sight, as of its
+    time, once; its own older sight (the host unreachable) is no news."""
     runs = Runs()
     assert runs.changes(GOOD, minute=0) == []
     slow = runs.begin()
     runs.run(BAD, minute=2)  # saved, never notified
-    assert runs.changes(GOOD, minute=1, begun=slow) == []
-    runs.store.prune(T0 + timedelta(days=1))  # the told sight is kept
-    assert runs.changes(BAD, minute=3) == [("honcho-api", "ok", "drift")]
-    assert runs.changes(BAD, minute=4) == []
+    late = runs.run(DOWN, minute=1, begun=slow)
+    (change,) = api.changes(late, runs.store)
+    assert change.since == T0 + timedelta(minutes=2)
+    assert runs.changes(late) == [("honcho-api", "ok", "drift")]
+    assert runs.changes(BAD, minute=3) == []
+    assert runs.changes(GOOD, minute=4) == [("honcho-api", "drift", "ok")]
+
+
+def test_a_newer_sight_told_by_a_late_run_keeps_its_drift_age_and_its_time() -> None:
+    """The drift began at minute 1 (a run without notifications saw it); the newer sight a
+    late run tells is from minute 3: the change says since minute 1. An acceptance that
+    expired at 10:01:30 is judged at that sight's time, so its end is told once, then."""
+    runs = Runs()
+    runs.changes(GOOD, minute=0)
+    runs.run(BAD, minute=1)
+    slow = runs.begin()
+    runs.run(BAD, minute=3)
+    late = runs.run(BAD, minute=2, begun=slow)
+    (change,) = api.changes(late, runs.store)
+    assert change.since == T0 + timedelta(minutes=1)
+
+    accepted = replace(
+        API, accepted=Acceptance("INC-42", "x", T0 + timedelta(minutes=1, seconds=30))
+    )
+    runs = Runs((accepted,))
+    assert runs.changes(BAD, minute=0) == []
+    slow = runs.begin()
+    runs.run(BAD, minute=2)  # past the acceptance's end; never notified
+    assert runs.changes(BAD, minute=1, begun=slow) == [("honcho-api", "accepted", "drift")]
+    assert runs.changes(BAD, minute=3) == []
+
+
+def test_two_notifying_runs_overtaken_by_one_collect_tell_its_news_once() -> None:
+    runs = Runs()
+    runs.changes(GOOD, minute=0)
+    first, second = runs.begin(), runs.begin()
+    runs.run(BAD, minute=3)  # the collect, begun last, saved first
+    assert runs.changes(GOOD, minute=1, begun=first) == [("honcho-api", "ok", "drift")]
+    assert runs.changes(BAD, minute=2, begun=second) == []
+    assert runs.changes(GOOD, minute=4) == [("honcho-api", "drift", "ok")]
+
+
+def test_a_run_told_through_an_earlier_late_run_does_not_tell_itself_again() -> None:
+    """The run begun at minute 2 saved first; the one begun at minute 1 saved after it and
+    notified first, telling the newer sight; then the minute-2 run notifies."""
+    runs = Runs()
+    runs.changes(GOOD, minute=0)
+    slow = runs.begin()
+    newer = runs.run(BAD, minute=2)
+    assert runs.changes(GONE, minute=1, begun=slow) == [("honcho-api", "ok", "drift")]
+    assert runs.changes(newer) == []
+    assert runs.changes(BAD, minute=3) == []
 
 
 def test_notifying_runs_each_overlapped_by_a_later_collect_tell_every_change_once() -> None:
@@ -195,9 +243,10 @@ def test_a_mark_only_moves_forward() -> None:
     """A run that read the marks before another saved and notified must not move the mark
     back when it writes its own."""
     store = Store(Database(memory=True))
-    store.enqueue([], [], 5, T0, ["rs2000"])
-    store.enqueue([], [], 3, T0 - timedelta(minutes=1), ["rs2000", "edge"])
-    assert store.notified() == {"rs2000": (5, T0), "edge": (3, T0 - timedelta(minutes=1))}
+    earlier = T0 - timedelta(minutes=1)
+    store.enqueue([], [], T0, {"rs2000": (5, T0)})
+    store.enqueue([], [], earlier, {"rs2000": (3, earlier), "edge": (3, earlier)})
+    assert store.notified() == {"rs2000": (5, T0), "edge": (3, earlier)}
 
 
 def test_a_run_that_notifies_after_a_later_run_saved_and_notified_tells_nothing_old() -> None:
@@ -606,7 +655,7 @@ def test_a_v2_store_gains_the_outbox_and_keeps_its_snapshots(tmp_path: Path) -> 
     store = Store.open(path)
     assert store.schema_version() == 4
     assert store.load(sid).hosts[0].state == BAD
-    store.enqueue(["a", "b"], ["one", "two"], sid, T0, ["rs2000"])
+    store.enqueue(["a", "b"], ["one", "two"], T0, {"rs2000": (sid, T0)})
     assert store.notified() == {"rs2000": (sid, T0)}
     assert [body for _, body in store.pending("a")] == ["one", "two"]
     store.delivered(i for i, _ in store.pending("a"))

@@ -12,7 +12,7 @@ import os
 import sqlite3
 import stat
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import replace
 from datetime import datetime
@@ -594,45 +594,29 @@ class Store:
             )
         )
 
-    def newest_below(self, hosts: Iterable[str], below: int) -> dict[str, int]:
-        """Per host, the ID of its newest row on its timeline below snapshot ``below``."""
-        out: dict[str, int] = {}
+    def newest_below(
+        self, hosts: Iterable[str], below: int
+    ) -> dict[str, tuple[int, datetime, HostResult]]:
+        """Per host, its newest row on its timeline below snapshot ``below``: the snapshot's
+        ID and time, and the host's result there."""
+        out: dict[str, tuple[int, datetime, HostResult]] = {}
         for host in sorted(set(hosts)):
             rows = self._read(
-                "SELECT sh.snapshot_id FROM hosts h JOIN snapshot_hosts sh ON sh.host_id = h.id"
+                "SELECT sh.snapshot_id, s.taken_at, h.name, sh.status, sh.reason,"
+                " sh.docker_version, sh.storage_driver, sh.duration_ms, st.body"
+                " FROM hosts h JOIN snapshot_hosts sh ON sh.host_id = h.id"
+                " JOIN snapshots s ON s.id = sh.snapshot_id"
+                " LEFT JOIN host_states st ON st.id = sh.state_id"
                 f" WHERE h.name = ? AND sh.snapshot_id < ? AND {self._timeline('sh')}"
                 " ORDER BY sh.snapshot_id DESC LIMIT 1",
                 (host, below),
             )
             if rows:
-                out[host] = int(rows[0][0])
-        return out
-
-    def superseded_marks(self) -> dict[str, ChangePoint]:
-        """Per host whose notified mark is a superseded row (a notifying run told its own
-        sight, older than one saved before it that nobody had told: docs/notify.md), that
-        row: what the run told, which its next one compares with."""
-        if self.version < 4:
-            return {}
-        out: dict[str, ChangePoint] = {}
-        for sid, taken_at, host, status, state_id in self._read(
-            "SELECT n.snapshot_id, s.taken_at, n.host, sh.status, sh.state_id"
-            " FROM notified_hosts n JOIN hosts h ON h.name = n.host"
-            " JOIN snapshot_hosts sh ON sh.snapshot_id = n.snapshot_id AND sh.host_id = h.id"
-            " JOIN snapshots s ON s.id = sh.snapshot_id WHERE sh.superseded = 1",
-            (),
-        ):
-            try:
-                name = _text(host, "host name")
-                out[name] = ChangePoint(
-                    sid,
-                    _moment(taken_at),
-                    name,
-                    _enum(HostStatus, status, f"status of host {name}"),
-                    _state_ref(status, state_id, name),
-                )
-            except _Damaged as exc:
-                raise self._damaged(sid, exc) from None
+                sid, taken_at, *result = rows[0]
+                try:
+                    out[host] = (int(sid), _moment(taken_at), _host_result(tuple(result)))
+                except _Damaged as exc:
+                    raise self._damaged(sid, exc) from None
         return out
 
     def states(self, ids: Iterable[int]) -> dict[int, HostState]:
@@ -718,9 +702,6 @@ class Store:
                     # may come after runs that left the host out
                     " UNION SELECT max(snapshot_id), NULL FROM snapshot_hosts sh"
                     f" WHERE {self._timeline('sh')} GROUP BY host_id"
-                    # and each host's notified mark, which may be a superseded row
-                    # (docs/notify.md)
-                    " UNION SELECT snapshot_id, NULL FROM notified_hosts"
                 )
                 for sid in row
                 if sid is not None
@@ -751,30 +732,29 @@ class Store:
         self,
         destinations: Iterable[str],
         bodies: Iterable[str],
-        snapshot_id: int,
-        taken_at: datetime,
-        hosts: Iterable[str],
+        created_at: datetime,
+        marks: Mapping[str, tuple[int, datetime]],
     ) -> None:
         """Keep each of ``bodies`` for each of ``destinations`` until :meth:`delivered`, and
-        record snapshot ``snapshot_id`` as the last one notified about ``hosts``; in one
-        transaction, so an interrupted run does both or neither."""
+        record for each host of ``marks`` the snapshot (ID, taken_at) that was told about it;
+        in one transaction, so an interrupted run does both or neither."""
         texts = list(bodies)
         rows = [
-            {"destination": d, "created_at": to_iso(taken_at), "body": b}
+            {"destination": d, "created_at": to_iso(created_at), "body": b}
             for d in sorted(set(destinations))
             for b in texts
         ]
         with self._write("write") as conn:
             if rows:
                 self.db.table("outbox").insert_all(rows)
-            # A mark only moves forward: a run that saved and notified after this one read
-            # the marks keeps its own (docs/notify.md, "The outbox").
+            # A mark only moves forward: a run that notified after this one read the marks
+            # keeps its own (docs/notify.md, "The outbox").
             conn.executemany(
                 "INSERT INTO notified_hosts (host, snapshot_id, taken_at) VALUES (?, ?, ?)"
                 " ON CONFLICT (host) DO UPDATE SET snapshot_id = excluded.snapshot_id,"
                 " taken_at = excluded.taken_at"
                 " WHERE excluded.snapshot_id > notified_hosts.snapshot_id",
-                [(h, snapshot_id, to_iso(taken_at)) for h in sorted(set(hosts))],
+                [(h, sid, to_iso(at)) for h, (sid, at) in sorted(marks.items())],
             )
 
     def notified(self) -> dict[str, tuple[int, datetime]]:
