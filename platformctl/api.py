@@ -319,7 +319,7 @@ def _told(report: Report, sid: int, store: Store) -> _Told:
             ),
         )
 
-    found = list(_changes(of(own, report), sid, store, bool(marks)))
+    found = list(_changes(of(own, report), sid, store, marks))
     new_marks = dict.fromkeys(own, (sid, report.taken_at))
     by_row: dict[tuple[int, datetime], list[HostResult]] = {}
     for host, (row, taken_at, result) in heads.items():
@@ -341,17 +341,18 @@ def _told(report: Report, sid: int, store: Store) -> _Told:
             replay=False,
             now=taken_at,
         )
-        found.extend(_changes(with_drift_since(seen, store, taken_at), row, store, bool(marks)))
+        found.extend(_changes(with_drift_since(seen, store, taken_at), row, store, marks))
     return _Told(tuple(found), new_marks)
 
 
-def _changes(report: Report, sid: int, store: Store, had_snapshot: bool) -> tuple[Change, ...]:
+def _changes(
+    report: Report, sid: int, store: Store, marks: dict[str, tuple[int, datetime]]
+) -> tuple[Change, ...]:
     """The changes of ``report`` (of snapshot ``sid``, hosts already chosen by
-    :func:`_told`) against each host's mark."""
+    :func:`_told`) against each host's mark in ``marks``."""
     from platformctl.collector.model import HostResult, HostStatus
     from platformctl.differ.changes import Baseline, find_changes
 
-    marks = store.notified()
     marked = {h.host: marks[h.host] for h in report.hosts if h.host in marks}
     points = store.change_points(sid - 1) if marked else {}
     previous: dict[str, HostStatus] = {}
@@ -372,7 +373,7 @@ def _changes(report: Report, sid: int, store: Store, had_snapshot: bool) -> tupl
         for host, (at, state_id) in collected.items()
         if state_id in states
     }
-    return find_changes(report, previous, baselines, had_snapshot=had_snapshot)
+    return find_changes(report, previous, baselines, had_snapshot=bool(marks))
 
 
 def notify(report: Report, store: Store, channels: Sequence[Channel]) -> list[Undelivered]:
