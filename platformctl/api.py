@@ -285,6 +285,24 @@ class _Told:
     marks: dict[str, tuple[int, datetime]]
 
 
+def _whole(report: Report, declared: Sequence[Module], store: Store) -> Report:
+    """``report`` of a run for some modules, judged again for every module ``declared``: a
+    host's mark covers all its modules, and the run read the whole host, so what it tells is
+    about all of them (docs/notify.md)."""
+    from platformctl.differ import diff
+
+    whole = diff(
+        tuple(declared),
+        report.hosts,
+        snapshot_id=report.snapshot_id,
+        taken_at=report.taken_at,
+        snapshot_status=report.snapshot_status,
+        replay=False,
+        now=utc_now(),
+    )
+    return with_drift_since(whole, store)
+
+
 def _told(report: Report, sid: int, store: Store) -> _Told:
     """Each host of ``report`` (snapshot ``sid``) as of its timeline (docs/design.md, "Store").
 
@@ -376,20 +394,29 @@ def _changes(
     return find_changes(report, previous, baselines, had_snapshot=bool(marks))
 
 
-def notify(report: Report, store: Store, channels: Sequence[Channel]) -> list[Undelivered]:
+def notify(
+    report: Report,
+    store: Store,
+    channels: Sequence[Channel],
+    declared: Sequence[Module] = (),
+) -> list[Undelivered]:
     """Send each channel one message with this run's changes and whatever it missed before.
 
     The changes are put in the outbox first, for every channel, and this snapshot becomes the
     one the next notifying run compares its hosts with; entries leave the outbox only once a
     channel took them, so a failed or interrupted delivery loses nothing: the next run sends
-    them again (docs/notify.md, "The outbox"). Replays never notify.
+    them again (docs/notify.md, "The outbox"). Replays never notify. ``declared``: every
+    module of the repository, when the run was for some of them.
     """
     from platformctl.differ.changes import from_json, to_json
     from platformctl.errors import DeliveryError
 
-    if report.replay or report.snapshot_id is None or not channels:
+    sid = report.snapshot_id
+    if report.replay or sid is None or not channels:
         return []
-    told = _told(report, report.snapshot_id, store)
+    if len(declared) > len(report.modules):
+        report = _whole(report, declared, store)
+    told = _told(report, sid, store)
     store.enqueue(
         (c.destination for c in channels),
         [to_json(c) for c in told.changes],

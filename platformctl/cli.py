@@ -202,16 +202,18 @@ def _tell_outside(
     channels: list[Channel],
     metrics_file: str | None,
     started: float,
+    declared: tuple[Module, ...],
 ) -> None:
     """Notify and write metrics after a check. Neither changes the exit code: a failure is one
-    line on stderr (the URL's scheme and host only); undelivered changes stay in the outbox."""
+    line on stderr (the URL's scheme and host only); undelivered changes stay in the outbox.
+    ``declared``: every module of the repository, of which the check's were some or all."""
     import time
 
     from platformctl import api
     from platformctl.output.text import clean
 
     try:
-        failures = api.notify(report, store, channels) if channels else []
+        failures = api.notify(report, store, channels, declared) if channels else []
     except PlatformctlError as exc:  # the store refused the outbox: say so, keep the verdict
         click.echo(f"platformctl: notifications not sent: {clean(str(exc))}", err=True)
         failures = []
@@ -283,7 +285,7 @@ def drift_check(
         store = _open_store(db)
         collecting = api.Collecting(None, options, store)
     try:
-        scope = _load_scope(root, modules, _starter(collecting))
+        scope, declared = _load(root, modules, _starter(collecting))
         if collecting is None:
             store = _open_store(db, create=snapshot is None)
         renderer = "platformctl.output.drift_check"
@@ -308,7 +310,7 @@ def drift_check(
     else:
         colour = sys.stdout.isatty() and not no_color and "NO_COLOR" not in os.environ
         click.echo(render_table(report, code, colour_on=colour), nl=False)
-    _tell_outside(report, code, store, channels, metrics_file, started)
+    _tell_outside(report, code, store, channels, metrics_file, started, declared)
     sys.exit(code)
 
 
@@ -610,6 +612,15 @@ def _load_scope(
 ) -> tuple[Module, ...]:
     """The modules named (or all), with a warning for invalid manifests left out.
     ``on_module`` is given each module as soon as it is read."""
+    return _load(root, names, on_module)[0]
+
+
+def _load(
+    root: str | None,
+    names: tuple[str, ...],
+    on_module: Callable[[Module], object] | None = None,
+) -> tuple[tuple[Module, ...], tuple[Module, ...]]:
+    """:func:`_load_scope`'s modules, and every module of the repository."""
     from platformctl.declared.manifests import find_root, load_declared
     from platformctl.declared.model import InvalidModule
     from platformctl.declared.yamlcache import ParsedYamlCache
@@ -635,7 +646,7 @@ def _load_scope(
     for module in declared.modules:
         if isinstance(module, InvalidModule) and module not in scope:
             click.echo(f"warning: {clean(module.name)}: {clean(module.problem)}", err=True)
-    return scope
+    return scope, declared.modules
 
 
 def _fail(message: str, code: ExitCode = ExitCode.USAGE) -> NoReturn:

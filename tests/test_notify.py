@@ -49,9 +49,11 @@ DNS = ExternalModule("dns", Path("/p/modules/dns/module.yaml"), host="edge")
 class Runs:
     """Live runs against an in-memory store, one snapshot per call, a minute apart."""
 
-    def __init__(self, modules: Sequence[Module] = (API,)) -> None:
+    def __init__(self, modules: Sequence[Module] = (API,), declared: Sequence[Module] = ()) -> None:
+        """``modules``: what each run is for; ``declared``: every module, when more."""
         self.store = Store(Database(memory=True))
         self.modules = tuple(modules)
+        self.declared = tuple(declared)
         self.n = 0
 
     def begin(self) -> int:
@@ -91,7 +93,7 @@ class Runs:
         said."""
         channel = FakeChannel("probe")
         report = state if isinstance(state, Report) else self.run(state, minute, begun)
-        api.notify(report, self.store, [channel])
+        api.notify(report, self.store, [channel], self.declared)
         assert len(channel.sent) <= 1
         return [
             (c.module if isinstance(c, ModuleChange) else f"host {c.host}", c.before, c.after)
@@ -237,6 +239,22 @@ def test_a_late_run_whose_newer_sight_was_told_is_no_news_whatever_saved_after_i
     runs.run(BAD, minute=3)
     assert runs.changes(late) == []
     assert runs.changes(BAD, minute=4) == []
+
+
+def test_a_run_for_one_module_tells_the_other_modules_of_its_host() -> None:
+    """The host's mark covers every module of it: a run for honcho-api alone, which reads the
+    whole host, tells the worker's change, and no later run tells it again or loses it."""
+    both = HostState(
+        (make_container(), make_container(id="2" * 64, name="apps-worker-1", service="worker")),
+        IMAGES,
+    )
+    whole = Runs((API, WORKER, BROKEN))
+    assert whole.changes(both) == [("broken", None, "invalid")]
+    one = Runs((API,), declared=(API, WORKER, BROKEN))
+    one.store = whole.store
+    one.n = whole.n
+    assert one.changes(GOOD) == [("worker", "ok", "missing")]
+    assert whole.changes(GOOD) == []
 
 
 def test_a_mark_only_moves_forward() -> None:

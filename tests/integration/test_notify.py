@@ -304,3 +304,21 @@ def test_host_text_reaches_a_service_that_renders_html_as_text(receiver: Receive
     (sent,) = receiver.take()
     assert "<a href" not in sent["message"]
     assert "&lt;a" in sent["message"] and "&gt;fix&lt;/a&gt;" in sent["message"]
+
+
+def test_a_run_for_one_module_tells_what_changed_on_the_whole_host(
+    platform: Platform, receiver: Receiver, run_cli: Runner
+) -> None:
+    """The run reads the whole host and moves its mark: a change to another module of that
+    host is told by it, not lost to the next full run."""
+    run_cli("drift-check", *platform.args("--notify", receiver.url()))
+    receiver.take()
+    platform.docker("stop", "-t", "0", platform.names["fine"])
+    one = run_cli("drift-check", "drifter", *platform.args("--notify", receiver.url()))
+    assert one.code == 2, one.err
+    (msg,) = receiver.take()
+    (line,) = msg["message"].splitlines()
+    assert line.startswith("- fine on alpha: ok → stopped since ")
+    full = run_cli("drift-check", *platform.args("--notify", receiver.url()))
+    assert full.code == 2, full.err
+    assert receiver.take() == []
