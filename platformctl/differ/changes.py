@@ -58,7 +58,8 @@ Change = ModuleChange | HostChange
 
 @dataclass(frozen=True)
 class Baseline:
-    """One host's last state read by the last notifying run, and when that run was."""
+    """One host's last state read as the last notifying run told it, and when that sight
+    was taken."""
 
     taken_at: datetime
     result: HostResult

@@ -758,7 +758,8 @@ class Store:
             )
 
     def notified(self) -> dict[str, tuple[int, datetime]]:
-        """Per host, the snapshot (ID, taken_at) of the last run that notified about it."""
+        """Per host, the snapshot (ID, taken_at) the last notifying run told about it: its
+        own, or one of a run begun later that saved first (docs/notify.md)."""
         return {
             str(h): (int(i), from_iso(t))
             for h, i, t in self._read("SELECT host, snapshot_id, taken_at FROM notified_hosts", ())
