@@ -308,11 +308,10 @@ def _told(report: Report, sid: int, store: Store) -> _Told:
 
     A host whose row here is on its timeline is told as this run saw it, unless this row or
     a later one was told already (a run that saved after this one notified first). A host
-    whose row is
-    superseded (a run begun later saved it first) is told as its newest timeline row below
-    this snapshot shows it: judged at that row's time, with its history, and marked there;
-    unless the mark is there or past it already. Marks so stay on the timelines, where IDs
-    are in the order the runs began."""
+    whose row is superseded (a run begun later saved it first) is told as its newest timeline
+    row below this snapshot shows it: judged at that row's time, with its history, and marked
+    there; unless the mark is there or past it already. Marks so stay on the timelines, where
+    IDs are in the order the runs began."""
     from platformctl.differ import diff
     from platformctl.snapshots.model import snapshot_status
 
