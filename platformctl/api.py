@@ -415,13 +415,16 @@ def notify(
         return []
     if len(declared) > len(report.modules):
         report = _whole(report, declared, store)
-    told = _told(report, sid, store)
-    store.enqueue(
-        (c.destination for c in channels),
-        [to_json(c) for c in told.changes],
-        report.taken_at,
-        told.marks,
-    )
+    # Reading the marks and moving them in one transaction: a notifying run that overlaps
+    # this one waits, then compares with what this one told, so no change is sent twice.
+    with store.transaction("notify"):
+        told = _told(report, sid, store)
+        store.enqueue(
+            (c.destination for c in channels),
+            [to_json(c) for c in told.changes],
+            report.taken_at,
+            told.marks,
+        )
     failures = []
     done: set[str] = set()
     for channel in channels:

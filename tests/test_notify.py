@@ -706,3 +706,65 @@ def test_the_readme_alerting_rules_are_valid_and_use_series_we_write(tmp_path: P
     )
     assert check.returncode == 0, check.stdout + check.stderr
     assert "SUCCESS: 3 rules found" in check.stdout
+
+
+def test_two_notifying_runs_at_the_same_moment_send_a_change_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two runs saw the same drift and notify at once, each on its own connection: the
+    second waits for the first to have moved the marks, then has nothing to say."""
+    import threading
+
+    db = tmp_path / "store.db"
+    first_store = Store.open(db)
+    first_store.save(Collection(T0, (HostResult("rs2000", HostStatus.OK, state=GOOD),)), "x")
+    api.notify(_report(first_store, GOOD, 0), first_store, [FakeChannel("warm")])
+    reports = [_report(first_store, BAD, minute) for minute in (1, 2)]
+    first_store.close()
+    computed, go = threading.Event(), threading.Event()
+    told = api._told
+
+    def slow_told(*args: object, **kwargs: object) -> object:
+        result = told(*args, **kwargs)  # type: ignore[arg-type]
+        if threading.current_thread().name == "first":
+            computed.set()
+            go.wait(10)
+        return result
+
+    monkeypatch.setattr(api, "_told", slow_told)
+    channels = [FakeChannel("a"), FakeChannel("a")]
+
+    def notify(index: int) -> None:
+        store = Store.open(db)
+        try:
+            api.notify(reports[index], store, [channels[index]])
+        finally:
+            store.close()
+
+    first = threading.Thread(target=notify, args=(0,), name="first")
+    first.start()
+    assert computed.wait(10)
+    second = threading.Thread(target=notify, args=(1,), name="second")
+    second.start()
+    second.join(1.0)  # without the transaction it would compute and send by now
+    go.set()
+    first.join(10)
+    second.join(10)
+    assert [len(c.sent) for c in channels] == [1, 0]
+
+
+def _report(store: Store, state: HostState, minute: int) -> Report:
+    """A live run's report of ``state`` at ``minute``, saved to ``store``."""
+    taken_at = T0 + timedelta(minutes=minute)
+    collection = Collection(taken_at, (HostResult("rs2000", HostStatus.OK, state=state),))
+    sid = store.save(collection, "test", begun_after=store.newest_id())
+    report = diff(
+        (API,),
+        collection.hosts,
+        snapshot_id=sid,
+        taken_at=taken_at,
+        snapshot_status=snapshot_status(collection.hosts),
+        replay=False,
+        now=taken_at,
+    )
+    return api.with_drift_since(report, store)

@@ -464,3 +464,14 @@ def test_a_drift_check_held_up_until_a_later_one_saved_is_kept_but_not_the_lates
     assert store.superseded(first_id) == {"localhost"}
     assert store.load(first_id).hosts[0].host == "localhost"
     store.close()
+
+
+def test_a_transaction_around_several_writes_keeps_none_of_them_on_an_error() -> None:
+    store = Store(Database(memory=True))
+    sid = store.save(collection(at(0), hosts=1), "x")
+    with pytest.raises(RuntimeError), store.transaction("notify"):
+        store.enqueue(["dest"], ["body"], at(0), {"host00": (sid, at(0))})
+        raise RuntimeError("interrupted")
+    assert store.notified() == {} and store.pending("dest") == []
+    store.enqueue(["dest"], ["body"], at(0), {"host00": (sid, at(0))})  # writes again
+    assert store.notified() == {"host00": (sid, at(0))}

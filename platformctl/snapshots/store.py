@@ -163,6 +163,7 @@ class Store:
         self.label = label
         self.writable = writable
         self.path = path
+        self._writing = False  # inside a write transaction: writes join it (transaction())
         try:
             self.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             if not writable:
@@ -320,13 +321,26 @@ class Store:
             conn.execute(f"PRAGMA user_version = {max(version, SCHEMA_VERSION)}")
 
     @contextmanager
+    def transaction(self, action: str) -> Iterator[None]:
+        """Several of this store's reads and writes as one write transaction: no other run
+        writes in between (a notifying run reads the marks and moves them so, docs/notify.md).
+        Holds the write lock throughout: keep it short."""
+        with self._write(action):
+            yield
+
+    @contextmanager
     def _write(self, action: str) -> Iterator[sqlite3.Connection]:
         """One write transaction that takes the write lock up front (``BEGIN IMMEDIATE``), so
         concurrent runs queue on the busy timeout rather than fail half-way; rolled back on any
-        error or interrupt, so the store never holds part of a write."""
+        error or interrupt, so the store never holds part of a write. Inside
+        :meth:`transaction`, a part of that one."""
         if not self.writable:
             raise StoreError(f"cannot {action} snapshot store {self.label}: opened read-only")
         conn = self.conn
+        if self._writing:
+            yield conn
+            return
+        self._writing = True
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -344,6 +358,8 @@ class Store:
             raise StoreError(
                 f"cannot {action} snapshot store {self.label}: {_problem(exc, self.path)}"
             ) from None
+        finally:
+            self._writing = False
 
     def schema_version(self) -> int:
         """The schema version recorded in the file (0 for a new, empty store)."""
