@@ -716,11 +716,11 @@ def test_two_notifying_runs_at_the_same_moment_send_a_change_once(
     import threading
 
     db = tmp_path / "store.db"
-    first_store = Store.open(db)
-    first_store.save(Collection(T0, (HostResult("rs2000", HostStatus.OK, state=GOOD),)), "x")
-    api.notify(_report(first_store, GOOD, 0), first_store, [FakeChannel("warm")])
-    reports = [_report(first_store, BAD, minute) for minute in (1, 2)]
-    first_store.close()
+    runs = Runs()
+    runs.store = Store.open(db)
+    runs.changes(GOOD)
+    reports = [runs.run(BAD), runs.run(BAD)]
+    runs.store.close()
     computed, go = threading.Event(), threading.Event()
     told = api._told
 
@@ -751,20 +751,3 @@ def test_two_notifying_runs_at_the_same_moment_send_a_change_once(
     first.join(10)
     second.join(10)
     assert [len(c.sent) for c in channels] == [1, 0]
-
-
-def _report(store: Store, state: HostState, minute: int) -> Report:
-    """A live run's report of ``state`` at ``minute``, saved to ``store``."""
-    taken_at = T0 + timedelta(minutes=minute)
-    collection = Collection(taken_at, (HostResult("rs2000", HostStatus.OK, state=state),))
-    sid = store.save(collection, "test", begun_after=store.newest_id())
-    report = diff(
-        (API,),
-        collection.hosts,
-        snapshot_id=sid,
-        taken_at=taken_at,
-        snapshot_status=snapshot_status(collection.hosts),
-        replay=False,
-        now=taken_at,
-    )
-    return api.with_drift_since(report, store)
