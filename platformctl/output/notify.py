@@ -44,14 +44,10 @@ MARKDOWN_SCHEMES = frozenset(
 _MARKDOWN = str.maketrans({c: "\\" + c for c in "\\`*_~|[]()<>#!&"} | {"@": "@\u200b"})
 
 
-def literal_markdown(text: str) -> str:
-    """``text`` (already :func:`clean`) as an app that renders Markdown shows it: as written,
-    with no link, mention or markup of its own."""
-    return text.translate(_MARKDOWN)
-
-
 def _markdown_clean(text: str) -> str:
-    return literal_markdown(clean(text))
+    """:func:`clean`'s ``text`` as an app that renders Markdown shows it: as written, with no
+    link, mention or markup of its own."""
+    return clean(text).translate(_MARKDOWN)
 
 
 @dataclass(frozen=True)

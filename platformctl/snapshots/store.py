@@ -129,14 +129,6 @@ def default_db_path() -> Path:
     return Path(base) / "platformctl" / "snapshots.db"
 
 
-# The host's snapshot before the change point ``sh`` on its timeline (the ID; {timeline} is
-# Store._timeline's condition on ``p``).
-_BEFORE_ID = (
-    "SELECT p.snapshot_id FROM snapshot_hosts p WHERE p.host_id = sh.host_id"
-    " AND p.snapshot_id < sh.snapshot_id AND {timeline} ORDER BY p.snapshot_id DESC LIMIT 1"
-)
-
-
 class Store:
     """Snapshots in one SQLite database. Takes an open connection (or sqlite-utils
     ``Database``); use :meth:`open` for files.
@@ -540,7 +532,7 @@ class Store:
         if self.version >= 2:
             # With each, the time of the host's snapshot before it: one step back along the
             # (host, snapshot) index.
-            before_id = _BEFORE_ID.format(timeline=self._timeline("p"))
+            before_id = self._before_id()
             rows = f"""
                 SELECT snapshot_id, taken_at, name, status, state_id,
                        (SELECT taken_at FROM snapshots WHERE id = before_id) AS before, before_id
@@ -590,6 +582,15 @@ class Store:
                     raise self._damaged(before_id, exc) from None
             out.setdefault(name, []).append(point)
         return out
+
+    def _before_id(self) -> str:
+        """SQL for the ID of the host's snapshot before the change point ``sh`` on its
+        timeline: one step back along the (host, snapshot) index."""
+        return (
+            "SELECT p.snapshot_id FROM snapshot_hosts p WHERE p.host_id = sh.host_id"
+            f" AND p.snapshot_id < sh.snapshot_id AND {self._timeline('p')}"
+            " ORDER BY p.snapshot_id DESC LIMIT 1"
+        )
 
     def _timeline(self, alias: str) -> str:
         """The SQL condition that row ``alias`` of ``snapshot_hosts`` is on its host's
@@ -708,7 +709,7 @@ class Store:
         with self._write("prune") as conn:
             # Each change point, and the host's snapshot before it: where the run it ends was
             # last seen (ChangePoint.before).
-            before_id = _BEFORE_ID.format(timeline=self._timeline("p"))
+            before_id = self._before_id()
             needed = {
                 sid
                 for row in conn.execute(
