@@ -221,6 +221,47 @@ def test_a_step_failing_only_because_objects_vanished_is_not_an_error() -> None:
     assert [c.name for c in parsed.state.containers] == ["apps-web-1"]
 
 
+@pytest.mark.parametrize(
+    "warning",
+    [
+        "WARNING: Error loading config file: /root/.docker/config.json: permission denied",
+        "WARN[0000] Error parsing config file (/root/.docker/config.json): invalid character",
+    ],
+)
+def test_a_container_gone_since_the_listing_is_no_error_beside_docker_warnings(
+    warning: str,
+) -> None:
+    """docker's CLI warns on every call about a config file it cannot read; a container
+    that ended between the listing and its inspection (a `compose run --rm` job) is still
+    dropped, not the whole host's state lost."""
+    gone = "d" * 64
+    listed = [container(), container(id=gone, name="/gone")]
+    stdout, stderr = streams(
+        listed,
+        rc={"containers": 1},
+        errors={
+            "ls": [warning],
+            "containers": [warning, f"Error: No such container: {gone}"],
+            "images": [warning],
+        },
+    )
+    stdout = b"\n".join(ln for ln in stdout.split(b"\n") if b"/gone" not in ln)
+    parsed = parse_output(stdout, stderr)
+    assert [c.name for c in parsed.state.containers] == ["apps-web-1"]
+
+
+def test_a_failure_that_printed_only_warnings_is_not_diagnosed_from_them() -> None:
+    """A warning's words ("permission denied" on a config file) are not why the call failed:
+    the reason says the step and its exit status, and quotes the warning as such."""
+    warning = "WARNING: Error loading config file: /root/.docker/config.json: permission denied"
+    stdout, stderr = streams(rc={"containers": 1}, errors={"containers": [warning]})
+    with pytest.raises(DockerOutputError) as caught:
+        parse_output(stdout, stderr)
+    reason = str(caught.value)
+    assert reason.startswith("docker container inspect failed: exit status 1 (docker printed")
+    assert "sudo" not in reason and "config.json: permission denied" in reason
+
+
 def test_a_vanished_object_beside_a_real_error_is_still_an_error() -> None:
     stdout, stderr = streams(
         rc={"containers": 1},

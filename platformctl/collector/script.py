@@ -288,7 +288,10 @@ class _Step:
         only the step that asked about it)."""
         if self.rc == 0:
             return
-        if self.rc is not None and not self.complaints and not self.gone.isdisjoint(asked):
+        # Warnings do not stand in the way: docker's CLI warns on every call about a config
+        # file it cannot read, and a container gone since the listing is still no failure.
+        errors = [line for line in self.complaints if not _WARNING.match(line)]
+        if self.rc is not None and not errors and not self.gone.isdisjoint(asked):
             return
         raise DockerOutputError(_docker_failure(self.complaints, self.rc, _STEPS[self.name]))
 
@@ -365,8 +368,15 @@ def _docker_failure(lines: list[str], rc: int | None, step: str) -> str:
     # The first message that is not a warning: docker may warn on every call (an unreadable
     # config file), and the warning is not why the call failed.
     said = [ln for ln in lines if ln.strip()]
-    message = next((ln for ln in said if not _WARNING.match(ln)), said[0] if said else status)
-    message = one_line(message)
+    error = next((ln for ln in said if not _WARNING.match(ln)), None)
+    if error is None:
+        # Only warnings: what they say (a config file's "permission denied") is not why the
+        # call failed, so they are quoted but not read as a diagnosis.
+        warned = f" (docker printed only warnings: {one_line(said[0])})" if said else ""
+        if rc == 127:
+            return f"docker is not installed or not on PATH: {status}{warned}"
+        return f"{step} failed: {status}{warned}"
+    message = one_line(error)
     if rc == 127 or "not found" in message.lower() and "docker" in message.lower():
         return f"docker is not installed or not on PATH: {message}"
     if "permission denied" in message.lower():
