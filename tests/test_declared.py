@@ -462,6 +462,29 @@ def test_a_broken_stack_invalidates_only_modules_it_could_be_for(tmp_path: Path)
     assert ok.path == elsewhere and not invalid(ok) and ok.compose is None
 
 
+@pytest.mark.parametrize(
+    ("services", "env"),
+    [
+        # compose refuses the stack (a base service it lacks), but its files name web alone
+        ({"web": {"image": "nginx:1.25", "extends": {"service": "base"}}}, None),
+        # compose refuses its project name, its files still name web alone
+        ({"web": {"image": "nginx:1.25"}}, "COMPOSE_PROJECT_NAME=${TEAM}\n"),
+    ],
+)
+def test_a_broken_stack_that_names_other_services_leaves_a_module_its_verdict(
+    tmp_path: Path, services: dict[str, object], env: str | None
+) -> None:
+    """One team's broken stack must not make every other compose module of the repository
+    invalid: a module whose service no stack defines is still judged by its containers."""
+    write_compose(tmp_path, "other", services, env=env)
+    write_module(tmp_path, "api", compose_runtime())
+    write_module(tmp_path, "web", compose_runtime(compose_service="web"))
+    modules = {m.name: m for m in load_declared(tmp_path).modules}
+    api = modules["api"]
+    assert not invalid(api) and api.compose is None
+    assert (problem(modules["web"]) or "").startswith("compose stack unusable: ")
+
+
 def test_a_plain_docker_module_is_never_linked_to_a_compose_service(tmp_path: Path) -> None:
     write_compose(tmp_path, "apps", {"honcho-api": {"image": "ghcr.io/x/api:1"}})
     write_module(tmp_path, "plain", compose_runtime(orchestrator="docker", container="honcho-api"))

@@ -54,6 +54,15 @@ class Stack:
     problem: str | None = None
     files: tuple[Path, ...] = ()
     """Every compose file read, in merge order (the first is ``path``)."""
+    names: frozenset[str] | None = None
+    """The services an unusable stack's files were seen to define; None when they could not
+    be read (its modules are those it could be for: docs/design.md, "Declared state")."""
+
+    def may_define(self, service: str) -> bool:
+        """Whether this stack defines ``service``, or, unusable, might."""
+        if self.problem is None:
+            return service in self.services
+        return self.names is None or service in self.names
 
 
 class _Problem(ValueError):
@@ -92,9 +101,13 @@ def load_stack_dir(folder: Path, root: Path, cache: ParsedYamlCache | None = Non
             return None
         first = files[0]
         docs = [_load_mapping(f, root, cache) for f in files]
-        project = _project_name(folder, files, docs, env)
     except _Problem as exc:
         return Stack(first, default_project, problem=str(exc))
+    names = _names(docs)
+    try:
+        project = _project_name(folder, files, docs, env)
+    except _Problem as exc:
+        return Stack(first, default_project, problem=str(exc), files=tuple(files), names=names)
     # compose v2 lets compose files refer to the project name it settled on.
     env = DotEnv(
         {**env.known, "COMPOSE_PROJECT_NAME": project},
@@ -108,7 +121,7 @@ def load_stack_dir(folder: Path, root: Path, cache: ParsedYamlCache | None = Non
                 spec = _with_extends(name, services, path, root, env, (), cache)
                 merged[name] = {**merged.get(name, {}), **spec}
     except _Problem as exc:
-        return Stack(first, project, problem=str(exc), files=tuple(files))
+        return Stack(first, project, problem=str(exc), files=tuple(files), names=names)
     result = {
         name: _service_image(first, project, name, spec, env) for name, spec in merged.items()
     }
@@ -203,6 +216,19 @@ def _project_name(folder: Path, files: list[Path], docs: list[dict[str, Any]], e
             "set name: or COMPOSE_PROJECT_NAME"
         )
     return project
+
+
+def _names(docs: list[dict[str, Any]]) -> frozenset[str] | None:
+    """The service names the files define; None when a file's ``services`` is no mapping."""
+    names: set[str] = set()
+    for doc in docs:
+        services = doc.get("services")
+        if services is None:
+            continue
+        if not isinstance(services, dict):
+            return None
+        names.update(str(name) for name in services)
+    return frozenset(names)
 
 
 def _services_of(path: Path, doc: dict[str, Any]) -> dict[str, dict[str, Any]]:

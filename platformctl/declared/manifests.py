@@ -294,12 +294,13 @@ def _link_compose(module: Module, stacks: list[Stack]) -> Module:
     ):
         return module
     service = module.compose_service
-    candidates = [s for s in stacks if s.problem is None and service in s.services]
+    # An unusable stack counts only for the services it may define: one whose files named
+    # their services and not this one is no more this module's than a usable one would be.
+    mine = [s for s in stacks if s.may_define(service)]
     if module.compose_project:
-        candidates = [s for s in candidates if s.project == module.compose_project]
-        broken = [s for s in stacks if s.problem and s.project == module.compose_project]
-    else:
-        broken = [s for s in stacks if s.problem]
+        mine = [s for s in mine if s.project == module.compose_project]
+    candidates = [s for s in mine if s.problem is None]
+    broken = [s for s in mine if s.problem]
     if len(candidates) > 1:
         where = ", ".join(str(os.path.relpath(s.path, module.path.parent)) for s in candidates)
         return _invalid(
