@@ -108,3 +108,121 @@ def test_the_override_beside_compose_yaml_reaches_the_module(tmp_path: Path) -> 
 )
 def test_one_normalization_for_folders_env_and_name(name: str, project: str) -> None:
     assert normalize_project_name(name) == project
+
+
+@pytest.mark.parametrize(
+    ("files", "fragment"),
+    [
+        ({"compose.yaml": "include: [self.yaml]\n", "self.yaml": "include: [self.yaml]\n"}, "loop"),
+        (
+            {"compose.yaml": "include: [a.yaml]\n", "a.yaml": "include: [../apps/compose.yaml]\n"},
+            "include loop (compose.yaml -> a.yaml -> compose.yaml)",
+        ),
+        ({"compose.yaml": "include: [gone.yaml]\n"}, "include: gone.yaml does not exist"),
+        (
+            {"compose.yaml": "include: ['git@github.com:acme/stack.git']\n"},
+            "is a remote resource, not read here",
+        ),
+        (
+            {"compose.yaml": "include: [{path: 'oci://registry/stack:1'}]\n"},
+            "is a remote resource, not read here",
+        ),
+        ({"compose.yaml": "include: [{env_file: x.env}]\n"}, "a mapping with path:"),
+        ({"compose.yaml": "include: {path: a.yaml}\n"}, "include must be a list"),
+        ({"compose.yaml": "include: ['${WHERE}/compose.yaml']\n"}, "WHERE is not set"),
+        (
+            {
+                "compose.yaml": "include: [{path: a.yaml, env_file: gone.env}]\n",
+                "a.yaml": "services: {}\n",
+            },
+            "env_file",
+        ),
+        (
+            {
+                "compose.yaml": "include: [a.yaml]\nservices:\n  web:\n    image: nginx:1.25\n",
+                "a.yaml": "services:\n  web:\n    image: nginx:1.24\n",
+            },
+            "defines service 'web', which is also defined here",
+        ),
+        (
+            {
+                "compose.yaml": "include: [a.yaml, b.yaml]\n",
+                "a.yaml": "services:\n  web:\n    image: nginx:1.25\n",
+                "b.yaml": "services:\n  web:\n    image: nginx:1.24\n",
+            },
+            "service 'web' is defined by two included files",
+        ),
+        (
+            {
+                "compose.yaml": "include: [a.yaml]\n",
+                "a.yaml": "services:\n  web:\n    image: x\n    extends: {service: nope}\n",
+            },
+            "extends service 'nope', which a.yaml does not define",
+        ),
+    ],
+)
+def test_includes_compose_would_refuse_carry_one_problem(
+    tmp_path: Path, files: dict[str, str], fragment: str
+) -> None:
+    stack = load_stack_dir(stack_with(tmp_path, files), tmp_path)
+    assert stack is not None
+    assert fragment in (stack.problem or ""), stack.problem
+
+
+def test_an_include_that_leaves_the_root_is_refused(tmp_path: Path) -> None:
+    root = tmp_path / "platform"
+    outside = tmp_path / "elsewhere.yaml"
+    outside.write_text("services:\n  web:\n    image: nginx:1.25\n")
+    stack = load_stack_dir(stack_with(root, {"compose.yaml": f"include: [{outside}]\n"}), root)
+    assert stack is not None and "outside the platform root" in (stack.problem or "")
+
+
+def test_files_that_include_each_other_many_times_over_are_refused_quickly(
+    tmp_path: Path,
+) -> None:
+    """Each file includes the next one four times: 4**5 reads, and four times more for each
+    level added, were they not counted."""
+    files = {"compose.yaml": "include: [f0.yaml]\n"}
+    for level in range(5):
+        files[f"f{level}.yaml"] = "include: [" + ", ".join([f"f{level + 1}.yaml"] * 4) + "]\n"
+    files["f5.yaml"] = "services: {}\n"
+    stack = load_stack_dir(stack_with(tmp_path, files), tmp_path)
+    assert stack is not None and "more than 256 files included" in (stack.problem or "")
+
+
+def test_an_included_service_reaches_its_module_under_its_own_file(tmp_path: Path) -> None:
+    stack_with(
+        tmp_path,
+        {
+            "compose.yaml": "include:\n  - path: db/compose.yaml\n",
+            "db/compose.yaml": "services:\n  db:\n    image: postgres:${DB_TAG}\n",
+            "db/.env": "DB_TAG=15.6\n",
+        },
+    )
+    write_module(
+        tmp_path,
+        "db",
+        {
+            "host": "edge",
+            "orchestrator": "docker-compose",
+            "compose_service": "db",
+            "image_observed": "postgres:16.2",
+        },
+    )
+    (module,) = load_declared(tmp_path).modules
+    assert module.compose is not None and module.compose.raw == "postgres:15.6"
+    assert module.compose.path == tmp_path / "compose" / "apps" / "db" / "compose.yaml"
+    assert module.compose_project == "apps"
+
+
+def test_a_broken_stack_that_includes_files_may_define_any_service(tmp_path: Path) -> None:
+    """Its includes were not all read: which services it defines is not known."""
+    stack = load_stack_dir(
+        stack_with(
+            tmp_path,
+            {"compose.yaml": "include: [gone.yaml]\nservices:\n  web:\n    image: nginx\n"},
+        ),
+        tmp_path,
+    )
+    assert stack is not None and stack.problem is not None
+    assert stack.may_define("web") and stack.may_define("db")

@@ -3,12 +3,13 @@
 A stack folder is read the way ``docker compose`` run inside it reads it (compose v2 where v1
 differs; docs/compose.md lists each difference): its ``.env``, the files ``COMPOSE_FILE``
 names or else the first compose file and the first override present, ``extends:`` in the same
-file or another one, and the project name. Every file comes through
+file or another one, ``include:`` entries, and the project name. Every file comes through
 :mod:`platformctl.declared.files`, so nothing outside the platform root is ever read.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,11 @@ ENV_FILE = ".env"
 MAX_ENV_BYTES = 1 * MiB
 # A chain of `extends:` deeper than this is a loop compose would also refuse.
 _MAX_EXTENDS_DEPTH = 64
+# Files included within included files, at most this deep, and this many in one stack: a
+# repository whose files include each other many times over would otherwise be read
+# exponentially often.
+_MAX_INCLUDE_DEPTH = 16
+_MAX_INCLUDED_FILES = 256
 
 
 @dataclass(frozen=True)
@@ -114,24 +120,185 @@ def load_stack_dir(folder: Path, root: Path, cache: ParsedYamlCache | None = Non
         {k: v for k, v in env.unresolved.items() if k != "COMPOSE_PROJECT_NAME"},
     )
     try:
-        merged: dict[str, dict[str, Any]] = {}
-        for path, doc in zip(files, docs, strict=True):
-            services = _services_of(path, doc)
-            for name in services:
-                spec = _with_extends(name, services, path, root, env, (), cache)
-                merged[name] = {**merged.get(name, {}), **spec}
+        merged = _model(files, docs, first, first.parent, root, env, cache, _Including([]))
     except _Problem as exc:
         return Stack(first, project, problem=str(exc), files=tuple(files), names=names)
     result = {
-        name: _service_image(first, project, name, spec, env) for name, spec in merged.items()
+        name: _service_image(d.file, project, name, d.spec, d.env) for name, d in merged.items()
     }
     return Stack(first, project, result, files=tuple(files))
+
+
+@dataclass(frozen=True)
+class _Including:
+    """Where an ``include:`` is met: the files included so far in the stack (one list for
+    the whole stack) and the real paths of the files whose ``include:`` led here."""
+
+    read: list[Path]
+    chain: tuple[Path, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Defined:
+    """One service as a set of compose files defines it: its keys, and the file and variables
+    its ``image`` is read with (an included file has its own, docs/compose.md)."""
+
+    spec: dict[str, Any]
+    env: DotEnv
+    file: Path
+
+
+def _model(
+    files: list[Path],
+    docs: list[dict[str, Any]],
+    shown: Path,
+    folder: Path,
+    root: Path,
+    env: DotEnv,
+    cache: ParsedYamlCache | None,
+    including: _Including,
+) -> dict[str, _Defined]:
+    """The services of ``files`` (parsed as ``docs``) merged in order, as compose v2 loads
+    them: each file's own services with their ``extends:``, and those its ``include:``
+    entries bring; a later file's keys of a service replace the earlier ones. ``shown`` is
+    the file a service of these files is reported under, ``folder`` their project folder
+    (where an ``include:`` entry's names start)."""
+    merged: dict[str, _Defined] = {}
+    for path, doc in zip(files, docs, strict=True):
+        services = _services_of(path, doc)
+        defined = {
+            name: _Defined(_with_extends(name, services, path, root, env, (), cache), env, shown)
+            for name in services
+        }
+        brought = _included(path, doc, folder, root, env, cache, including)
+        for name, imported in brought.items():
+            if name in defined and defined[name].spec != imported.spec:
+                raise _Problem(
+                    f"{path}: include: {imported.file} defines service {name!r}, which is "
+                    "also defined here (compose refuses the conflict)"
+                )
+            defined.setdefault(name, imported)
+        for name, here in defined.items():
+            before = merged.get(name)
+            if before is not None and "image" not in here.spec:
+                here = _Defined({**before.spec, **here.spec}, before.env, before.file)
+            elif before is not None:
+                here = _Defined({**before.spec, **here.spec}, here.env, here.file)
+            merged[name] = here
+    return merged
+
+
+def _included(
+    path: Path,
+    doc: dict[str, Any],
+    folder: Path,
+    root: Path,
+    env: DotEnv,
+    cache: ParsedYamlCache | None,
+    including: _Including,
+) -> dict[str, _Defined]:
+    """The services the ``include:`` entries of the compose file ``path`` bring (compose
+    2.20 and later): each entry is its own compose model, its files, folder and env files
+    named from ``folder`` (the including model's), its variables its ``.env`` (or its
+    ``env_file``) gives under the including model's own, which win."""
+    entries = doc.get("include")
+    if entries is None:
+        return {}
+    if not isinstance(entries, list):
+        raise _Problem(f"{path}: include must be a list")
+    real = Path(os.path.realpath(path))
+    if real in including.chain or len(including.chain) >= _MAX_INCLUDE_DEPTH:
+        names = " -> ".join(p.name for p in (*including.chain, real))
+        raise _Problem(f"{path}: include loop ({names})")
+    found: dict[str, _Defined] = {}
+    for entry in entries:
+        paths, project_directory, env_files = _include_entry(path, entry, env)
+        included = [folder / p for p in paths]
+        including.read.extend(included)
+        if len(including.read) > _MAX_INCLUDED_FILES:
+            raise _Problem(f"{path}: include: more than {_MAX_INCLUDED_FILES} files included")
+        for file in included:
+            if not present(file):
+                raise _Problem(f"{path}: include: {file.name} does not exist ({file})")
+        directory = folder / project_directory if project_directory else included[0].parent
+        own = [directory / ENV_FILE] if env_files is None else [folder / f for f in env_files]
+        inner = _include_env(own, root, env, required=env_files is not None)
+        inner_docs = [_load_mapping(f, root, cache) for f in included]
+        within = _Including(including.read, (*including.chain, real))
+        model = _model(included, inner_docs, included[0], directory, root, inner, cache, within)
+        for name, imported in model.items():
+            if name in found and found[name].spec != imported.spec:
+                raise _Problem(
+                    f"{path}: include: service {name!r} is defined by two included files "
+                    f"({found[name].file}, {imported.file}; compose refuses the conflict)"
+                )
+            found.setdefault(name, imported)
+    return found
+
+
+def _include_entry(
+    path: Path, entry: object, env: DotEnv
+) -> tuple[list[str], str | None, list[str] | None]:
+    """An ``include:`` entry's files, project directory and env files, interpolated as the
+    rest of the including file is (the long syntax's other keys are not read)."""
+
+    def strings(value: object, key: str) -> list[str]:
+        values = [value] if isinstance(value, str) else value
+        if not isinstance(values, list) or not values:
+            raise _Problem(f"{path}: include: {key} must be a file name or a list of them")
+        if not all(isinstance(v, str) and v for v in values):
+            raise _Problem(f"{path}: include: {key} must be a file name or a list of them")
+        try:
+            return [interpolate(v, env) for v in values]
+        except UnresolvedVariable as exc:
+            raise _Problem(f"{path}: include: {key} unresolved: {exc}") from None
+
+    if isinstance(entry, dict) and "path" in entry:
+        directory, env_file = entry.get("project_directory"), entry.get("env_file")
+        paths = strings(entry["path"], "path")
+        project_directory = None if directory is None else strings(directory, "directory")[0]
+        env_files = None if env_file is None else strings(env_file, "env_file")
+    elif isinstance(entry, str):
+        paths, project_directory, env_files = strings(entry, "path"), None, None
+    else:
+        raise _Problem(f"{path}: an include entry is a file name or a mapping with path:")
+    for name in paths:
+        # compose fetches these (a git repository, an OCI artifact); platformctl reads only
+        # the repository's own files.
+        if "://" in name or name.startswith("git@"):
+            raise _Problem(f"{path}: include: {name} is a remote resource, not read here")
+    return paths, project_directory, env_files
+
+
+def _include_env(files: list[Path], root: Path, outer: DotEnv, required: bool) -> DotEnv:
+    """The variables an included model is read with: its env files' (the default ``.env``
+    only when present), under the including stack's, which win."""
+    known: dict[str, str] = {}
+    unresolved: dict[str, str] = {}
+    for file in files:
+        if not present(file):
+            if required:
+                raise _Problem(f"include: env_file {file} does not exist")
+            continue
+        read = _parse_env_file(file, root)
+        known.update(read.known)
+        unresolved.update(read.unresolved)
+        for key in read.known:
+            unresolved.pop(key, None)
+    for key in (*outer.known, *outer.unresolved):
+        known.pop(key, None)
+        unresolved.pop(key, None)
+    return DotEnv({**known, **outer.known}, {**unresolved, **outer.unresolved})
 
 
 def _read_env(folder: Path, root: Path) -> DotEnv:
     path = folder / ENV_FILE
     if not present(path):
         return DotEnv()
+    return _parse_env_file(path, root)
+
+
+def _parse_env_file(path: Path, root: Path) -> DotEnv:
     try:
         data = read_repo_file(root, path, MAX_ENV_BYTES)
     except RepoFileError as exc:
@@ -219,9 +386,12 @@ def _project_name(folder: Path, files: list[Path], docs: list[dict[str, Any]], e
 
 
 def _names(docs: list[dict[str, Any]]) -> frozenset[str] | None:
-    """The service names the files define; None when a file's ``services`` is no mapping."""
+    """The service names the files define; None when a file's ``services`` is no mapping or
+    it includes others (whose services are known only once they are read)."""
     names: set[str] = set()
     for doc in docs:
+        if doc.get("include") is not None:
+            return None
         services = doc.get("services")
         if services is None:
             continue

@@ -1,7 +1,8 @@
 """Reading one file of the platform repository safely: inside the root, regular, bounded.
 
 Every file platformctl reads from the platform tree (manifests, compose files, overrides,
-``.env``, ``extends.file`` and ``COMPOSE_FILE`` entries) goes through :func:`read_repo_file`.
+``.env``, ``extends.file``, ``include:`` and ``COMPOSE_FILE`` entries) goes through
+:func:`read_repo_file`.
 A repository is data someone else may have written: a symlink to ``/proc/self/environ`` would
 otherwise bring our own environment (tokens included) into the report, a FIFO would hang the
 run, and a huge file would be read whole into memory before any size check.
