@@ -226,3 +226,55 @@ def test_a_broken_stack_that_includes_files_may_define_any_service(tmp_path: Pat
     )
     assert stack is not None and stack.problem is not None
     assert stack.may_define("web") and stack.may_define("db")
+
+
+def test_compose_merge_tags_reset_and_replace_what_the_files_before_gave(tmp_path: Path) -> None:
+    stack = load_stack_dir(
+        stack_with(
+            tmp_path,
+            {
+                "compose.yaml": "name: shop\nservices:\n  web:\n    image: nginx:1.24\n"
+                "  db:\n    image: postgres:16\n",
+                "compose.override.yaml": "name: !reset null\nservices: !reset {}\n",
+            },
+        ),
+        tmp_path,
+    )
+    assert stack is not None and stack.problem is None and stack.services == {}
+    assert stack.project == "apps"
+    only = load_stack_dir(
+        stack_with(
+            tmp_path,
+            {"compose.yaml": "services:\n  web:\n    build: .\n    image: !reset nginx:1.24\n"},
+            "built",
+        ),
+        tmp_path,
+    )
+    assert only is not None and only.problem is None
+    assert only.services["web"].build_only and only.services["web"].raw is None
+
+
+def test_only_compose_files_read_the_merge_tags(tmp_path: Path) -> None:
+    """A manifest is plain data: compose's tags there, and any other tag in a compose file,
+    are still invalid YAML."""
+    stack = load_stack_dir(
+        stack_with(tmp_path, {"compose.yaml": "services:\n  web:\n    image: !env TAG\n"}),
+        tmp_path,
+    )
+    assert stack is not None and "could not determine a constructor for the tag '!env'" in (
+        stack.problem or ""
+    )
+    write_module(
+        tmp_path,
+        "web",
+        {
+            "host": "edge",
+            "orchestrator": "docker",
+            "container": "web",
+            "image_observed": "!reset nginx",
+        },
+    )
+    manifest = tmp_path / "modules" / "web" / "module.yaml"
+    manifest.write_text(manifest.read_text().replace("'!reset nginx'", "!reset nginx"))
+    (module,) = load_declared(tmp_path).modules
+    assert "tag '!reset'" in (getattr(module, "problem", "") or "")

@@ -162,9 +162,9 @@ def test_manifests_looked_up_together_each_get_their_own_document(
     parsed: list[Path] = []
     parse = yamlfile._parse
 
-    def counted(path: Path, text: str) -> Any:
+    def counted(path: Path, text: str, compose: bool) -> Any:
         parsed.append(path)
-        return parse(path, text)
+        return parse(path, text, compose)
 
     monkeypatch.setattr(yamlfile, "_parse", counted)
 

@@ -25,7 +25,7 @@ from platformctl.declared.interpolate import (
 )
 from platformctl.declared.model import ComposeImage
 from platformctl.declared.reference import InvalidReference, parse_reference
-from platformctl.declared.yamlfile import YamlProblem, load_yaml
+from platformctl.declared.yamlfile import Override, Reset, YamlProblem, load_yaml
 
 if TYPE_CHECKING:
     from platformctl.declared.yamlcache import ParsedYamlCache
@@ -124,7 +124,8 @@ def load_stack_dir(folder: Path, root: Path, cache: ParsedYamlCache | None = Non
     except _Problem as exc:
         return Stack(first, project, problem=str(exc), files=tuple(files), names=names)
     result = {
-        name: _service_image(d.file, project, name, d.spec, d.env) for name, d in merged.items()
+        name: _service_image(d.file, project, name, _kept(d.spec), d.env)
+        for name, d in merged.items()
     }
     return Stack(first, project, result, files=tuple(files))
 
@@ -165,6 +166,13 @@ def _model(
     (where an ``include:`` entry's names start)."""
     merged: dict[str, _Defined] = {}
     for path, doc in zip(files, docs, strict=True):
+        # `!reset` on the services, or on one, drops what the files before defined.
+        listed = doc.get("services")
+        if isinstance(listed, Reset):
+            merged.clear()
+        elif isinstance(listed, dict):
+            for name in [str(n) for n, spec in listed.items() if isinstance(spec, Reset)]:
+                merged.pop(name, None)
         services = _services_of(path, doc)
         defined = {
             name: _Defined(_with_extends(name, services, path, root, env, (), cache), env, shown)
@@ -202,7 +210,7 @@ def _included(
     named from ``folder`` (the including model's), its variables its ``.env`` (or its
     ``env_file``) gives under the including model's own, which win."""
     entries = doc.get("include")
-    if entries is None:
+    if entries is None or isinstance(entries, Reset):
         return {}
     if not isinstance(entries, list):
         raise _Problem(f"{path}: include must be a list")
@@ -340,12 +348,31 @@ def _compose_files(folder: Path, env: DotEnv) -> list[Path]:
 
 def _load_mapping(path: Path, root: Path, cache: ParsedYamlCache | None) -> dict[str, Any]:
     try:
-        doc = load_yaml(path, root, cache)
+        doc = _untagged(load_yaml(path, root, cache, compose=True))
     except YamlProblem as exc:
         raise _Problem(str(exc)) from None
     if not isinstance(doc, dict):
         raise _Problem(f"{path}: a compose file must be a mapping")
     return doc
+
+
+def _untagged(value: Any) -> Any:
+    """``value`` with compose's ``!override`` taken as the value it tags (files are merged
+    key by key here, so an overriding value replaces as any other does) and ``!reset`` kept
+    as a mapping's value, to drop what the files before gave that key (the merges below), or
+    dropped from a list."""
+    if isinstance(value, Override):
+        return _untagged(value.value)
+    if isinstance(value, dict):
+        return {key: _untagged(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_untagged(item) for item in value if not isinstance(item, Reset)]
+    return value
+
+
+def _kept(spec: dict[str, Any]) -> dict[str, Any]:
+    """A merged service's keys, without those a ``!reset`` dropped."""
+    return {key: value for key, value in spec.items() if not isinstance(value, Reset)}
 
 
 def _project_name(folder: Path, files: list[Path], docs: list[dict[str, Any]], env: DotEnv) -> str:
@@ -366,6 +393,9 @@ def _project_name(folder: Path, files: list[Path], docs: list[dict[str, Any]], e
     named = None
     for path, doc in zip(files, docs, strict=True):
         name = doc.get("name")
+        if isinstance(name, Reset):
+            named = None
+            continue
         if name is None or name == "":
             continue
         if not isinstance(name, str):
@@ -390,7 +420,7 @@ def _names(docs: list[dict[str, Any]]) -> frozenset[str] | None:
     it includes others (whose services are known only once they are read)."""
     names: set[str] = set()
     for doc in docs:
-        if doc.get("include") is not None:
+        if doc.get("include") is not None and not isinstance(doc.get("include"), Reset):
             return None
         services = doc.get("services")
         if services is None:
@@ -403,11 +433,15 @@ def _names(docs: list[dict[str, Any]]) -> frozenset[str] | None:
 
 def _services_of(path: Path, doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
     services = doc.get("services")
-    if services is None:
+    if services is None or isinstance(services, Reset):
         return {}
     if not isinstance(services, dict):
         raise _Problem(f"{path}: 'services' must be a mapping")
-    return {str(name): (spec if isinstance(spec, dict) else {}) for name, spec in services.items()}
+    return {
+        str(name): (spec if isinstance(spec, dict) else {})
+        for name, spec in services.items()
+        if not isinstance(spec, Reset)
+    }
 
 
 def _with_extends(
@@ -426,7 +460,7 @@ def _with_extends(
         raise _Problem(f"{path}: extends loop ({loop})")
     spec = services[name]
     extends = spec.get("extends")
-    if extends is None:
+    if extends is None or isinstance(extends, Reset):
         return spec
     base_file: str | None = None
     if isinstance(extends, str):

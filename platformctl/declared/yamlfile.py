@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,18 +24,37 @@ class YamlProblem(ValueError):
     """A file that is not readable YAML; the message names the file and line."""
 
 
-def load_yaml(path: Path, root: Path, cache: ParsedYamlCache | None = None) -> Any:
+@dataclass(frozen=True)
+class Reset:
+    """compose's ``!reset`` tag: the value the files before gave this key is dropped."""
+
+
+@dataclass(frozen=True)
+class Override:
+    """compose's ``!override`` tag: ``value`` replaces what the files before gave, unmerged."""
+
+    value: Any
+
+
+def load_yaml(
+    path: Path, root: Path, cache: ParsedYamlCache | None = None, *, compose: bool = False
+) -> Any:
     """Parse ``path`` (a file inside ``root``) with the safe loader; raise
     :class:`YamlProblem` saying where and what. With ``cache``, bytes parsed before are not
-    parsed again."""
-    document = next(iter_yaml((path,), root, cache))
+    parsed again. ``compose`` also reads compose's merge tags (:class:`Reset`,
+    :class:`Override`; such documents are never cached, being more than plain data)."""
+    document = next(iter_yaml((path,), root, cache, compose=compose))
     if isinstance(document, YamlProblem):
         raise document from None
     return document
 
 
 def iter_yaml(
-    paths: Iterable[Path], root: Path, cache: ParsedYamlCache | None = None
+    paths: Iterable[Path],
+    root: Path,
+    cache: ParsedYamlCache | None = None,
+    *,
+    compose: bool = False,
 ) -> Iterator[Any]:
     """What :func:`load_yaml` gives for each of ``paths``, in order, with a
     :class:`YamlProblem` in the place of each file it would raise for.
@@ -56,18 +77,18 @@ def iter_yaml(
             batch.append((path, data))
             size += len(data)
         if len(batch) >= limit or size >= _BATCH_BYTES:
-            yield from _documents(batch, cache)
+            yield from _documents(batch, cache, compose)
             batch, size, limit = [], 0, _BATCH
-    yield from _documents(batch, cache)
+    yield from _documents(batch, cache, compose)
 
 
 def _documents(
-    batch: list[tuple[Path, bytes | YamlProblem]], cache: ParsedYamlCache | None
+    batch: list[tuple[Path, bytes | YamlProblem]], cache: ParsedYamlCache | None, compose: bool
 ) -> Iterator[Any]:
     """The document (or problem) of each file of ``batch``, from the cache where it has them."""
     if cache is None:
         for path, data in batch:
-            yield data if isinstance(data, YamlProblem) else _parsed(path, data)
+            yield data if isinstance(data, YamlProblem) else _parsed(path, data, compose)
         return
     from platformctl.declared.yamlcache import MISSING
 
@@ -83,13 +104,13 @@ def _documents(
             # cache kept (and answers without a query).
             document = cache.get(data)
         if document is MISSING:
-            document = _parsed(path, data)
+            document = _parsed(path, data, compose)
             if not isinstance(document, YamlProblem) and cache.add(data, document):
                 kept.add(data)
         yield document
 
 
-def _parsed(path: Path, data: bytes) -> Any:
+def _parsed(path: Path, data: bytes, compose: bool) -> Any:
     """The document ``data`` parses to, or the problem, as a new exception that holds no
     traceback: a batch keeps its problems until it is handed over."""
     try:
@@ -97,12 +118,12 @@ def _parsed(path: Path, data: bytes) -> Any:
     except UnicodeDecodeError as exc:
         return YamlProblem(f"{path}: not UTF-8 (byte {exc.start}); save the file as UTF-8")
     try:
-        return _parse(path, text)
+        return _parse(path, text, compose)
     except YamlProblem as exc:
         return YamlProblem(str(exc))
 
 
-def _parse(path: Path, text: str) -> Any:
+def _parse(path: Path, text: str, compose: bool) -> Any:
     # Imported here: a run whose files are all in the cache never needs PyYAML (its import
     # compiles a large regular expression; docs/design.md, "Start-up").
     import yaml
@@ -110,7 +131,7 @@ def _parse(path: Path, text: str) -> Any:
     # libyaml's parser when PyYAML was built with it (the wheels are): about nine times faster
     # than the pure-Python one, which matters at hundreds of manifests (bench/README.md). Both
     # are the safe loader: plain data only.
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    loader = _compose_loader() if compose else getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
         return yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
     except yaml.MarkedYAMLError as exc:
@@ -120,3 +141,29 @@ def _parse(path: Path, text: str) -> Any:
         raise YamlProblem(f"{where}: invalid YAML: {what}") from None
     except (yaml.YAMLError, RecursionError, ValueError) as exc:
         raise YamlProblem(f"{path}: invalid YAML: {str(exc).splitlines()[0][:200]}") from None
+
+
+@functools.cache
+def _compose_loader() -> type:
+    """The safe loader that also reads compose's ``!reset`` and ``!override`` (compose 2.24
+    and later, in override files): anything else still refused."""
+    import yaml
+
+    base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+    def reset(loader: Any, node: Any) -> Reset:
+        return Reset()
+
+    def override(loader: Any, node: Any) -> Override:
+        if isinstance(node, yaml.MappingNode):
+            return Override(loader.construct_mapping(node, deep=True))
+        if isinstance(node, yaml.SequenceNode):
+            return Override(loader.construct_sequence(node, deep=True))
+        return Override(loader.construct_scalar(node))
+
+    class ComposeLoader(base):
+        pass
+
+    ComposeLoader.add_constructor("!reset", reset)
+    ComposeLoader.add_constructor("!override", override)
+    return ComposeLoader
