@@ -268,11 +268,33 @@ def test_compose_live_checks_name_their_container_and_use_its_image_digests() ->
     assert pinned.status is ModuleStatus.OK
 
 
-def test_a_tag_gone_from_the_live_reference_reads_none() -> None:
-    module = make_module(image=f"{REPO}:3.0.6")
-    verdict = judge(module, host(make_container(config_image=f"{REPO}@{D306}")))
-    assert verdict.status is ModuleStatus.DRIFT
-    assert verdict.reason == "manifest-live (apps-honcho-api-1): tag 3.0.6 → none"
+@pytest.mark.parametrize(
+    ("tags", "status", "reason"),
+    [
+        ((f"{REPO}:3.0.6", f"{REPO}:3"), ModuleStatus.OK, None),
+        ((f"{REPO}:3.0.3", "other/name:3.0.6"), ModuleStatus.DRIFT, "tag 3.0.6 → 3.0.3"),
+        (
+            (),
+            ModuleStatus.UNVERIFIABLE,
+            "started by digest, which names no tag: the declared tag cannot be confirmed",
+        ),
+    ],
+    ids=["tagged-as-declared", "tagged-otherwise", "untagged"],
+)
+def test_a_container_started_by_digest_is_named_by_its_image_tags(
+    tags: tuple[str, ...], status: ModuleStatus, reason: str | None
+) -> None:
+    """A compose file that pins `repo@sha256:…` (or content trust) starts the container by a
+    reference with no tag. Declared by tag, it is judged by its image's tags in that
+    repository, as a container started by image ID is; with none the tag is unknown, which is
+    neither `ok` nor a drift to a tag called "none"."""
+    image = Image(ID306, tags, (f"{REPO}@{D306}",))
+    container = make_container(config_image=f"{REPO}@{D306}")
+    verdict = judge(make_module(image=f"{REPO}:3.0.6"), host(container, images=(image,)))
+    assert verdict.status is status
+    if reason is not None:
+        assert reason in verdict.reason
+    assert "none" not in verdict.reason
 
 
 @pytest.mark.parametrize(

@@ -237,8 +237,25 @@ def _live_name(
     live = try_parse_reference(c.config_image)
     if live is None:
         return c.config_image, None, None
+    if live.tag is None and live.digest is not None:
+        return _pinned_name(live, image, expected)
     live = _with_tag(live)
     return live.repository, live.tag, None
+
+
+def _pinned_name(
+    live: ImageRef, image: Image | None, expected: ImageRef
+) -> tuple[str | None, str | None, str | None]:
+    """The repository and tag of a container started by digest (``repo@sha256:…``: a compose
+    file that pins one, content trust), which names no tag: its image's tags in that
+    repository, the declared one first; else the tag is unknown (None, with a note)."""
+    named = map(try_parse_reference, image.repo_tags if image else ())
+    tags = [t for t in (_with_tag(r) for r in named if r) if t.repository == live.repository]
+    if not tags:
+        return live.repository, None, "started by digest, which names no tag"
+    wanted = expected.tag or "latest"
+    tag = wanted if any(t.tag == wanted for t in tags) else min(str(t.tag) for t in tags)
+    return live.repository, tag, f"started by digest; its image is tagged {live.repository}:{tag}"
 
 
 def _image_name(
