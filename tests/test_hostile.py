@@ -23,6 +23,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import Runner, write_module
+from tests.test_local_bounds import local_module
 
 HOSTILE = "evil\x1b]0;owned\x07\x1b[2J\x9b31m\nFORGED ROW OK"
 RAW_CONTROLS = ("\x1b", "\x07", "\x9b", "\r")
@@ -275,3 +276,55 @@ def test_each_character_a_terminal_acts_on_is_shown_escaped() -> None:
     acting = [chr(c) for c in range(0x110000) if _acts_on(chr(c))]
     assert [hex(ord(ch)) for ch in acting if ch.isprintable()] == []
     assert [hex(ord(ch)) for ch in acting if _acts_on_any(clean(f"a{ch}b"))] == []
+
+
+def _info_stand_in(tmp_path: Path, info: str) -> Path:
+    """A docker stand-in for an empty engine whose `docker info` prints ``info``."""
+    path = tmp_path / "docker"
+    path.write_text(
+        "#!/bin/sh\n"
+        'case "$1 $2" in\n'
+        f"  'info --format') printf '%s\\n' '{info}' ;;\n"
+        "  'container ls') ;;\n"
+        "  *) exit 64 ;;\n"
+        "esac\n"
+    )
+    path.chmod(0o755)
+    return path
+
+
+def test_a_docker_version_no_store_can_hold_is_kept_as_its_escape(
+    tmp_path: Path, run_cli: Runner
+) -> None:
+    """A lone surrogate in `docker info` (JSON allows `\\ud800`, UTF-8 does not) made the
+    save fail with a traceback: no host of the fleet was judged and nothing was stored."""
+    docker = _info_stand_in(tmp_path, '{"version":"24.0\\ud800","driver":"overlay2"}')
+    root = str(local_module(tmp_path / "p"))
+    args = ("--root", root, "--docker-command", str(docker))
+    result = run_cli("drift-check", "--json", *args)
+    assert result.code == 2, result.err
+    (host,) = result.json()["hosts"]
+    assert (host["status"], host["docker_version"]) == ("ok", "24.0\\ud800")
+    replay = run_cli("drift-check", "--json", "--snapshot", "latest", *args)
+    assert replay.json()["hosts"][0]["docker_version"] == "24.0\\ud800"
+
+
+def test_an_oversized_docker_version_is_a_host_error_not_a_row_of_megabytes(
+    tmp_path: Path, run_cli: Runner
+) -> None:
+    """The version and driver are stored with every snapshot's row of the host."""
+    docker = _info_stand_in(tmp_path, '{"version":"' + "9" * 5000 + '","driver":"overlay2"}')
+    result = run_cli(
+        "drift-check",
+        "--json",
+        "--root",
+        str(local_module(tmp_path / "p")),
+        "--docker-command",
+        str(docker),
+    )
+    (host,) = result.json()["hosts"]
+    assert (host["status"], host["reason"]) == (
+        "error",
+        "docker info printed an oversized 'version'",
+    )
+    assert len(result.out) < 5000

@@ -353,14 +353,26 @@ def _parse_info(info: _Step) -> tuple[str | None, str | None]:
         except (ValueError, RecursionError):
             continue
         if isinstance(obj, dict):
-            version = obj.get("version")
-            driver = obj.get("driver")
-            return (
-                version if isinstance(version, str) else None,
-                driver if isinstance(driver, str) else None,
-            )
+            return _info_field(obj, "version"), _info_field(obj, "driver")
     first = next((ln for ln in (*info.stdout, *info.complaints) if ln.strip()), "nothing")
     raise DockerOutputError(f"docker info printed no JSON: {one_line(first, 120)}")
+
+
+# A server version or storage driver is a short word ("27.3.1", "overlay2"); both are stored
+# with every snapshot's row of the host, not once per content as its containers are.
+_MAX_INFO_FIELD = 128
+
+
+def _info_field(obj: dict[str, Any], key: str) -> str | None:
+    """``docker info``'s ``key``: None when absent or not a string; an error when oversized.
+    A lone surrogate (JSON's ``\\ud800``, which no UTF-8 store can hold) is kept as its
+    escape."""
+    value = obj.get(key)
+    if not isinstance(value, str) or not value:
+        return None
+    if len(value) > _MAX_INFO_FIELD:
+        raise DockerOutputError(f"docker info printed an oversized {key!r}")
+    return value.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _docker_failure(lines: list[str], rc: int | None, step: str) -> str:
