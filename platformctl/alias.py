@@ -9,4 +9,5 @@ from __future__ import annotations
 
 import re
 
-ALIAS_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]*$")
+# \Z, not $: `$` also matches before a final newline, which would let "edge\n" through.
+ALIAS_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]*\Z")

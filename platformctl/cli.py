@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import gc
+import math
 import os
 import re
 import sys
@@ -58,6 +59,25 @@ class Age(click.ParamType):
             raise UsageError(f"{option}: expected a duration like 30d, 12h or 2w, got {value!r}")
         seconds = int(m.group(1)) * self._UNITS[m.group(2)]
         return timedelta(seconds=min(seconds, self.LONGEST // timedelta(seconds=1)))
+
+
+class Seconds(click.FloatRange):
+    """A number of seconds, at least 0.1 and finite: ``nan`` passes a bare ``FloatRange``
+    (every comparison with it is false) and then failed every host with a Python error."""
+
+    name = "seconds"
+
+    def __init__(self) -> None:
+        super().__init__(min=0.1)
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        """Parse ``value``; ``nan`` or ``inf`` is a usage error naming the option."""
+        seconds = float(super().convert(value, param, ctx))
+        if not math.isfinite(seconds):
+            self.fail(f"{value!r} is not a number of seconds.", param, ctx)
+        return seconds
 
 
 def root_option(f: F) -> F:
@@ -133,7 +153,7 @@ def collect_options(f: F) -> F:
         ),
         click.option(
             "--connect-timeout",
-            type=click.FloatRange(min=0.1),
+            type=Seconds(),
             default=CollectOptions.connect_timeout,
             show_default=True,
             metavar="S",
@@ -141,7 +161,7 @@ def collect_options(f: F) -> F:
         ),
         click.option(
             "--command-timeout",
-            type=click.FloatRange(min=0.1),
+            type=Seconds(),
             default=CollectOptions.command_timeout,
             show_default=True,
             metavar="S",

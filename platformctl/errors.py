@@ -29,3 +29,12 @@ class SnapshotNotFound(StoreError):
 
 class DeliveryError(PlatformctlError):
     """A notification could not be delivered; its changes stay in the outbox."""
+
+
+def elided(text: str, limit: int = 200) -> str:
+    """``text`` for a one-line message: its middle elided past ``limit`` characters (a path's
+    start and its file name both tell)."""
+    if len(text) <= limit:
+        return text
+    half = (limit - 1) // 2
+    return f"{text[:half]}…{text[len(text) - (limit - 1 - half):]}"

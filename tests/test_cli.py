@@ -250,3 +250,52 @@ def test_the_command_leaves_fast_with_its_output_whole_and_its_store_closed(
     )
     assert listed.returncode == 0, listed.stderr
     assert [s["status"] for s in json.loads(listed.stdout)["snapshots"]] == ["unreachable"]
+
+
+def test_timeouts_that_are_no_number_of_seconds_are_usage_errors(
+    platform: Path, run_cli: Runner, tmp_path: Path
+) -> None:
+    """`nan` passes a range check (every comparison with it is false): it was taken, and
+    every host then failed with a Python error, exit 8."""
+    for option in ("--command-timeout", "--connect-timeout"):
+        for value in ("nan", "inf", "-inf"):
+            result = run_cli(
+                "drift-check", option, value, "--root", str(platform), "--db", str(tmp_path / "d")
+            )
+            assert result.code == 1, (option, value, result.err)
+            assert_one_line_error(result.err, option)
+    assert not (tmp_path / "d").exists()
+
+
+def test_names_longer_than_the_file_system_takes_are_one_line(
+    platform: Path, run_cli: Runner, tmp_path: Path
+) -> None:
+    long = str(tmp_path / ("a" * 5000))
+    result = run_cli("snapshots", "list", "--db", long)
+    assert result.code == 1
+    assert_one_line_error(result.err, "File name too long", "check --db")
+    assert len(result.err) < 400
+    result = run_cli("drift-check", "--root", long, "--db", str(tmp_path / "d"))
+    assert result.code == 1
+    assert_one_line_error(result.err, "File name too long", "check --root")
+
+
+def test_the_version_a_store_records_is_shown_escaped(run_cli: Runner, tmp_path: Path) -> None:
+    """A store file comes from anywhere (copied, shared, written by another program): its
+    text reaches a terminal only escaped."""
+    from datetime import UTC, datetime
+
+    from platformctl.collector.model import Collection, HostResult, HostState, HostStatus
+    from platformctl.snapshots.store import Store
+
+    db = tmp_path / "s.db"
+    store = Store.open(db)
+    hostile = "0.1.0\x1b]0;pwned\x07\x1b[2J\nFORGED"
+    taken = datetime(2026, 1, 1, tzinfo=UTC)
+    store.save(Collection(taken, (HostResult("h", HostStatus.OK, state=HostState()),)), hostile)
+    store.close()
+    for args in (("snapshots", "list"), ("snapshots", "show", "1")):
+        result = run_cli(*args, "--db", str(db))
+        assert result.code == 0, result.err
+        assert "\x1b" not in result.out and "\x07" not in result.out
+        assert "\nFORGED" not in result.out

@@ -197,7 +197,9 @@ def test_jump_specs(spec: str, parsed: tuple[str | None, str, int | None]) -> No
     assert parse_jump(spec) == parsed
 
 
-@pytest.mark.parametrize("bad", ["x;touch /tmp/p", "-oProxyCommand=x", "a b", "$(id)", "u@h", ""])
+@pytest.mark.parametrize(
+    "bad", ["x;touch /tmp/p", "-oProxyCommand=x", "a b", "$(id)", "u@h", "", "edge\n"]
+)
 def test_only_alias_shaped_hosts_are_accepted(bad: str) -> None:
     with pytest.raises(UsageError, match="not an ssh alias"):
         check_alias(bad)

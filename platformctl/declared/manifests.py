@@ -22,7 +22,7 @@ from platformctl.declared.model import (
 )
 from platformctl.declared.reference import InvalidReference, parse_reference
 from platformctl.declared.yamlfile import YamlProblem, iter_yaml, load_yaml
-from platformctl.errors import DeclaredStateError
+from platformctl.errors import DeclaredStateError, elided
 
 if TYPE_CHECKING:
     from platformctl.declared.yamlcache import ParsedYamlCache
@@ -41,9 +41,14 @@ def find_root(explicit: str | None = None, start: Path | None = None) -> Path:
     """
     if explicit:
         root = Path(explicit).expanduser()
-        if not root.is_dir():
-            raise DeclaredStateError(f"platform root {root} is not a folder (check --root)")
-        return root.resolve()
+        try:
+            if not root.is_dir():
+                raise DeclaredStateError(f"platform root {root} is not a folder (check --root)")
+            return root.resolve()
+        except OSError as exc:  # a name too long, a loop of symlinks, …
+            raise DeclaredStateError(
+                f"platform root {elided(explicit)}: {exc.strerror or exc} (check --root)"
+            ) from None
     here = (start or Path.cwd()).resolve()
     passed_over: list[str] = []
     for folder in (here, *here.parents):

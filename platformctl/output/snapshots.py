@@ -39,7 +39,14 @@ def list_table(items: list[SnapshotSummary]) -> str:
     if not items:
         return "no snapshots yet (run 'platformctl drift-check' or 'platformctl collect')\n"
     rows = [
-        (str(s.id), to_iso(s.taken_at), str(s.status), f"{s.hosts_ok}/{s.hosts}", s.tool_version)
+        # The version is the store's text, written by whichever program wrote the file.
+        (
+            str(s.id),
+            to_iso(s.taken_at),
+            str(s.status),
+            f"{s.hosts_ok}/{s.hosts}",
+            clean(s.tool_version),
+        )
         for s in items
     ]
     return "\n".join(table(("ID", "TAKEN_AT", "STATUS", "HOSTS_OK", "VERSION"), rows)) + "\n"
@@ -64,7 +71,7 @@ def show_table(snap: Snapshot) -> str:
     """The snapshot's hosts and their containers."""
     lines = [
         f"snapshot {snap.id} taken {to_iso(snap.taken_at)}: {snap.status} "
-        f"(platformctl {snap.tool_version})"
+        f"(platformctl {clean(snap.tool_version)})"
     ]
     for h in snap.hosts:
         lines.append("")

@@ -30,7 +30,7 @@ from platformctl.collector.model import (
     HostStatus,
     content_hash,
 )
-from platformctl.errors import SnapshotNotFound, StoreError
+from platformctl.errors import SnapshotNotFound, StoreError, elided
 from platformctl.snapshots.model import (
     ChangePoint,
     PruneResult,
@@ -185,6 +185,16 @@ class Store:
         writable = create if write is None else write
         if create and not writable:
             raise ValueError("a store that is created must be opened for writing")
+        try:
+            return cls._open(path, create, writable)
+        except OSError as exc:  # a name too long, a folder on the way that is a file, …
+            problem = exc.strerror or exc
+            raise StoreError(
+                f"cannot open snapshot store {elided(str(path))}: {problem} (check --db)"
+            ) from None
+
+    @classmethod
+    def _open(cls, path: Path, create: bool, writable: bool) -> Store:
         if path.is_symlink() and not path.exists():
             # A dangling link most often means the real store is gone (an unmounted volume, a
             # moved file): a new empty store there would silently restart history, and creating
