@@ -328,3 +328,22 @@ def test_an_oversized_docker_version_is_a_host_error_not_a_row_of_megabytes(
         "docker info printed an oversized 'version'",
     )
     assert len(result.out) < 5000
+
+
+def test_documents_nested_a_thousand_deep_are_read_never_a_traceback(
+    tmp_path: Path, run_cli: Runner
+) -> None:
+    """libyaml takes up to 1,000 levels; the parsed YAML cache's JSON and the compose
+    reader's walk of the merge tags each overflowed the interpreter's stack below that."""
+    root = tmp_path / "p"
+    deep = "[" * 990 + "]" * 990
+    write_module(root, "ok", {"host": "edge", "orchestrator": "external"})
+    manifest = root / "modules" / "ok" / "module.yaml"
+    manifest.write_text(manifest.read_text() + f"junk: {deep}\n")
+    stack = root / "compose" / "apps"
+    stack.mkdir(parents=True)
+    (stack / "compose.yaml").write_text(f"x-junk: {deep}\nservices:\n  web:\n    image: nginx\n")
+    for _ in range(2):  # the second run finds the documents in the cache
+        result = run_cli("drift-check", "--root", str(root), "--db", str(tmp_path / "d"))
+        assert result.code == 0, result.err
+        assert "1 modules: 1 skipped" in result.out

@@ -356,17 +356,29 @@ def _load_mapping(path: Path, root: Path, cache: ParsedYamlCache | None) -> dict
     return doc
 
 
-def _untagged(value: Any) -> Any:
-    """``value`` with compose's ``!override`` taken as the value it tags (files are merged
-    key by key here, so an overriding value replaces as any other does) and ``!reset`` kept
-    as a mapping's value, to drop what the files before gave that key (the merges below), or
-    dropped from a list."""
-    if isinstance(value, Override):
-        return _untagged(value.value)
-    if isinstance(value, dict):
-        return {key: _untagged(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_untagged(item) for item in value if not isinstance(item, Reset)]
+def _untagged(doc: Any) -> Any:
+    """``doc`` with compose's ``!override`` taken as the value it tags where this reader looks
+    (top-level keys, the services, their keys: files are merged key by key here, so an
+    overriding value replaces as any other does) and ``!reset`` kept there as the value, to
+    drop what the files before gave that key (the merges below). Deeper values are left as
+    they are, unwalked: nothing reads them, and a document may nest a thousand levels."""
+    doc = _unwrapped(doc)
+    if not isinstance(doc, dict):
+        return doc
+    top = {key: _unwrapped(value) for key, value in doc.items()}
+    services = top.get("services")
+    if isinstance(services, dict):
+        top["services"] = {name: _unwrapped(spec) for name, spec in services.items()}
+        for name, spec in top["services"].items():
+            if isinstance(spec, dict):
+                top["services"][name] = {key: _unwrapped(v) for key, v in spec.items()}
+    return top
+
+
+def _unwrapped(value: Any) -> Any:
+    """The value an ``!override`` tags (itself otherwise)."""
+    while isinstance(value, Override):
+        value = value.value
     return value
 
 

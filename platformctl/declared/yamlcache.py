@@ -102,8 +102,8 @@ class ParsedYamlCache:
             return False
         try:
             text = json.dumps(document, allow_nan=False)
-        except ValueError:  # an integer longer than Python converts to text
-            return False
+        except (ValueError, RecursionError):  # an integer longer than Python converts to
+            return False  # text; nesting deeper than the interpreter's stack
         self._new[hashlib.sha256(data).digest()] = text
         return True
 
@@ -146,7 +146,7 @@ def _document(text: str | None) -> Any:
         return MISSING
     try:
         return json.loads(text)
-    except ValueError:  # a damaged row: parse the file instead
+    except (ValueError, RecursionError):  # a damaged row, or one too deep: parse the file
         return MISSING
 
 
