@@ -264,3 +264,55 @@ def test_a_dotenv_lists_each_variable_once_known_or_not() -> None:
     env = DotEnv({"A": "1", "B": "2"}, {"B": "refers to $X", "C": "refers to $Y"})
     assert (list(env), len(env)) == (["A", "B", "C"], 3)
     assert "C" in env and "D" not in env
+
+
+def test_a_required_variables_message_is_shown_as_written_never_expanded() -> None:
+    """`${X:?$DB_PASSWORD}` in a compose file or a `.env` line put the password into the
+    reason, read in JSON, CI logs and notifications."""
+    env = parse_env("DB_PASSWORD=hunter2-secret\nIMG=${NOT_SET:?$DB_PASSWORD}\n")
+    assert "hunter2" not in env.unresolved["IMG"]
+    assert "$DB_PASSWORD" in env.unresolved["IMG"]
+    with pytest.raises(UnresolvedVariable) as info:
+        interpolate("nginx:${NOT_SET:?missing $DB_PASSWORD}", env)
+    assert "hunter2" not in str(info.value) and "missing $DB_PASSWORD" in str(info.value)
+
+
+def test_an_invalid_image_filled_in_from_env_is_not_quoted(tmp_path: Path) -> None:
+    from platformctl.declared.compose import load_stack_dir
+
+    stack = tmp_path / "compose" / "apps"
+    stack.mkdir(parents=True)
+    (stack / ".env").write_text("DB_PASSWORD=Hunter2-Secret\n")
+    (stack / "compose.yaml").write_text(
+        "services:\n  web:\n    image: registry.example/app-${DB_PASSWORD}\n"
+        "  plain:\n    image: registry.example/App\n"
+    )
+    loaded = load_stack_dir(stack, tmp_path)
+    assert loaded is not None
+    web, plain = loaded.services["web"], loaded.services["plain"]
+    assert web.raw is None and "Hunter2" not in (web.reason or "")
+    assert "filled in from .env" in (web.reason or "")
+    # Written in the compose file itself, the reference is quoted as ever.
+    assert "registry.example/App" in (plain.reason or "")
+
+
+def test_values_that_double_on_every_line_are_refused_before_memory_runs_out() -> None:
+    text = "V0=aaaaaaaaaaaaaaaa\n" + "".join(
+        f"V{i}=${{V{i - 1}}}${{V{i - 1}}}\n" for i in range(1, 41)
+    )
+    env = parse_env(text)  # each value stops past 64 KiB: that one and those after unresolved
+    assert len(env.known["V12"]) == 16 * 2**12
+    assert "expands past 64 KiB" in env.unresolved["V13"]
+    assert "V40" in env.unresolved
+    many = "BIG=" + "b" * 60_000 + "\n" + "".join(f"C{i}=${{BIG}}\n" for i in range(100))
+    with pytest.raises(EnvFileError, match="expand past 4 MiB in all"):
+        parse_env(many)
+
+
+def test_arguments_nested_hundreds_deep_are_invalid_not_a_stack_overflow() -> None:
+    deep = "${X:-" * 600 + "nginx" + "}" * 600
+    with pytest.raises(UnresolvedVariable, match="nested deeper than 32"):
+        interpolate(deep, DotEnv())
+    env = parse_env(f"IMG={deep}\n")
+    assert "nested deeper" in env.unresolved["IMG"]
+    assert interpolate("${X:-" * 30 + "nginx" + "}" * 30, DotEnv()) == "nginx"

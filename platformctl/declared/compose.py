@@ -533,5 +533,11 @@ def _service_image(
     try:
         ref = parse_reference(value)
     except InvalidReference as exc:
-        return without_image(str(exc), raw=value)
+        if value == raw:
+            return without_image(str(exc), raw=value)
+        # What it says would quote what .env filled in, and .env values are never quoted.
+        return without_image(
+            f"image {raw!r}, filled in from .env, is not a valid image reference "
+            "(not shown: it holds .env values)"
+        )
     return ComposeImage(path, project, service, value, ref, resolved=True)

@@ -24,6 +24,15 @@ _BRACED = re.compile(
 )
 
 
+# Bounds compose has not: a value that expands past MAX_VALUE is left unresolved, arguments
+# nested deeper than _MAX_NESTING are invalid, and a `.env` whose values together expand past
+# MAX_ENV_VALUES is refused. A few hundred bytes of `V2=${V1}${V1}` lines otherwise asked for
+# terabytes, and a `${A:-${A:-…}}` six hundred deep overflowed the interpreter's stack.
+MAX_VALUE = 64 * 1024
+MAX_ENV_VALUES = 4 * 1024 * 1024
+_MAX_NESTING = 32
+
+
 class UnresolvedVariable(ValueError):
     """A value that depends on a variable the ``.env`` file does not define, or on an
     invalid ``$`` expression."""
@@ -62,14 +71,18 @@ class DotEnv(Mapping[str, str]):
         return len(set(self.known) | set(self.unresolved))
 
 
-def interpolate(text: str, env: Mapping[str, str]) -> str:
+def interpolate(text: str, env: Mapping[str, str], _nesting: int = 0) -> str:
     """Expand ``$VAR``, ``${VAR}``, ``${VAR:-d}``, ``${VAR-d}``, ``${VAR:?e}``, ``${VAR?e}``,
     ``${VAR:+r}``, ``${VAR+r}`` (arguments nest, as in compose v2) and ``$$``.
 
     Raises :class:`UnresolvedVariable` for a variable with no value and no default, for a
-    failing ``?`` operator and for an invalid ``$`` expression (which compose rejects).
+    failing ``?`` operator, for an invalid ``$`` expression (which compose rejects), and past
+    the bounds above.
     """
+    if _nesting > _MAX_NESTING:
+        raise UnresolvedVariable(f"invalid interpolation: nested deeper than {_MAX_NESTING}")
     out: list[str] = []
+    size = 0
     i = 0
     n = len(text)
     while i < n:
@@ -78,6 +91,7 @@ def interpolate(text: str, env: Mapping[str, str]) -> str:
             out.append(text[i:])
             break
         out.append(text[i:j])
+        size += j - i
         nxt = text[j + 1 : j + 2]
         if nxt == "$":
             out.append("$")
@@ -86,7 +100,7 @@ def interpolate(text: str, env: Mapping[str, str]) -> str:
             end = _closing_brace(text, j)
             if end < 0:
                 raise UnresolvedVariable("invalid interpolation: '${' without its closing '}'")
-            out.append(_expand_braced(text[j + 2 : end], env))
+            out.append(_expand_braced(text[j + 2 : end], env, _nesting))
             i = end + 1
         else:
             m = _NAME_RE.match(text, j + 1)
@@ -97,6 +111,9 @@ def interpolate(text: str, env: Mapping[str, str]) -> str:
                 )
             out.append(_lookup(m.group(0), env))
             i = m.end()
+        size += len(out[-1])
+        if size > MAX_VALUE:
+            raise UnresolvedVariable(f"expands past {MAX_VALUE // 1024} KiB")
     return "".join(out)
 
 
@@ -124,7 +141,7 @@ def _closing_brace(text: str, start: int) -> int:
     return -1
 
 
-def _expand_braced(body: str, env: Mapping[str, str]) -> str:
+def _expand_braced(body: str, env: Mapping[str, str], nesting: int) -> str:
     m = _BRACED.fullmatch(body)
     if not m:
         raise UnresolvedVariable("invalid interpolation: '${' must start with a variable name")
@@ -134,17 +151,19 @@ def _expand_braced(body: str, env: Mapping[str, str]) -> str:
     present = name in env
     value = env[name] if present else None
     if op == ":-":
-        return value if value else interpolate(arg, env)
+        return value if value else interpolate(arg, env, nesting + 1)
     if op == "-":
-        return value if value is not None else interpolate(arg, env)
+        return value if value is not None else interpolate(arg, env, nesting + 1)
     if op in (":?", "?"):
         if value is None or (op == ":?" and not value):
-            message = interpolate(arg, env) if arg else "not set"
+            # The message as written, not expanded: expanded, it could quote a `.env` value
+            # (`${X:?$DB_PASSWORD}`), and those are never quoted.
+            message = " ".join(arg.split())[:200] if arg else "not set"
             raise UnresolvedVariable(f"variable {name} is required: {message}")
         return value
     if op == ":+":
-        return interpolate(arg, env) if value else ""
-    return interpolate(arg, env) if value is not None else ""
+        return interpolate(arg, env, nesting + 1) if value else ""
+    return interpolate(arg, env, nesting + 1) if value is not None else ""
 
 
 # --- .env files -----------------------------------------------------------------------------
@@ -184,6 +203,7 @@ def parse_env(text: str) -> DotEnv:
     env_so_far = DotEnv(values, unresolved)
     pos = 0
     n = len(text)
+    total = 0
     while True:
         pos = _statement_start(text, pos)
         if pos >= n:
@@ -203,6 +223,12 @@ def parse_env(text: str) -> DotEnv:
                 value = None
                 unresolved[key] = f"{key} in .env: {exc}"
         if value is not None:
+            total += len(value)
+            if total > MAX_ENV_VALUES:
+                raise EnvFileError(
+                    f"line {_line(text, pos)}: the values expand past "
+                    f"{MAX_ENV_VALUES // (1024 * 1024)} MiB in all; refused"
+                )
             values[key] = value
             unresolved.pop(key, None)
         else:
