@@ -277,25 +277,6 @@ def test_a_required_variables_message_is_shown_as_written_never_expanded() -> No
     assert "hunter2" not in str(info.value) and "missing $DB_PASSWORD" in str(info.value)
 
 
-def test_an_invalid_image_filled_in_from_env_is_not_quoted(tmp_path: Path) -> None:
-    from platformctl.declared.compose import load_stack_dir
-
-    stack = tmp_path / "compose" / "apps"
-    stack.mkdir(parents=True)
-    (stack / ".env").write_text("DB_PASSWORD=Hunter2-Secret\n")
-    (stack / "compose.yaml").write_text(
-        "services:\n  web:\n    image: registry.example/app-${DB_PASSWORD}\n"
-        "  plain:\n    image: registry.example/App\n"
-    )
-    loaded = load_stack_dir(stack, tmp_path)
-    assert loaded is not None
-    web, plain = loaded.services["web"], loaded.services["plain"]
-    assert web.raw is None and "Hunter2" not in (web.reason or "")
-    assert "filled in from .env" in (web.reason or "")
-    # Written in the compose file itself, the reference is quoted as ever.
-    assert "registry.example/App" in (plain.reason or "")
-
-
 def test_values_that_double_on_every_line_are_refused_before_memory_runs_out() -> None:
     text = "V0=aaaaaaaaaaaaaaaa\n" + "".join(
         f"V{i}=${{V{i - 1}}}${{V{i - 1}}}\n" for i in range(1, 41)

@@ -47,6 +47,9 @@ _MAX_EXTENDS_DEPTH = 64
 # exponentially often.
 _MAX_INCLUDE_DEPTH = 16
 _MAX_INCLUDED_FILES = 256
+# Distinct compose files one stack may read (each parsed once), and COMPOSE_FILE entries.
+_MAX_STACK_FILES = 256
+_MAX_COMPOSE_FILE_ENTRIES = 64
 
 
 @dataclass(frozen=True)
@@ -106,7 +109,8 @@ def load_stack_dir(folder: Path, root: Path, cache: ParsedYamlCache | None = Non
         if not files:
             return None
         first = files[0]
-        docs = [_load_mapping(f, root, cache) for f in files]
+        reading = _Files(root, cache)
+        docs = [reading.mapping(f) for f in files]
     except _Problem as exc:
         return Stack(first, default_project, problem=str(exc))
     names = _names(docs)
@@ -120,7 +124,7 @@ def load_stack_dir(folder: Path, root: Path, cache: ParsedYamlCache | None = Non
         {k: v for k, v in env.unresolved.items() if k != "COMPOSE_PROJECT_NAME"},
     )
     try:
-        merged = _model(files, docs, first, first.parent, root, env, cache, _Including([]))
+        merged = _model(files, docs, first, first.parent, env, reading, ())
     except _Problem as exc:
         return Stack(first, project, problem=str(exc), files=tuple(files), names=names)
     result = {
@@ -130,13 +134,41 @@ def load_stack_dir(folder: Path, root: Path, cache: ParsedYamlCache | None = Non
     return Stack(first, project, result, files=tuple(files))
 
 
-@dataclass(frozen=True)
-class _Including:
-    """Where an ``include:`` is met: the files included so far in the stack (one list for
-    the whole stack) and the real paths of the files whose ``include:`` led here."""
+class _Files:
+    """The files of one stack as it is read: each compose file parsed once (``extends:``
+    chains and ``COMPOSE_FILE`` entries name the same files over and over: a 20 KB file of
+    long chains between two 1 MiB files took a minute), and the ``include:`` entries met so
+    far, both bounded."""
 
-    read: list[Path]
-    chain: tuple[Path, ...] = ()
+    def __init__(self, root: Path, cache: ParsedYamlCache | None) -> None:
+        self.root = root
+        self._cache = cache
+        self._named: dict[Path, dict[str, Any]] = {}
+        self._parsed: dict[str, dict[str, Any]] = {}
+        self._included = 0
+        # Services with their extends: chains merged in, by file, name and variables (the
+        # variables kept with each, so an identity is never that of a freed object).
+        self.extended: dict[tuple[Path, str, int], tuple[DotEnv, dict[str, Any]]] = {}
+
+    def mapping(self, path: Path) -> dict[str, Any]:
+        """The compose file ``path``, parsed once per stack (nothing changes the result)."""
+        doc = self._named.get(path)
+        if doc is not None:
+            return doc
+        key = os.path.realpath(path)
+        doc = self._parsed.get(key)
+        if doc is None:
+            if len(self._parsed) >= _MAX_STACK_FILES:
+                raise _Problem(f"{path}: more than {_MAX_STACK_FILES} compose files in a stack")
+            doc = self._parsed[key] = _load_mapping(path, self.root, self._cache)
+        self._named[path] = doc
+        return doc
+
+    def include(self, path: Path, count: int) -> None:
+        """Count ``count`` more files included by ``path``'s ``include:``."""
+        self._included += count
+        if self._included > _MAX_INCLUDED_FILES:
+            raise _Problem(f"{path}: include: more than {_MAX_INCLUDED_FILES} files included")
 
 
 @dataclass(frozen=True)
@@ -154,16 +186,16 @@ def _model(
     docs: list[dict[str, Any]],
     shown: Path,
     folder: Path,
-    root: Path,
     env: DotEnv,
-    cache: ParsedYamlCache | None,
-    including: _Including,
+    reading: _Files,
+    chain: tuple[Path, ...],
 ) -> dict[str, _Defined]:
     """The services of ``files`` (parsed as ``docs``) merged in order, as compose v2 loads
     them: each file's own services with their ``extends:``, and those its ``include:``
     entries bring; a later file's keys of a service replace the earlier ones. ``shown`` is
     the file a service of these files is reported under, ``folder`` their project folder
-    (where an ``include:`` entry's names start)."""
+    (where an ``include:`` entry's names start), ``chain`` the real paths of the files whose
+    ``include:`` led here."""
     merged: dict[str, _Defined] = {}
     for path, doc in zip(files, docs, strict=True):
         # `!reset` on the services, or on one, drops what the files before defined.
@@ -175,10 +207,10 @@ def _model(
                 merged.pop(name, None)
         services = _services_of(path, doc)
         defined = {
-            name: _Defined(_with_extends(name, services, path, root, env, (), cache), env, shown)
+            name: _Defined(_with_extends(name, services, path, env, (), reading), env, shown)
             for name in services
         }
-        brought = _included(path, doc, folder, root, env, cache, including)
+        brought = _included(path, doc, folder, env, reading, chain)
         for name, imported in brought.items():
             if name in defined and defined[name].spec != imported.spec:
                 raise _Problem(
@@ -200,10 +232,9 @@ def _included(
     path: Path,
     doc: dict[str, Any],
     folder: Path,
-    root: Path,
     env: DotEnv,
-    cache: ParsedYamlCache | None,
-    including: _Including,
+    reading: _Files,
+    chain: tuple[Path, ...],
 ) -> dict[str, _Defined]:
     """The services the ``include:`` entries of the compose file ``path`` bring (compose
     2.20 and later): each entry is its own compose model, its files, folder and env files
@@ -215,25 +246,23 @@ def _included(
     if not isinstance(entries, list):
         raise _Problem(f"{path}: include must be a list")
     real = Path(os.path.realpath(path))
-    if real in including.chain or len(including.chain) >= _MAX_INCLUDE_DEPTH:
-        names = " -> ".join(p.name for p in (*including.chain, real))
+    if real in chain or len(chain) >= _MAX_INCLUDE_DEPTH:
+        names = " -> ".join(p.name for p in (*chain, real))
         raise _Problem(f"{path}: include loop ({names})")
     found: dict[str, _Defined] = {}
     for entry in entries:
         paths, project_directory, env_files = _include_entry(path, entry, env)
         included = [folder / p for p in paths]
-        including.read.extend(included)
-        if len(including.read) > _MAX_INCLUDED_FILES:
-            raise _Problem(f"{path}: include: more than {_MAX_INCLUDED_FILES} files included")
+        reading.include(path, len(included))
         for file in included:
             if not present(file):
                 raise _Problem(f"{path}: include: {file.name} does not exist ({file})")
         directory = folder / project_directory if project_directory else included[0].parent
         own = [directory / ENV_FILE] if env_files is None else [folder / f for f in env_files]
-        inner = _include_env(own, root, env, required=env_files is not None)
-        inner_docs = [_load_mapping(f, root, cache) for f in included]
-        within = _Including(including.read, (*including.chain, real))
-        model = _model(included, inner_docs, included[0], directory, root, inner, cache, within)
+        inner = _include_env(own, reading.root, env, required=env_files is not None)
+        inner_docs = [reading.mapping(f) for f in included]
+        within = (*chain, real)
+        model = _model(included, inner_docs, included[0], directory, inner, reading, within)
         for name, imported in model.items():
             if name in found and found[name].spec != imported.spec:
                 raise _Problem(
@@ -328,6 +357,11 @@ def _compose_files(folder: Path, env: DotEnv) -> list[Path]:
             raise _Problem(f"{folder / ENV_FILE}: {exc}") from None
         if listed:
             entries = listed.split(separator)
+            if len(entries) > _MAX_COMPOSE_FILE_ENTRIES:
+                raise _Problem(
+                    f"{folder / ENV_FILE}: COMPOSE_FILE names more than "
+                    f"{_MAX_COMPOSE_FILE_ENTRIES} files"
+                )
             if "" in entries:
                 raise _Problem(f"{folder / ENV_FILE}: COMPOSE_FILE={listed!r} has an empty entry")
             files = []
@@ -460,13 +494,30 @@ def _with_extends(
     name: str,
     services: dict[str, dict[str, Any]],
     path: Path,
-    root: Path,
     env: DotEnv,
     chain: tuple[tuple[Path, str], ...],
-    cache: ParsedYamlCache | None,
+    reading: _Files,
 ) -> dict[str, Any]:
     """Service ``name`` of the file ``path`` with its ``extends:`` chain merged in: keys of
-    the extending service win over the base's, as compose merges ``image`` and ``build``."""
+    the extending service win over the base's, as compose merges ``image`` and ``build``.
+    Once per file, service and variables: a chain is met again by every service and every
+    mention of a file that extends into it."""
+    known = reading.extended.get((path, name, id(env)))
+    if known is not None and known[0] is env:
+        return known[1]
+    merged = _extending(name, services, path, env, chain, reading)
+    reading.extended[(path, name, id(env))] = (env, merged)
+    return merged
+
+
+def _extending(
+    name: str,
+    services: dict[str, dict[str, Any]],
+    path: Path,
+    env: DotEnv,
+    chain: tuple[tuple[Path, str], ...],
+    reading: _Files,
+) -> dict[str, Any]:
     if (path, name) in chain or len(chain) > _MAX_EXTENDS_DEPTH:
         loop = " -> ".join(f"{p.name}:{s}" for p, s in (*chain, (path, name)))
         raise _Problem(f"{path}: extends loop ({loop})")
@@ -497,13 +548,13 @@ def _with_extends(
         base_path = path.parent / base_file
         if not present(base_path):
             raise _Problem(f"{path}: services.{name}.extends.file {base_file} does not exist")
-        base_services = _services_of(base_path, _load_mapping(base_path, root, cache))
+        base_services = _services_of(base_path, reading.mapping(base_path))
     if base_name not in base_services:
         raise _Problem(
             f"{path}: services.{name} extends service {base_name!r}, "
             f"which {base_path.name} does not define"
         )
-    base = _with_extends(base_name, base_services, base_path, root, env, chain, cache)
+    base = _with_extends(base_name, base_services, base_path, env, chain, reading)
     own = {k: v for k, v in spec.items() if k != "extends"}
     return {**{k: v for k, v in base.items() if k != "extends"}, **own}
 
@@ -533,11 +584,5 @@ def _service_image(
     try:
         ref = parse_reference(value)
     except InvalidReference as exc:
-        if value == raw:
-            return without_image(str(exc), raw=value)
-        # What it says would quote what .env filled in, and .env values are never quoted.
-        return without_image(
-            f"image {raw!r}, filled in from .env, is not a valid image reference "
-            "(not shown: it holds .env values)"
-        )
+        return without_image(str(exc), raw=value)
     return ComposeImage(path, project, service, value, ref, resolved=True)
