@@ -449,3 +449,23 @@ def test_generated_manifests_change_only_their_value_lines(tmp_path: Path, text:
             "digest": NEW.digest,
             "observed_at": date(2026, 11, 27) if "observed_at: 2" in text else "2026-11-27",
         }
+
+
+def test_a_manifest_that_aliases_expand_to_a_huge_tree_is_refused_quickly(
+    tmp_path: Path,
+) -> None:
+    """713 bytes of aliases under an unrelated key: comparing the old document with the
+    edited one walked 10**11 values and observe never finished."""
+    lines = ["x0: &a0 [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]"]
+    lines += [f"x{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 11)]
+    path = put(tmp_path, "\n".join(lines) + "\nspec:\n  runtime:\n    image_observed: a/b:1\n")
+    with pytest.raises(EditProblem, match="more than 100,000 values once its aliases"):
+        plan_edit(tmp_path, path, NEW)
+
+
+def test_a_manifest_nested_too_deep_for_the_python_parser_is_refused(tmp_path: Path) -> None:
+    """libyaml reads it for drift-check; the edit's pure-Python parser ran out of stack."""
+    deep = "[" * 600 + "]" * 600
+    path = put(tmp_path, f"junk: {deep}\nspec:\n  runtime:\n    image_observed: a/b:1\n")
+    with pytest.raises(EditProblem, match="nested too deeply to edit safely"):
+        plan_edit(tmp_path, path, NEW)

@@ -200,6 +200,8 @@ def _edit_text(path: Path, text: str, observed: Observed) -> tuple[str, Any]:
         doc = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
         raise EditProblem(f"{path}: invalid YAML: {str(exc).splitlines()[0][:200]}") from None
+    except RecursionError:  # PyYAML's Python composer recurses a level at a time
+        raise EditProblem(f"{path}: nested too deeply to edit safely; edit it by hand") from None
     spec = _child(path, doc, "spec")
     runtime = _child(path, spec, "runtime")
     value = _child(path, runtime, "image_observed")
@@ -363,6 +365,15 @@ def _verify(path: Path, old_text: str, new_text: str, expected: Any) -> None:
         raise EditProblem(
             f"{path}: the edited file would not parse ({first}); not written"
         ) from None
+    except RecursionError:
+        raise EditProblem(f"{path}: nested too deeply to edit safely; edit it by hand") from None
+    if not _within(old, _MAX_VALUES):
+        # Aliases can make a small file a huge tree, which comparing old and new would walk
+        # whole (a 713-byte manifest hung observe).
+        raise EditProblem(
+            f"{path}: holds more than {_MAX_VALUES:,} values once its aliases are expanded; "
+            "edit it by hand"
+        )
     want = copy.deepcopy(old)
     runtime = want["spec"]["runtime"]
     if isinstance(expected, dict):
@@ -374,3 +385,24 @@ def _verify(path: Path, old_text: str, new_text: str, expected: Any) -> None:
             f"{path}: the edit would change more than spec.runtime.image_observed; "
             "not written (edit it by hand)"
         )
+
+
+# Values an edited manifest may hold, aliases expanded; a manifest holds a few dozen.
+_MAX_VALUES = 100_000
+
+
+def _within(document: Any, budget: int) -> bool:
+    """Whether ``document`` holds at most ``budget`` values, each alias's counted again (as
+    comparing two documents walks them), without walking more than that."""
+    stack = [document]
+    while stack:
+        value = stack.pop()
+        budget -= 1
+        if budget < 0:
+            return False
+        if isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return True
