@@ -537,6 +537,38 @@ def test_a_mattermost_message_through_apprise_is_escaped_and_a_json_one_is_not()
     assert "[docs](http://phish.example)" in webhook["message"]
 
 
+def test_a_service_apprise_escapes_markdown_for_is_escaped_once() -> None:
+    """Rocket.Chat takes Markdown and apprise (2.3 and later) escapes our text for it: escaped
+    by us too, every name arrived with stray backslashes. Only the mentions are ours."""
+    from platformctl.output.notify import AppriseChannel
+    from tests.integration.test_notify import Receiver
+
+    receiver = Receiver()
+    receiver.start()
+    try:
+        AppriseChannel(f"rocket://abc123%2Fdef456@127.0.0.1:{receiver.port}/%23ops").send([HOSTILE])
+        (chat,) = receiver.take()
+    finally:
+        receiver.stop()
+    assert chat["path"] == "/hooks/abc123/def456"
+    assert "\\[docs\\]\\(http://phish" in chat["text"]
+    assert "\\\\" not in chat["text"]  # no backslash escaped again
+    assert "@everyone" not in chat["text"] and "@\u200beveryone" in chat["text"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["zulip://bot@example/" + "a" * 32, "ryver://example/ckhrjW8w672m6HG", "mmost://h/token"],
+)
+def test_apps_that_render_markdown_in_plain_text_get_it_escaped(url: str) -> None:
+    """Zulip (whose @**all** pages a whole stream) and Ryver render Markdown in the plain
+    text apprise hands them as it is; they cannot be reached on loopback (their plugins send
+    to the service's own host), so the choice itself is checked."""
+    from platformctl.output.notify import AppriseChannel, _markdown_clean
+
+    assert AppriseChannel(url)._shown is _markdown_clean
+
+
 @given(
     st.text(),
     st.one_of(st.none(), st.text()),

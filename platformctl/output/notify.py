@@ -11,7 +11,7 @@ import hashlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, assert_never
+from typing import TYPE_CHECKING, Any, assert_never
 from urllib.parse import urlsplit
 
 from platformctl.clock import to_iso
@@ -34,20 +34,29 @@ _PHRASE = {
 
 
 # Services whose apps render Markdown in any text they are given, plain text included: apprise
-# passes our plain text to them as it is (docs/notify.md, "The message").
+# passes our plain text to them as it is (docs/notify.md, "The message"). A service apprise
+# sends Markdown to is told by apprise itself (see _presenter).
 MARKDOWN_SCHEMES = frozenset(
-    {"discord", "mmost", "mmosts", "rocket", "rockets", "guilded", "revolt"}
+    {"discord", "mmost", "mmosts", "guilded", "zulip", "ryver", "rocket", "rockets", "revolt"}
 )
 # Every Markdown character a written name or reason could use for a link, an image, emphasis,
 # code, a heading, a quote, a table or an entity is escaped; `@` is followed by a zero-width
-# space so no @everyone, @here or @channel notifies anyone.
-_MARKDOWN = str.maketrans({c: "\\" + c for c in "\\`*_~|[]()<>#!&"} | {"@": "@\u200b"})
+# space so no @everyone, @here, @channel or Zulip's @**all** notifies anyone.
+_MENTION = {"@": "@\u200b"}
+_MARKDOWN = str.maketrans({c: "\\" + c for c in "\\`*_~|[]()<>#!&"} | _MENTION)
+_MENTIONS = str.maketrans(_MENTION)
 
 
 def _markdown_clean(text: str) -> str:
     """:func:`clean`'s ``text`` as an app that renders Markdown shows it: as written, with no
     link, mention or markup of its own."""
     return clean(text).translate(_MARKDOWN)
+
+
+def _mention_clean(text: str) -> str:
+    """:func:`clean`'s ``text`` for a service apprise escapes Markdown for itself: only its
+    mentions are broken (apprise's escaping leaves ``@`` alone)."""
+    return clean(text).translate(_MENTIONS)
 
 
 @dataclass(frozen=True)
@@ -121,7 +130,10 @@ def line(change: Change, shown: Callable[[str], str] = clean) -> str:
 def message(changes: Sequence[Change], markdown: bool = False) -> Message:
     """The whole notification for ``changes`` (oldest first); ``markdown``: for an app that
     renders Markdown in plain text (:data:`MARKDOWN_SCHEMES`)."""
-    shown = _markdown_clean if markdown else clean
+    return _message(changes, _markdown_clean if markdown else clean)
+
+
+def _message(changes: Sequence[Change], shown: Callable[[str], str]) -> Message:
     settled = all(
         (isinstance(c, ModuleChange) and c.after is ModuleStatus.OK)
         or (isinstance(c, HostChange) and c.after is HostStatus.OK)
@@ -166,7 +178,7 @@ class AppriseChannel:
                 "(see https://github.com/caronc/apprise/wiki for the URL of each service)"
             )
         self.label = clean(redact(service.url(privacy=True)))
-        self._markdown = scheme.lower() in MARKDOWN_SCHEMES
+        self._shown = _presenter(apprise, service, scheme.lower())
         # The outbox knows a destination by a hash of its URL: the URL itself holds
         # credentials and must not be written to the store.
         self.destination = hashlib.sha256(url.strip().encode()).hexdigest()
@@ -177,7 +189,7 @@ class AppriseChannel:
         """Deliver one message for ``changes``; :class:`DeliveryError` when it was not."""
         import apprise
 
-        msg = message(changes, markdown=self._markdown)
+        msg = _message(changes, self._shown)
         try:
             # Plain text: names, images and reasons come from hosts and repositories, and a
             # service that takes HTML (Telegram, e-mail) would otherwise render a link someone
@@ -197,6 +209,24 @@ class AppriseChannel:
             ) from None
         if not ok:
             raise DeliveryError(f"notification to {self.label} failed")
+
+
+def _presenter(apprise: Any, service: Any, scheme: str) -> Callable[[str], str]:
+    """How names and reasons are written for ``service`` so that its readers see them as
+    written. apprise renders our plain text in the format the service takes: HTML escaped,
+    Markdown escaped too since apprise 2.3 (before, passed as it is), plain text as it is; and
+    some apps render Markdown in plain text all the same (:data:`MARKDOWN_SCHEMES`)."""
+    text, markdown = apprise.NotifyFormat.TEXT, apprise.NotifyFormat.MARKDOWN
+    resolve = getattr(service, "resolve_format", None)  # apprise 2.3 and later
+    declared = service.notify_format
+    target = resolve(text) if resolve else declared if not isinstance(declared, tuple) else text
+    if target == markdown:
+        from apprise.conversion import convert_between
+
+        if convert_between(text, markdown, "[x]") != "[x]":
+            return _mention_clean  # apprise escapes the rest itself
+        return _markdown_clean
+    return _markdown_clean if scheme in MARKDOWN_SCHEMES else clean
 
 
 def _quiet() -> None:
