@@ -239,13 +239,25 @@ def _acts_on_any(text: str) -> bool:
 @given(st.text(alphabet=st.characters(codec="utf-8")))
 def test_no_text_reaches_a_table_with_a_character_the_terminal_acts_on(text: str) -> None:
     """What reaches a table is printable, and printable text reaches it as it is."""
-    from platformctl.output.text import clean
+    from platformctl.output.text import _INVISIBLE, clean
 
     shown = clean(text)
     assert not _acts_on_any(shown), repr(shown)
     assert shown.isprintable(), repr(shown)
-    if text.isprintable():
+    if text.isprintable() and "\\" not in text and _INVISIBLE.isdisjoint(text):
         assert shown == text
+
+
+@settings(max_examples=500)
+@given(st.text(alphabet=st.characters(codec="utf-8")), st.text(alphabet="\\x1bnu0a\x1b\n"))
+def test_two_texts_never_look_the_same(text: str, other: str) -> None:
+    """A name written `api\\x1b` and one holding ESC read alike, and so became one metrics
+    series: a drifting module's status was overwritten by the other's ok."""
+    from platformctl.output.text import clean
+
+    for a, b in ((text, other), (text, text + "\\"), (other, other.replace("\x1b", "\\x1b"))):
+        if a != b:
+            assert clean(a) != clean(b), (a, b)
 
 
 @pytest.mark.parametrize(
@@ -257,6 +269,12 @@ def test_no_text_reaches_a_table_with_a_character_the_terminal_acts_on(text: str
         ("\u2060", "\\u2060"),  # word joiner
         ("\U000e0041", "\\U000e0041"),  # tag letter A
         ("\u00a0", "\\xa0"),  # no-break space
+        ("\u3164", "\\u3164"),  # Hangul filler: printable to Python, blank on screen
+        ("\ufe0f", "\\ufe0f"),  # variation selector
+        ("\u034f", "\\u034f"),  # combining grapheme joiner
+        ("\U000e0100", "\\U000e0100"),  # variation selector supplement
+        ("\u2800", "\\u2800"),  # blank Braille pattern
+        ("\\x1b", "\\\\x1b"),  # an escape written out, not an ESC
     ],
 )
 def test_an_invisible_character_is_shown_so_two_names_never_look_the_same(

@@ -8,7 +8,14 @@ from datetime import datetime
 from platformctl.clock import utc_now
 from platformctl.declared.reference import ImageRef, short_digest
 
-_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\"}
+# Characters Python counts as printable that a terminal shows as nothing or as a blank: the
+# printable default-ignorable code points (combining grapheme joiner, Hangul and Khmer fillers,
+# Mongolian and other variation selectors) and the blank Braille pattern. Shown as escapes,
+# like the zero-width space.
+_INVISIBLE = frozenset(
+    "\u034f\u115f\u1160\u17b4\u17b5\u180b\u180c\u180d\u180f\u2800\u3164\uffa0"
+) | frozenset(map(chr, (*range(0xFE00, 0xFE10), *range(0xE0100, 0xE01F0))))
 
 
 def clean(text: str) -> str:
@@ -19,14 +26,18 @@ def clean(text: str) -> str:
     terminal: a container name holding ESC sequences must not clear the screen, retitle the
     terminal or forge table rows, a bidi control must not reorder a line, and an invisible
     character (a zero-width space, a soft hyphen, a tag character) must not make two names
-    look the same. JSON output escapes the controls by itself.
+    look the same. A backslash is shown doubled, so ``\\x1b`` written in a name never reads
+    as the escape of an ESC. JSON output escapes the controls by itself.
     """
-    # Printable text, nearly every cell of a table, is returned as it is.
-    return text if text.isprintable() else "".join(map(_shown, text))
+    # ASCII text without a control or a backslash, nearly every cell of a table, is returned
+    # as it is (isascii is a flag of the string, not a scan).
+    if text.isascii() and text.isprintable() and "\\" not in text:
+        return text
+    return "".join(map(_shown, text))
 
 
 def _shown(ch: str) -> str:
-    if ch.isprintable():
+    if ch.isprintable() and ch != "\\" and ch not in _INVISIBLE:
         return ch
     if ch in _NAMED:
         return _NAMED[ch]
