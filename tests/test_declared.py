@@ -630,3 +630,15 @@ def test_selecting_modules_by_name(tmp_path: Path) -> None:
     assert caught.value.args == ("nope",)
     # Hosts come from checked modules only: not from the external one, nor the invalid one.
     assert hosts_in_scope(state.modules) == ["h-a", "h-b"]
+
+
+def test_a_key_written_twice_makes_the_manifest_invalid_not_the_last_one_win(
+    tmp_path: Path,
+) -> None:
+    """A reviewer reading top-down sees the first `until:`; PyYAML kept the last."""
+    path = write_module(tmp_path, "web", compose_runtime())
+    path.write_text(path.read_text() + "    image_observed: nginx:9\n")
+    (module,) = load_declared(tmp_path).modules
+    assert invalid(module)
+    assert f"{path}:" in (problem(module) or "")
+    assert "found duplicate key 'image_observed'" in (problem(module) or "")

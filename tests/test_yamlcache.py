@@ -605,3 +605,13 @@ def test_a_relative_xdg_cache_home_is_ignored_as_the_spec_says(
     monkeypatch.setenv("XDG_CACHE_HOME", "relative/cache")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert cachefile.default_cache_dir() == tmp_path / "home" / ".cache" / "platformctl"
+
+
+def test_the_cache_is_kept_for_what_the_loader_accepts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A loader that refuses more (a key written twice) must not be served documents the one
+    before it accepted."""
+    from platformctl.declared import yamlcache, yamlfile
+
+    before = yamlcache._parser_identity()
+    monkeypatch.setattr(yamlfile, "LOADER_REVISION", yamlfile.LOADER_REVISION + 1)
+    assert yamlcache._parser_identity() != before

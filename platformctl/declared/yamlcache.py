@@ -164,6 +164,8 @@ def _prepare(db: sqlite3.Connection, parser: str) -> None:
 def _parser_identity() -> str:
     """platformctl's version and the installed PyYAML's files, found as ``import yaml`` would
     find them but without importing it: another PyYAML may parse the same bytes differently."""
+    from platformctl.declared.yamlfile import LOADER_REVISION
+
     parts = [__version__]
     for entry in sys.path:
         folder = os.path.join(entry or ".", "yaml")
@@ -176,6 +178,7 @@ def _parser_identity() -> str:
             info = os.stat(location)
             parts.append(f"{location}:{info.st_size}:{info.st_mtime_ns}")
         break
+    parts.append(f"loader {LOADER_REVISION}")  # what our loaders accept
     return "|".join(parts)
 
 

@@ -128,10 +128,7 @@ def _parse(path: Path, text: str, compose: bool) -> Any:
     # compiles a large regular expression; docs/design.md, "Start-up").
     import yaml
 
-    # libyaml's parser when PyYAML was built with it (the wheels are): about nine times faster
-    # than the pure-Python one, which matters at hundreds of manifests (bench/README.md). Both
-    # are the safe loader: plain data only.
-    loader = _compose_loader() if compose else getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    loader = _loader(compose)
     try:
         return yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
     except yaml.MarkedYAMLError as exc:
@@ -143,27 +140,59 @@ def _parse(path: Path, text: str, compose: bool) -> Any:
         raise YamlProblem(f"{path}: invalid YAML: {str(exc).splitlines()[0][:200]}") from None
 
 
+# Changed whenever what the loaders accept changes: the parsed YAML cache is keyed on it too,
+# so a document parsed before is not served as if this loader had read it (2: duplicate keys
+# refused).
+LOADER_REVISION = 2
+
+
 @functools.cache
-def _compose_loader() -> type:
-    """The safe loader that also reads compose's ``!reset`` and ``!override`` (compose 2.24
-    and later, in override files): anything else still refused."""
+def _loader(compose: bool) -> type:
+    """The safe loader (plain data only), on libyaml's parser when PyYAML was built with it
+    (the wheels are: about nine times faster than the pure-Python one, which matters at
+    hundreds of manifests, bench/README.md). A key written twice in a mapping is refused:
+    compose v2 refuses it, and a reader of a manifest sees the first where PyYAML keeps the
+    last (``until: 2020-01-01`` above ``until: 2099-12-31``). ``compose`` also reads compose's
+    ``!reset`` and ``!override`` (compose 2.24 and later, in override files); any other tag
+    is still refused."""
     import yaml
 
     base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    merge = "tag:yaml.org,2002:merge"
 
-    def reset(loader: Any, node: Any) -> Reset:
-        return Reset()
+    class Loader(base):
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                if key_node.tag == merge:
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    again = key in seen
+                except TypeError:  # an unhashable key: PyYAML refuses it below
+                    continue
+                if again:
+                    raise yaml.constructor.ConstructorError(
+                        "while constructing a mapping",
+                        node.start_mark,
+                        f"found duplicate key {key!r}",
+                        key_node.start_mark,
+                    )
+                seen.add(key)
+            return super().construct_mapping(node, deep)
 
-    def override(loader: Any, node: Any) -> Override:
-        if isinstance(node, yaml.MappingNode):
-            return Override(loader.construct_mapping(node, deep=True))
-        if isinstance(node, yaml.SequenceNode):
-            return Override(loader.construct_sequence(node, deep=True))
-        return Override(loader.construct_scalar(node))
+    if compose:
 
-    class ComposeLoader(base):
-        pass
+        def reset(loader: Any, node: Any) -> Reset:
+            return Reset()
 
-    ComposeLoader.add_constructor("!reset", reset)
-    ComposeLoader.add_constructor("!override", override)
-    return ComposeLoader
+        def override(loader: Any, node: Any) -> Override:
+            if isinstance(node, yaml.MappingNode):
+                return Override(loader.construct_mapping(node, deep=True))
+            if isinstance(node, yaml.SequenceNode):
+                return Override(loader.construct_sequence(node, deep=True))
+            return Override(loader.construct_scalar(node))
+
+        Loader.add_constructor("!reset", reset)
+        Loader.add_constructor("!override", override)
+    return Loader
