@@ -33,7 +33,7 @@ from platformctl.collector.sshtokens import (
     home_dir,
 )
 from platformctl.errors import UsageError
-from tests.conftest import Runner
+from tests.conftest import Runner, write_module
 
 SSH = shutil.which("ssh")
 needs_ssh = pytest.mark.skipif(SSH is None, reason="no ssh client installed")
@@ -314,3 +314,32 @@ def test_collect_refuses_a_host_that_is_not_an_alias(tmp_path: Path, run_cli: Ru
         "(letters, digits, '.', '-', '_', ':' only)"
     )
     assert not marker.exists()
+
+
+@needs_ssh
+def test_a_host_its_ssh_config_does_not_let_us_reach_is_unreachable(
+    tmp_path: Path, run_cli: Runner
+) -> None:
+    """Never contacted, it is not a host that answered (`error`), and a run that reached no
+    host exits 5, not 8."""
+    write_module(
+        tmp_path / "p",
+        "web",
+        {"host": "web1", "orchestrator": "docker", "container": "web", "image_observed": "x:1"},
+    )
+    config = tmp_path / "ssh_config"
+    config.write_text("Host web1\n  HostName 127.0.0.1\n  Port 2\n  Bogusoption yes\n")
+    result = run_cli(
+        "drift-check",
+        "--json",
+        "--root",
+        str(tmp_path / "p"),
+        "--ssh-config",
+        str(config),
+        "--db",
+        str(tmp_path / "d"),
+    )
+    assert result.code == 5, result.err
+    (host,) = result.json()["hosts"]
+    assert host["status"] == "unreachable"
+    assert "line 4" in host["reason"] and "bogusoption" in host["reason"].lower()

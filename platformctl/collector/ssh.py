@@ -181,7 +181,9 @@ class SshTransport:
         try:
             return self.settings.resolver.lookup(alias, user, port, jump)
         except UsageError as exc:
-            raise TransportFailure(HostStatus.ERROR, str(exc)) from None
+            # Never contacted: a host its ssh config does not let us reach is unreachable,
+            # not one that answered and whose Docker state could not be read.
+            raise TransportFailure(HostStatus.UNREACHABLE, str(exc)) from None
 
     def _route(self, target: SshTarget, timeout: float, depth: int) -> Socket:
         """A direct TCP socket, the ``ProxyCommand``'s pipes, or a channel through the (shared)
@@ -192,7 +194,7 @@ class SshTransport:
             return _open_socket(target, timeout)
         if depth >= MAX_HOPS:
             raise TransportFailure(
-                HostStatus.ERROR,
+                HostStatus.UNREACHABLE,
                 f"ProxyJump for {target.alias} goes deeper than {MAX_HOPS} hops (a loop?)",
             )
         spec = target.proxy_jump[-1]
