@@ -165,8 +165,7 @@ def _check_unchanged(root: Path, real: Path, edit: ManifestEdit) -> None:
         ) from None
     if _digest(current) != _digest(edit.before):
         raise EditConflict(
-            f"{edit.path}: changed on disk since it was read; not overwritten "
-            "(run observe again)"
+            f"{edit.path}: changed on disk since it was read; not overwritten (run observe again)"
         )
 
 
