@@ -9,8 +9,10 @@ file or another one, ``include:`` entries, and the project name. Every file come
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +21,7 @@ from platformctl.declared.files import MiB, RepoFileError, present, read_repo_fi
 from platformctl.declared.interpolate import (
     DotEnv,
     EnvFileError,
+    Layered,
     UnresolvedVariable,
     interpolate,
     parse_env,
@@ -40,8 +43,9 @@ OVERRIDE_FILES = (
 )
 ENV_FILE = ".env"
 MAX_ENV_BYTES = 1 * MiB
-# A chain of `extends:` deeper than this is a loop compose would also refuse.
-_MAX_EXTENDS_DEPTH = 64
+# An `extends:` chain deeper than this is refused: a loop is told by its services, this bounds
+# the recursion (compose sets no depth; chains this long are not written by hand).
+_MAX_EXTENDS_DEPTH = 200
 # Files included within included files, at most this deep, and this many in one stack: a
 # repository whose files include each other many times over would otherwise be read
 # exponentially often.
@@ -149,6 +153,8 @@ class _Files:
         # Services with their extends: chains merged in, by file, name and variables (the
         # variables kept with each, so an identity is never that of a freed object).
         self.extended: dict[tuple[Path, str, int], tuple[DotEnv, dict[str, Any]]] = {}
+        self._envs: dict[tuple[object, ...], tuple[DotEnv, DotEnv]] = {}
+        self._models: dict[tuple[object, ...], tuple[DotEnv, dict[str, _Defined]]] = {}
 
     def mapping(self, path: Path) -> dict[str, Any]:
         """The compose file ``path``, parsed once per stack (nothing changes the result)."""
@@ -163,6 +169,34 @@ class _Files:
             doc = self._parsed[key] = _load_mapping(path, self.root, self._cache)
         self._named[path] = doc
         return doc
+
+    def include_env(self, files: list[Path], outer: DotEnv, required: bool) -> DotEnv:
+        """:func:`_include_env`, once per env files and including variables: every entry
+        of one ``include:`` that names the same files gets the same variables."""
+        key = (tuple(os.path.realpath(f) for f in files), required, id(outer))
+        known = self._envs.get(key)
+        if known is not None and known[0] is outer:
+            return known[1]
+        env = _include_env(files, self.root, outer, required)
+        self._envs[key] = (outer, env)
+        return env
+
+    def included_model(
+        self, files: list[Path], folder: Path, env: DotEnv
+    ) -> dict[str, _Defined] | None:
+        """The model of an ``include:`` entry read before with the same files, folder and
+        variables (nothing else changes it), or None."""
+        known = self._models.get(self._model_key(files, folder, env))
+        return known[1] if known is not None and known[0] is env else None
+
+    def keep_model(
+        self, files: list[Path], folder: Path, env: DotEnv, model: dict[str, _Defined]
+    ) -> None:
+        self._models[self._model_key(files, folder, env)] = (env, model)
+
+    @staticmethod
+    def _model_key(files: list[Path], folder: Path, env: DotEnv) -> tuple[object, ...]:
+        return (tuple(os.path.realpath(f) for f in files), os.path.realpath(folder), id(env))
 
     def include(self, path: Path, count: int) -> None:
         """Count ``count`` more files included by ``path``'s ``include:``."""
@@ -198,13 +232,16 @@ def _model(
     ``include:`` led here."""
     merged: dict[str, _Defined] = {}
     for path, doc in zip(files, docs, strict=True):
-        # `!reset` on the services, or on one, drops what the files before defined.
+        # `!reset` on the services, or on one, drops what the files before defined, and
+        # `!override` replaces it instead of being merged into it.
         listed = doc.get("services")
-        if isinstance(listed, Reset):
+        if isinstance(listed, Reset | Override):
             merged.clear()
-        elif isinstance(listed, dict):
-            for name in [str(n) for n, spec in listed.items() if isinstance(spec, Reset)]:
-                merged.pop(name, None)
+        listed = _unwrapped(listed)
+        if isinstance(listed, dict):
+            for name, spec in listed.items():
+                if isinstance(spec, Reset | Override):
+                    merged.pop(str(name), None)
         services = _services_of(path, doc)
         defined = {
             name: _Defined(_with_extends(name, services, path, env, (), reading), env, shown)
@@ -212,7 +249,7 @@ def _model(
         }
         brought = _included(path, doc, folder, env, reading, chain)
         for name, imported in brought.items():
-            if name in defined and defined[name].spec != imported.spec:
+            if name in defined and not _same_image(defined[name], imported):
                 raise _Problem(
                     f"{path}: include: {imported.file} defines service {name!r}, which is "
                     "also defined here (compose refuses the conflict)"
@@ -259,12 +296,16 @@ def _included(
                 raise _Problem(f"{path}: include: {file.name} does not exist ({file})")
         directory = folder / project_directory if project_directory else included[0].parent
         own = [directory / ENV_FILE] if env_files is None else [folder / f for f in env_files]
-        inner = _include_env(own, reading.root, env, required=env_files is not None)
-        inner_docs = [reading.mapping(f) for f in included]
-        within = (*chain, real)
-        model = _model(included, inner_docs, included[0], directory, inner, reading, within)
+        inner = reading.include_env(own, env, required=env_files is not None)
+        model = reading.included_model(included, directory, inner)
+        if model is None:
+            inner_docs = [reading.mapping(f) for f in included]
+            within = (*chain, real)
+            model = _model(included, inner_docs, included[0], directory, inner, reading, within)
+            reading.keep_model(included, directory, inner, model)
         for name, imported in model.items():
-            if name in found and found[name].spec != imported.spec:
+            known = found.get(name)
+            if known is not None and known is not imported and not _same_image(known, imported):
                 raise _Problem(
                     f"{path}: include: service {name!r} is defined by two included files "
                     f"({found[name].file}, {imported.file}; compose refuses the conflict)"
@@ -307,17 +348,38 @@ def _include_entry(
     return paths, project_directory, env_files
 
 
+def _same_image(one: _Defined, other: _Defined) -> bool:
+    """Whether two definitions of a service declare the same image (built or not), each read
+    with its own variables. compose refuses two definitions that differ in anything: a stack
+    it would not deploy. Only the image is read here, so only a different image is refused;
+    comparing the whole definitions would also walk what aliases expand (exponential)."""
+    return _image_of(one) == _image_of(other)
+
+
+def _image_of(defined: _Defined) -> tuple[object, bool]:
+    spec = _kept(defined.spec)
+    image = spec.get("image")
+    if isinstance(image, str):
+        with contextlib.suppress(UnresolvedVariable):  # then compared as written
+            image = interpolate(image, defined.env)
+    return image, "build" in spec
+
+
 def _include_env(files: list[Path], root: Path, outer: DotEnv, required: bool) -> DotEnv:
     """The variables an included model is read with: its env files' (the default ``.env``
-    only when present), under the including stack's, which win."""
+    only when present), each read with the including model's variables and the files'
+    before it to refer to (as compose-go's GetEnvFromFile looks them up), under the including
+    model's own, which win."""
     known: dict[str, str] = {}
     unresolved: dict[str, str] = {}
+    if len(files) > _MAX_COMPOSE_FILE_ENTRIES:
+        raise _Problem(f"include: env_file names more than {_MAX_COMPOSE_FILE_ENTRIES} files")
     for file in files:
         if not present(file):
             if required:
                 raise _Problem(f"include: env_file {file} does not exist")
             continue
-        read = _parse_env_file(file, root)
+        read = _parse_env_file(file, root, Layered(DotEnv(known, unresolved), outer))
         known.update(read.known)
         unresolved.update(read.unresolved)
         for key in read.known:
@@ -335,13 +397,13 @@ def _read_env(folder: Path, root: Path) -> DotEnv:
     return _parse_env_file(path, root)
 
 
-def _parse_env_file(path: Path, root: Path) -> DotEnv:
+def _parse_env_file(path: Path, root: Path, outer: Mapping[str, str] | None = None) -> DotEnv:
     try:
         data = read_repo_file(root, path, MAX_ENV_BYTES)
     except RepoFileError as exc:
         raise _Problem(str(exc)) from None
     try:
-        return parse_env(data.decode("utf-8", errors="replace"))
+        return parse_env(data.decode("utf-8", errors="replace"), outer)
     except EnvFileError as exc:
         raise _Problem(f"{path}: {exc} (docker compose refuses this file)") from None
 
@@ -391,22 +453,33 @@ def _load_mapping(path: Path, root: Path, cache: ParsedYamlCache | None) -> dict
 
 
 def _untagged(doc: Any) -> Any:
-    """``doc`` with compose's ``!override`` taken as the value it tags where this reader looks
-    (top-level keys, the services, their keys: files are merged key by key here, so an
-    overriding value replaces as any other does) and ``!reset`` kept there as the value, to
-    drop what the files before gave that key (the merges below). Deeper values are left as
-    they are, unwalked: nothing reads them, and a document may nest a thousand levels."""
+    """``doc`` with compose's ``!override`` taken off where this reader looks: a service's
+    keys and the top-level keys, which are merged by replacing anyway. On the services, or
+    on one service, it stays (an :class:`Override` of the mapping): there it replaces what
+    the files before gave instead of being merged into it (:func:`_model`). ``!reset`` stays
+    as the value, to drop what the files before gave (the merges below). Deeper values are
+    left as they are, unwalked: nothing reads them, and a document may nest a thousand
+    levels."""
     doc = _unwrapped(doc)
     if not isinstance(doc, dict):
         return doc
-    top = {key: _unwrapped(value) for key, value in doc.items()}
-    services = top.get("services")
-    if isinstance(services, dict):
-        top["services"] = {name: _unwrapped(spec) for name, spec in services.items()}
-        for name, spec in top["services"].items():
-            if isinstance(spec, dict):
-                top["services"][name] = {key: _unwrapped(v) for key, v in spec.items()}
+    top = {key: _unwrapped(value) for key, value in doc.items() if key != "services"}
+    if "services" in doc:
+        services = doc["services"]
+        replaced = isinstance(services, Override)
+        services = _unwrapped(services)
+        if isinstance(services, dict):
+            services = {name: _service_untagged(spec) for name, spec in services.items()}
+        top["services"] = Override(services) if replaced else services
     return top
+
+
+def _service_untagged(spec: Any) -> Any:
+    replaced = isinstance(spec, Override)
+    spec = _unwrapped(spec)
+    if isinstance(spec, dict):
+        spec = {key: _unwrapped(value) for key, value in spec.items()}
+    return Override(spec) if replaced and isinstance(spec, dict) else spec
 
 
 def _unwrapped(value: Any) -> Any:
@@ -478,14 +551,14 @@ def _names(docs: list[dict[str, Any]]) -> frozenset[str] | None:
 
 
 def _services_of(path: Path, doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    services = doc.get("services")
+    services = _unwrapped(doc.get("services"))
     if services is None or isinstance(services, Reset):
         return {}
     if not isinstance(services, dict):
         raise _Problem(f"{path}: 'services' must be a mapping")
     return {
         str(name): (spec if isinstance(spec, dict) else {})
-        for name, spec in services.items()
+        for name, spec in ((n, _unwrapped(s)) for n, s in services.items())
         if not isinstance(spec, Reset)
     }
 
@@ -518,9 +591,11 @@ def _extending(
     chain: tuple[tuple[Path, str], ...],
     reading: _Files,
 ) -> dict[str, Any]:
-    if (path, name) in chain or len(chain) > _MAX_EXTENDS_DEPTH:
+    if (path, name) in chain:
         loop = " -> ".join(f"{p.name}:{s}" for p, s in (*chain, (path, name)))
         raise _Problem(f"{path}: extends loop ({loop})")
+    if len(chain) > _MAX_EXTENDS_DEPTH:
+        raise _Problem(f"{path}: services.{name}: extends chain deeper than {_MAX_EXTENDS_DEPTH}")
     spec = services[name]
     extends = spec.get("extends")
     if extends is None or isinstance(extends, Reset):

@@ -71,6 +71,27 @@ class DotEnv(Mapping[str, str]):
         return len(set(self.known) | set(self.unresolved))
 
 
+class Layered(Mapping[str, str]):
+    """Variables looked up in ``first``, then in ``then``: a ``.env`` read with the entries
+    above a line before the variables it is read under (an included model's)."""
+
+    def __init__(self, first: Mapping[str, str], then: Mapping[str, str]) -> None:
+        self._first, self._then = first, then
+
+    def __getitem__(self, key: str) -> str:
+        return self._first[key] if key in self._first else self._then[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._first or key in self._then
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._first
+        yield from (k for k in self._then if k not in self._first)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
 def interpolate(text: str, env: Mapping[str, str], _nesting: int = 0) -> str:
     """Expand ``$VAR``, ``${VAR}``, ``${VAR:-d}``, ``${VAR-d}``, ``${VAR:?e}``, ``${VAR?e}``,
     ``${VAR:+r}``, ``${VAR+r}`` (arguments nest, as in compose v2) and ``$$``.
@@ -186,21 +207,24 @@ _SIMPLE_ESCAPES = {
 }
 
 
-def parse_env(text: str) -> DotEnv:
+def parse_env(text: str, outer: Mapping[str, str] | None = None) -> DotEnv:
     """Parse the text of a compose ``.env`` file as compose v2 does.
 
     ``KEY=VALUE`` (or ``KEY: VALUE``) statements, optional ``export``, ``#`` comments (in an
     unquoted value only after a space), single quotes literal, double quotes with escapes,
     values spanning lines inside quotes, a leading UTF-8 byte-order mark ignored, CRLF line
-    ends. Unquoted and double-quoted values are interpolated from the entries above them with
-    the same operators as compose files. Raises :class:`EnvFileError` where compose v2 refuses
-    the file.
+    ends. Unquoted and double-quoted values are interpolated from the entries above them (then
+    from ``outer``, the variables an included model's ``.env`` is read under) with the same
+    operators as compose files. Raises :class:`EnvFileError` where compose v2 refuses the
+    file.
     """
     text = text.removeprefix("\ufeff")
     values: dict[str, str] = {}
     unresolved: dict[str, str] = {}
-    # The entries parsed so far: later values refer to earlier ones.
-    env_so_far = DotEnv(values, unresolved)
+    # The entries parsed so far: later values refer to earlier ones, then to ``outer``.
+    env_so_far: Mapping[str, str] = DotEnv(values, unresolved)
+    if outer is not None:
+        env_so_far = Layered(env_so_far, outer)
     pos = 0
     n = len(text)
     total = 0

@@ -136,14 +136,16 @@ def _parse(path: Path, text: str, compose: bool) -> Any:
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
         what = exc.problem or exc.context or "invalid YAML"
         raise YamlProblem(f"{where}: invalid YAML: {what}") from None
-    except (yaml.YAMLError, RecursionError, ValueError) as exc:
+    except (yaml.YAMLError, RecursionError, ValueError, TypeError) as exc:
+        # TypeError: a mapping key that cannot be one (`? !override {a: 1}`), which PyYAML's
+        # own check for unhashable keys lets through.
         raise YamlProblem(f"{path}: invalid YAML: {str(exc).splitlines()[0][:200]}") from None
 
 
 # Changed whenever what the loaders accept changes: the parsed YAML cache is keyed on it too,
 # so a document parsed before is not served as if this loader had read it (2: duplicate keys
-# refused).
-LOADER_REVISION = 2
+# refused; 3: keys compared as written).
+LOADER_REVISION = 3
 
 
 @functools.cache
@@ -162,20 +164,18 @@ def _loader(compose: bool) -> type:
 
     class Loader(base):
         def construct_mapping(self, node: Any, deep: bool = False) -> Any:
-            seen: set[Any] = set()
+            # Keys as written, with their tags: `on` and `yes` are two keys to compose
+            # (YAML 1.2), though PyYAML reads both as true.
+            seen: set[tuple[str, str]] = set()
             for key_node, _ in node.value:
-                if key_node.tag == merge:
+                if key_node.tag == merge or not isinstance(key_node, yaml.ScalarNode):
                     continue
-                key = self.construct_object(key_node, deep=True)
-                try:
-                    again = key in seen
-                except TypeError:  # an unhashable key: PyYAML refuses it below
-                    continue
-                if again:
+                key = (key_node.tag, key_node.value)
+                if key in seen:
                     raise yaml.constructor.ConstructorError(
                         "while constructing a mapping",
                         node.start_mark,
-                        f"found duplicate key {key!r}",
+                        f"found duplicate key {key_node.value!r}",
                         key_node.start_mark,
                     )
                 seen.add(key)
