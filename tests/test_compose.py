@@ -432,16 +432,25 @@ def test_a_key_that_cannot_be_one_is_invalid_yaml_not_a_traceback(tmp_path: Path
     assert stack is not None and "invalid YAML" in (stack.problem or "")
 
 
-def test_keys_are_told_apart_as_written(tmp_path: Path) -> None:
-    """`on` and `yes` are two keys to compose (YAML 1.2), though PyYAML reads both as true."""
+@pytest.mark.parametrize(
+    ("keys", "said"),
+    [
+        ("{on: 1, yes: 2}", "keys 'on' and 'yes' read as the same key"),
+        ("{1: a, '1': b}", "found duplicate key '1'"),
+        ("{web: a, 'web': b}", "found duplicate key 'web'"),
+    ],
+)
+def test_two_keys_one_would_replace_are_refused_never_merged(
+    tmp_path: Path, keys: str, said: str
+) -> None:
+    """compose (yaml.v3) refuses a key written twice, text for text; `on` and `yes` are two
+    keys to it, both true to this YAML 1.1 reader, where one would silently replace the
+    other: refused too, saying so."""
     stack = load_stack_dir(
-        stack_with(
-            tmp_path,
-            {"compose.yaml": "x-flags: {on: 1, yes: 2, 010: 3, 8: 4}\nservices: {}\n"},
-        ),
+        stack_with(tmp_path, {"compose.yaml": f"x-flags: {keys}\nservices: {{}}\n"}),
         tmp_path,
     )
-    assert stack is not None and stack.problem is None, stack and stack.problem
+    assert stack is not None and said in (stack.problem or ""), stack and stack.problem
 
 
 def test_a_long_extends_chain_reads_the_same_in_any_order(tmp_path: Path) -> None:
@@ -453,3 +462,78 @@ def test_a_long_extends_chain_reads_the_same_in_any_order(tmp_path: Path) -> Non
         stack = load_stack_dir(stack_with(tmp_path, {"compose.yaml": text}, order), tmp_path)
         assert stack is not None and stack.problem is None, (order, stack and stack.problem)
         assert stack.services["s0"].raw == "nginx:1.25"
+
+
+def test_an_included_env_file_looks_up_the_stacks_variables_before_the_files_before_it(
+    tmp_path: Path,
+) -> None:
+    """compose-go's GetEnvFromFile looks a variable up in the including model's variables,
+    then in the env files read before this one."""
+    stack = load_stack_dir(
+        stack_with(
+            tmp_path,
+            {
+                ".env": "TAG=outer\n",
+                "compose.yaml": "include:\n  - path: db.yaml\n    env_file: [a.env, b.env]\n",
+                "a.env": "TAG=from-a\n",
+                "b.env": "IMG=postgres:${TAG}\n",
+                "db.yaml": "services:\n  db:\n    image: ${IMG}\n",
+            },
+        ),
+        tmp_path,
+    )
+    assert stack is not None and stack.problem is None, stack and stack.problem
+    assert stack.services["db"].raw == "postgres:outer"
+
+
+@pytest.mark.parametrize(
+    "image", ["&x [*x]", "[&a [1, 2], [*a, *a], [*a, *a]]"], ids=["itself", "aliases"]
+)
+def test_an_image_that_is_no_string_is_compared_without_being_walked(
+    tmp_path: Path, image: str
+) -> None:
+    """Both definitions' images were compared value by value: a list holding itself
+    overflowed the stack, nested aliases took exponential time."""
+    stack = load_stack_dir(
+        stack_with(
+            tmp_path,
+            {
+                "compose.yaml": f"include: [c.yaml]\nservices:\n  cache:\n    image: {image}\n",
+                "c.yaml": f"services:\n  cache:\n    image: {image}\n",
+            },
+        ),
+        tmp_path,
+    )
+    assert stack is not None and stack.problem is None, stack and stack.problem
+    assert "image must be a string, got list" in (stack.services["cache"].reason or "")
+
+
+def test_a_broken_stack_that_overrides_its_services_still_names_them(tmp_path: Path) -> None:
+    stack = load_stack_dir(
+        stack_with(
+            tmp_path,
+            {"compose.yaml": "name: ${UNSET}\nservices: !override\n  web:\n    image: nginx\n"},
+        ),
+        tmp_path,
+    )
+    assert stack is not None and stack.problem is not None
+    assert stack.may_define("web") and not stack.may_define("db")
+
+
+def test_env_files_a_stacks_includes_read_are_bounded_in_all(tmp_path: Path) -> None:
+    big = "".join(f"K{i}=" + "v" * 200 + "\n" for i in range(5000))  # about 1 MiB
+    entries = "".join(
+        f"  - path: db.yaml\n    env_file: [{'big.env, ' * n}big.env]\n" for n in range(6)
+    )
+    stack = load_stack_dir(
+        stack_with(
+            tmp_path,
+            {
+                "compose.yaml": f"include:\n{entries}",
+                "big.env": big,
+                "db.yaml": "services:\n  db:\n    image: postgres\n",
+            },
+        ),
+        tmp_path,
+    )
+    assert stack is not None and "more than 4 MiB read" in (stack.problem or "")

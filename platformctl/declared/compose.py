@@ -54,6 +54,8 @@ _MAX_INCLUDED_FILES = 256
 # Distinct compose files one stack may read (each parsed once), and COMPOSE_FILE entries.
 _MAX_STACK_FILES = 256
 _MAX_COMPOSE_FILE_ENTRIES = 64
+# The env files one stack's include: entries may have read, in all.
+_MAX_ENV_BYTES_READ = 4 * MiB
 
 
 @dataclass(frozen=True)
@@ -150,11 +152,39 @@ class _Files:
         self._named: dict[Path, dict[str, Any]] = {}
         self._parsed: dict[str, dict[str, Any]] = {}
         self._included = 0
-        # Services with their extends: chains merged in, by file, name and variables (the
-        # variables kept with each, so an identity is never that of a freed object).
-        self.extended: dict[tuple[Path, str, int], tuple[DotEnv, dict[str, Any]]] = {}
-        self._envs: dict[tuple[object, ...], tuple[DotEnv, DotEnv]] = {}
-        self._models: dict[tuple[object, ...], tuple[DotEnv, dict[str, _Defined]]] = {}
+        # Services with their extends: chains merged in, by file, name and variables; the
+        # variables of include: entries and the models they make. Variables are told by
+        # their contents: entries whose env files give the same ones share what they make.
+        self.extended: dict[tuple[object, ...], dict[str, Any]] = {}
+        self._envs: dict[tuple[object, ...], DotEnv] = {}
+        self._models: dict[tuple[object, ...], dict[str, _Defined]] = {}
+        self._contents: dict[int, tuple[DotEnv, tuple[frozenset[Any], frozenset[Any]]]] = {}
+        self._env_bytes = 0
+
+    def variables(self, env: DotEnv) -> tuple[frozenset[Any], frozenset[Any]]:
+        """What ``env`` holds, as a key (worked out once per object)."""
+        known = self._contents.get(id(env))
+        if known is not None and known[0] is env:
+            return known[1]
+        key = (frozenset(env.known.items()), frozenset(env.unresolved.items()))
+        self._contents[id(env)] = (env, key)  # the object kept: its id is never reused
+        return key
+
+    def env_file(self, path: Path, outer: Mapping[str, str]) -> DotEnv:
+        """The env file ``path`` read with ``outer`` to refer to; at most
+        :data:`_MAX_ENV_BYTES_READ` of them a stack (a 1 MiB file named in every entry of
+        every include: took hours)."""
+        try:
+            data = read_repo_file(self.root, path, MAX_ENV_BYTES)
+        except RepoFileError as exc:
+            raise _Problem(str(exc)) from None
+        self._env_bytes += len(data)
+        if self._env_bytes > _MAX_ENV_BYTES_READ:
+            raise _Problem(
+                f"{path}: the stack's env files come to more than "
+                f"{_MAX_ENV_BYTES_READ // MiB} MiB read; refused"
+            )
+        return _parsed_env(path, data, outer)
 
     def mapping(self, path: Path) -> dict[str, Any]:
         """The compose file ``path``, parsed once per stack (nothing changes the result)."""
@@ -173,12 +203,10 @@ class _Files:
     def include_env(self, files: list[Path], outer: DotEnv, required: bool) -> DotEnv:
         """:func:`_include_env`, once per env files and including variables: every entry
         of one ``include:`` that names the same files gets the same variables."""
-        key = (tuple(os.path.realpath(f) for f in files), required, id(outer))
-        known = self._envs.get(key)
-        if known is not None and known[0] is outer:
-            return known[1]
-        env = _include_env(files, self.root, outer, required)
-        self._envs[key] = (outer, env)
+        key = (tuple(os.path.realpath(f) for f in files), required, self.variables(outer))
+        env = self._envs.get(key)
+        if env is None:
+            env = self._envs[key] = _include_env(files, self, outer, required)
         return env
 
     def included_model(
@@ -186,17 +214,16 @@ class _Files:
     ) -> dict[str, _Defined] | None:
         """The model of an ``include:`` entry read before with the same files, folder and
         variables (nothing else changes it), or None."""
-        known = self._models.get(self._model_key(files, folder, env))
-        return known[1] if known is not None and known[0] is env else None
+        return self._models.get(self._model_key(files, folder, env))
 
     def keep_model(
         self, files: list[Path], folder: Path, env: DotEnv, model: dict[str, _Defined]
     ) -> None:
-        self._models[self._model_key(files, folder, env)] = (env, model)
+        self._models[self._model_key(files, folder, env)] = model
 
-    @staticmethod
-    def _model_key(files: list[Path], folder: Path, env: DotEnv) -> tuple[object, ...]:
-        return (tuple(os.path.realpath(f) for f in files), os.path.realpath(folder), id(env))
+    def _model_key(self, files: list[Path], folder: Path, env: DotEnv) -> tuple[object, ...]:
+        files_key = tuple(os.path.realpath(f) for f in files)
+        return (files_key, os.path.realpath(folder), self.variables(env))
 
     def include(self, path: Path, count: int) -> None:
         """Count ``count`` more files included by ``path``'s ``include:``."""
@@ -356,20 +383,22 @@ def _same_image(one: _Defined, other: _Defined) -> bool:
     return _image_of(one) == _image_of(other)
 
 
-def _image_of(defined: _Defined) -> tuple[object, bool]:
+def _image_of(defined: _Defined) -> tuple[str | None, bool]:
     spec = _kept(defined.spec)
     image = spec.get("image")
     if isinstance(image, str):
         with contextlib.suppress(UnresolvedVariable):  # then compared as written
             image = interpolate(image, defined.env)
+    elif image is not None:  # no image compose takes; never walked (aliases, loops)
+        image = f"a {type(image).__name__}"
     return image, "build" in spec
 
 
-def _include_env(files: list[Path], root: Path, outer: DotEnv, required: bool) -> DotEnv:
+def _include_env(files: list[Path], reading: _Files, outer: DotEnv, required: bool) -> DotEnv:
     """The variables an included model is read with: its env files' (the default ``.env``
-    only when present), each read with the including model's variables and the files'
-    before it to refer to (as compose-go's GetEnvFromFile looks them up), under the including
-    model's own, which win."""
+    only when present), each read with the including model's variables, then the files'
+    before it, to refer to (as compose-go's GetEnvFromFile looks them up), under the
+    including model's own, which win."""
     known: dict[str, str] = {}
     unresolved: dict[str, str] = {}
     if len(files) > _MAX_COMPOSE_FILE_ENTRIES:
@@ -379,7 +408,7 @@ def _include_env(files: list[Path], root: Path, outer: DotEnv, required: bool) -
             if required:
                 raise _Problem(f"include: env_file {file} does not exist")
             continue
-        read = _parse_env_file(file, root, Layered(DotEnv(known, unresolved), outer))
+        read = reading.env_file(file, Layered(outer, DotEnv(known, unresolved)))
         known.update(read.known)
         unresolved.update(read.unresolved)
         for key in read.known:
@@ -397,11 +426,15 @@ def _read_env(folder: Path, root: Path) -> DotEnv:
     return _parse_env_file(path, root)
 
 
-def _parse_env_file(path: Path, root: Path, outer: Mapping[str, str] | None = None) -> DotEnv:
+def _parse_env_file(path: Path, root: Path) -> DotEnv:
     try:
         data = read_repo_file(root, path, MAX_ENV_BYTES)
     except RepoFileError as exc:
         raise _Problem(str(exc)) from None
+    return _parsed_env(path, data)
+
+
+def _parsed_env(path: Path, data: bytes, outer: Mapping[str, str] | None = None) -> DotEnv:
     try:
         return parse_env(data.decode("utf-8", errors="replace"), outer)
     except EnvFileError as exc:
@@ -541,7 +574,7 @@ def _names(docs: list[dict[str, Any]]) -> frozenset[str] | None:
     for doc in docs:
         if doc.get("include") is not None and not isinstance(doc.get("include"), Reset):
             return None
-        services = doc.get("services")
+        services = _unwrapped(doc.get("services"))
         if services is None:
             continue
         if not isinstance(services, dict):
@@ -575,11 +608,10 @@ def _with_extends(
     the extending service win over the base's, as compose merges ``image`` and ``build``.
     Once per file, service and variables: a chain is met again by every service and every
     mention of a file that extends into it."""
-    known = reading.extended.get((path, name, id(env)))
-    if known is not None and known[0] is env:
-        return known[1]
-    merged = _extending(name, services, path, env, chain, reading)
-    reading.extended[(path, name, id(env))] = (env, merged)
+    key = (path, name, reading.variables(env))
+    merged = reading.extended.get(key)
+    if merged is None:
+        merged = reading.extended[key] = _extending(name, services, path, env, chain, reading)
     return merged
 
 

@@ -144,8 +144,8 @@ def _parse(path: Path, text: str, compose: bool) -> Any:
 
 # Changed whenever what the loaders accept changes: the parsed YAML cache is keyed on it too,
 # so a document parsed before is not served as if this loader had read it (2: duplicate keys
-# refused; 3: keys compared as written).
-LOADER_REVISION = 3
+# refused; 3 and 4: how two keys are told to be the same).
+LOADER_REVISION = 4
 
 
 @functools.cache
@@ -164,21 +164,30 @@ def _loader(compose: bool) -> type:
 
     class Loader(base):
         def construct_mapping(self, node: Any, deep: bool = False) -> Any:
-            # Keys as written, with their tags: `on` and `yes` are two keys to compose
-            # (YAML 1.2), though PyYAML reads both as true.
-            seen: set[tuple[str, str]] = set()
+            # A key written twice, as compose's yaml.v3 tells it (by its text), or two keys
+            # this YAML 1.1 reader makes one (`on` and `yes` are both true here, where compose
+            # reads two keys): either way one would silently replace the other.
+            written: set[str] = set()
+            read: dict[Any, str] = {}
             for key_node, _ in node.value:
                 if key_node.tag == merge or not isinstance(key_node, yaml.ScalarNode):
                     continue
-                key = (key_node.tag, key_node.value)
-                if key in seen:
+                key = self.construct_object(key_node)
+                problem = None
+                if key_node.value in written:
+                    problem = f"found duplicate key {key_node.value!r}"
+                elif key in read:
+                    first = read[key]
+                    problem = f"keys {first!r} and {key_node.value!r} read as the same key"
+                if problem is not None:
                     raise yaml.constructor.ConstructorError(
                         "while constructing a mapping",
                         node.start_mark,
-                        f"found duplicate key {key_node.value!r}",
+                        problem,
                         key_node.start_mark,
                     )
-                seen.add(key)
+                written.add(key_node.value)
+                read[key] = key_node.value
             return super().construct_mapping(node, deep)
 
     if compose:
