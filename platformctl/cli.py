@@ -62,13 +62,14 @@ class Age(click.ParamType):
 
 
 class Seconds(click.FloatRange):
-    """A number of seconds, at least 0.1 and finite: ``nan`` passes a bare ``FloatRange``
-    (every comparison with it is false) and then failed every host with a Python error."""
+    """A number of seconds from 0.1 to a day: ``nan`` passes a bare ``FloatRange`` (every
+    comparison with it is false), and ``nan`` or ``1e10`` then failed every host with a
+    Python error (a socket timeout past what the platform's time holds)."""
 
     name = "seconds"
 
     def __init__(self) -> None:
-        super().__init__(min=0.1)
+        super().__init__(min=0.1, max=86_400)
 
     def convert(
         self, value: Any, param: click.Parameter | None, ctx: click.Context | None

@@ -255,10 +255,11 @@ def test_the_command_leaves_fast_with_its_output_whole_and_its_store_closed(
 def test_timeouts_that_are_no_number_of_seconds_are_usage_errors(
     platform: Path, run_cli: Runner, tmp_path: Path
 ) -> None:
-    """`nan` passes a range check (every comparison with it is false): it was taken, and
-    every host then failed with a Python error, exit 8."""
+    """`nan` passes a range check (every comparison with it is false), and `1e10` is past
+    what a socket timeout holds: both were taken, and every host then failed with a Python
+    error, exit 8."""
     for option in ("--command-timeout", "--connect-timeout"):
-        for value in ("nan", "inf", "-inf"):
+        for value in ("nan", "inf", "-inf", "1e10"):
             result = run_cli(
                 "drift-check", option, value, "--root", str(platform), "--db", str(tmp_path / "d")
             )

@@ -556,6 +556,34 @@ def test_a_service_apprise_escapes_markdown_for_is_escaped_once() -> None:
     assert "@everyone" not in chat["text"] and "@\u200beveryone" in chat["text"]
 
 
+def test_a_title_names_hosts_cleaned_never_escaped() -> None:
+    """Zulip shows the title as its topic, plain text: `web\\_1` there was our escape."""
+    change = ModuleChange("m", "web_1", ModuleStatus.OK, ModuleStatus.DRIFT, T0, "r")
+    assert message([change], markdown=True).title == "platformctl: 1 module drifted on web_1"
+
+
+def test_an_apprise_that_passes_markdown_as_it_is_gets_escaping_only_where_it_is_read() -> None:
+    """apprise before 2 hands plain text to a Markdown service as it is. The apps known to
+    render CommonMark get our backslashes; Slack, whose markup takes none, gets only its
+    mentions broken (it showed `web\\_1` and four backslashes for one)."""
+    import apprise
+    import apprise.conversion
+
+    from platformctl.output import notify
+
+    class Old:  # a plugin of an apprise without per-send formats
+        notify_format = apprise.NotifyFormat.MARKDOWN
+
+    unchanged = pytest.MonkeyPatch()
+    unchanged.setattr(apprise.conversion, "convert_between", lambda f, t, content: content)
+    try:
+        assert notify._presenter(apprise, Old(), "slack") is notify._mention_clean
+        assert notify._presenter(apprise, Old(), "rocket") is notify._markdown_clean
+    finally:
+        unchanged.undo()
+    assert notify._presenter(apprise, Old(), "rocket") is notify._mention_clean
+
+
 @pytest.mark.parametrize(
     "url",
     ["zulip://bot@example/" + "a" * 32, "ryver://example/ckhrjW8w672m6HG", "mmost://h/token"],

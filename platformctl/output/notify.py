@@ -140,7 +140,9 @@ def _message(changes: Sequence[Change], shown: Callable[[str], str]) -> Message:
         for c in changes
     )
     return Message(
-        title=title(changes, shown),
+        # The title names hosts (letters, digits, `. _ : -` only: no link and no mention),
+        # and several services show it as plain text (Zulip's topic): cleaned, not escaped.
+        title=title(changes),
         body="\n".join(f"- {line(c, shown)}" for c in changes),
         kind="success" if settled else "warning",
     )
@@ -214,19 +216,23 @@ class AppriseChannel:
 def _presenter(apprise: Any, service: Any, scheme: str) -> Callable[[str], str]:
     """How names and reasons are written for ``service`` so that its readers see them as
     written. apprise renders our plain text in the format the service takes: HTML escaped,
-    Markdown escaped too since apprise 2.3 (before, passed as it is), plain text as it is; and
+    Markdown escaped too since apprise 2 (before, passed as it is), plain text as it is; and
     some apps render Markdown in plain text all the same (:data:`MARKDOWN_SCHEMES`)."""
     text, markdown = apprise.NotifyFormat.TEXT, apprise.NotifyFormat.MARKDOWN
-    resolve = getattr(service, "resolve_format", None)  # apprise 2.3 and later
+    resolve = getattr(service, "resolve_format", None)  # newer apprise: per send
     declared = service.notify_format
     target = resolve(text) if resolve else declared if not isinstance(declared, tuple) else text
+    if scheme in MARKDOWN_SCHEMES and target != markdown:
+        return _markdown_clean
     if target == markdown:
         from apprise.conversion import convert_between
 
         if convert_between(text, markdown, "[x]") != "[x]":
-            return _mention_clean  # apprise escapes the rest itself
-        return _markdown_clean
-    return _markdown_clean if scheme in MARKDOWN_SCHEMES else clean
+            return _mention_clean  # apprise escapes the rest itself (apprise 2 and later)
+        # An apprise that passes it as it is: backslashes escape CommonMark, which the
+        # known apps render; Slack's own markup takes none, so there only mentions break.
+        return _markdown_clean if scheme in MARKDOWN_SCHEMES else _mention_clean
+    return clean
 
 
 def _quiet() -> None:
