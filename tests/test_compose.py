@@ -3,6 +3,7 @@ ask compose v1 about: one clear problem per stack, never a guess."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -453,15 +454,23 @@ def test_two_keys_one_would_replace_are_refused_never_merged(
     assert stack is not None and said in (stack.problem or ""), stack and stack.problem
 
 
-def test_a_long_extends_chain_reads_the_same_in_any_order(tmp_path: Path) -> None:
-    """Each chain was remembered from where it was first met: read from its far end first,
-    an 80-long chain was an "extends loop", from its near end fine."""
-    services = [f"  s{i}:\n    extends: s{i + 1}\n" for i in range(80)]
+@pytest.mark.parametrize(("links", "refused"), [(80, False), (150, False), (250, True)])
+def test_a_long_extends_chain_reads_the_same_in_any_order(
+    tmp_path: Path, links: int, refused: bool
+) -> None:
+    """Each chain is remembered from where it was first met: its depth was counted from
+    there, so a chain past the bound passed listed base first and was refused tip first."""
+    services = [f"  s{i}:\n    extends: s{i + 1}\n" for i in range(links)]
     for order, listed in (("down", services), ("up", services[::-1])):
-        text = "services:\n" + "".join(listed) + "  s80:\n    image: nginx:1.25\n"
+        text = "services:\n" + "".join(listed) + f"  s{links}:\n    image: nginx:1.25\n"
         stack = load_stack_dir(stack_with(tmp_path, {"compose.yaml": text}, order), tmp_path)
-        assert stack is not None and stack.problem is None, (order, stack and stack.problem)
-        assert stack.services["s0"].raw == "nginx:1.25"
+        assert stack is not None
+        if refused:
+            assert "extends chain deeper than 200" in (stack.problem or ""), order
+        else:
+            assert stack.problem is None, (order, stack.problem)
+            assert stack.services["s0"].raw == "nginx:1.25"
+        shutil.rmtree(tmp_path / "compose")
 
 
 def test_an_included_env_file_looks_up_the_stacks_variables_before_the_files_before_it(

@@ -642,3 +642,12 @@ def test_a_key_written_twice_makes_the_manifest_invalid_not_the_last_one_win(
     assert invalid(module)
     assert f"{path}:" in (problem(module) or "")
     assert "found duplicate key 'image_observed'" in (problem(module) or "")
+
+
+def test_a_broken_stack_whose_project_is_unknown_may_be_any_projects(tmp_path: Path) -> None:
+    """Its .env (where COMPOSE_PROJECT_NAME may be) cannot be read: a module naming a project
+    no usable stack has may be its, and is invalid with its problem, not checked without it."""
+    write_compose(tmp_path, "shop", {"api": {"image": "a:1"}}, env='A="open\n')
+    write_module(tmp_path, "api", compose_runtime(compose_service="api", compose_project="store"))
+    (module,) = load_declared(tmp_path).modules
+    assert (problem(module) or "").startswith("compose stack unusable: ")

@@ -72,6 +72,9 @@ class Stack:
     names: frozenset[str] | None = None
     """The services an unusable stack's files were seen to define; None when they could not
     be read (its modules are those it could be for: docs/design.md, "Declared state")."""
+    project_known: bool = True
+    """False for an unusable stack whose project name could not be worked out (``project``
+    is then its folder's): it may be the stack of any project."""
 
     def may_define(self, service: str) -> bool:
         """Whether this stack defines ``service``, or, unusable, might."""
@@ -118,12 +121,19 @@ def load_stack_dir(folder: Path, root: Path, cache: ParsedYamlCache | None = Non
         reading = _Files(root, cache)
         docs = [reading.mapping(f) for f in files]
     except _Problem as exc:
-        return Stack(first, default_project, problem=str(exc))
+        return Stack(first, default_project, problem=str(exc), project_known=False)
     names = _names(docs)
     try:
         project = _project_name(folder, files, docs, env)
     except _Problem as exc:
-        return Stack(first, default_project, problem=str(exc), files=tuple(files), names=names)
+        return Stack(
+            first,
+            default_project,
+            problem=str(exc),
+            files=tuple(files),
+            names=names,
+            project_known=False,
+        )
     # compose v2 lets compose files refer to the project name it settled on.
     env = DotEnv(
         {**env.known, "COMPOSE_PROJECT_NAME": project},
@@ -155,7 +165,7 @@ class _Files:
         # Services with their extends: chains merged in, by file, name and variables; the
         # variables of include: entries and the models they make. Variables are told by
         # their contents: entries whose env files give the same ones share what they make.
-        self.extended: dict[tuple[object, ...], dict[str, Any]] = {}
+        self.extended: dict[tuple[object, ...], tuple[dict[str, Any], int]] = {}
         self._envs: dict[tuple[object, ...], DotEnv] = {}
         self._models: dict[tuple[object, ...], dict[str, _Defined]] = {}
         self._contents: dict[int, tuple[DotEnv, tuple[frozenset[Any], frozenset[Any]]]] = {}
@@ -608,11 +618,26 @@ def _with_extends(
     the extending service win over the base's, as compose merges ``image`` and ``build``.
     Once per file, service and variables: a chain is met again by every service and every
     mention of a file that extends into it."""
+    return _extended(name, services, path, env, chain, reading)[0]
+
+
+def _extended(
+    name: str,
+    services: dict[str, dict[str, Any]],
+    path: Path,
+    env: DotEnv,
+    chain: tuple[tuple[Path, str], ...],
+    reading: _Files,
+) -> tuple[dict[str, Any], int]:
+    """:func:`_with_extends` and how many services its chain goes down, kept: the depth
+    counts whichever service the chain is first met from."""
     key = (path, name, reading.variables(env))
-    merged = reading.extended.get(key)
-    if merged is None:
-        merged = reading.extended[key] = _extending(name, services, path, env, chain, reading)
-    return merged
+    known = reading.extended.get(key)
+    if known is None:
+        known = reading.extended[key] = _extending(name, services, path, env, chain, reading)
+    if len(chain) + known[1] > _MAX_EXTENDS_DEPTH:
+        raise _Problem(f"{path}: services.{name}: extends chain deeper than {_MAX_EXTENDS_DEPTH}")
+    return known
 
 
 def _extending(
@@ -622,7 +647,7 @@ def _extending(
     env: DotEnv,
     chain: tuple[tuple[Path, str], ...],
     reading: _Files,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], int]:
     if (path, name) in chain:
         loop = " -> ".join(f"{p.name}:{s}" for p, s in (*chain, (path, name)))
         raise _Problem(f"{path}: extends loop ({loop})")
@@ -631,7 +656,7 @@ def _extending(
     spec = services[name]
     extends = spec.get("extends")
     if extends is None or isinstance(extends, Reset):
-        return spec
+        return spec, 0
     base_file: str | None = None
     if isinstance(extends, str):
         base_name = extends
@@ -661,9 +686,9 @@ def _extending(
             f"{path}: services.{name} extends service {base_name!r}, "
             f"which {base_path.name} does not define"
         )
-    base = _with_extends(base_name, base_services, base_path, env, chain, reading)
+    base, depth = _extended(base_name, base_services, base_path, env, chain, reading)
     own = {k: v for k, v in spec.items() if k != "extends"}
-    return {**{k: v for k, v in base.items() if k != "extends"}, **own}
+    return {**{k: v for k, v in base.items() if k != "extends"}, **own}, depth + 1
 
 
 def _service_image(

@@ -303,7 +303,11 @@ def _link_compose(module: Module, stacks: list[Stack]) -> Module:
     # their services and not this one is no more this module's than a usable one would be.
     mine = [s for s in stacks if s.may_define(service)]
     if module.compose_project:
-        mine = [s for s in mine if s.project == module.compose_project]
+        # A stack whose project name could not be worked out may be the named project's,
+        # unless a usable stack is.
+        project = module.compose_project
+        usable = any(s.project == project and s.problem is None for s in stacks)
+        mine = [s for s in mine if s.project == project or not (s.project_known or usable)]
     candidates = [s for s in mine if s.problem is None]
     broken = [s for s in mine if s.problem]
     if len(candidates) > 1:
