@@ -281,7 +281,7 @@ def _model(
                     merged.pop(str(name), None)
         services = _services_of(path, doc)
         defined = {
-            name: _Defined(_with_extends(name, services, path, env, (), reading), env, shown)
+            name: _Defined(_with_extends(name, services, path, env, (), reading)[0], env, shown)
             for name in services
         }
         brought = _included(path, doc, folder, env, reading, chain)
@@ -613,24 +613,13 @@ def _with_extends(
     env: DotEnv,
     chain: tuple[tuple[Path, str], ...],
     reading: _Files,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], int]:
     """Service ``name`` of the file ``path`` with its ``extends:`` chain merged in: keys of
     the extending service win over the base's, as compose merges ``image`` and ``build``.
     Once per file, service and variables: a chain is met again by every service and every
-    mention of a file that extends into it."""
-    return _extended(name, services, path, env, chain, reading)[0]
-
-
-def _extended(
-    name: str,
-    services: dict[str, dict[str, Any]],
-    path: Path,
-    env: DotEnv,
-    chain: tuple[tuple[Path, str], ...],
-    reading: _Files,
-) -> tuple[dict[str, Any], int]:
-    """:func:`_with_extends` and how many services its chain goes down, kept: the depth
-    counts whichever service the chain is first met from."""
+    mention of a file that extends into it. With it, how many services its chain goes down,
+    kept with it, so the bound on the depth counts the same from wherever the chain is first
+    met."""
     key = (path, name, reading.variables(env))
     known = reading.extended.get(key)
     if known is None:
@@ -686,7 +675,7 @@ def _extending(
             f"{path}: services.{name} extends service {base_name!r}, "
             f"which {base_path.name} does not define"
         )
-    base, depth = _extended(base_name, base_services, base_path, env, chain, reading)
+    base, depth = _with_extends(base_name, base_services, base_path, env, chain, reading)
     own = {k: v for k, v in spec.items() if k != "extends"}
     return {**{k: v for k, v in base.items() if k != "extends"}, **own}, depth + 1
 
