@@ -651,3 +651,28 @@ def test_a_broken_stack_whose_project_is_unknown_may_be_any_projects(tmp_path: P
     write_module(tmp_path, "api", compose_runtime(compose_service="api", compose_project="store"))
     (module,) = load_declared(tmp_path).modules
     assert (problem(module) or "").startswith("compose stack unusable: ")
+
+
+def test_a_broken_stack_whose_env_names_its_project_is_that_projects_alone(
+    tmp_path: Path,
+) -> None:
+    """Its .env was read and sets COMPOSE_PROJECT_NAME: its project is known even though a
+    compose file is not, and a module of another project is judged without it."""
+    write_compose(
+        tmp_path, "alpha-stack", {"web": {"image": "a:1"}}, env="COMPOSE_PROJECT_NAME=alpha\n"
+    )
+    (tmp_path / "compose" / "alpha-stack" / "compose.yaml").write_text("services:\n  web: [\n")
+    write_module(tmp_path, "b", compose_runtime(compose_service="web", compose_project="beta"))
+    write_module(tmp_path, "a", compose_runtime(compose_service="web", compose_project="alpha"))
+    modules = {m.name: m for m in load_declared(tmp_path).modules}
+    assert not invalid(modules["b"]) and modules["b"].compose is None
+    assert "invalid YAML" in (problem(modules["a"]) or "")
+
+
+def test_a_named_projects_own_broken_stack_is_the_one_reported(tmp_path: Path) -> None:
+    """Not a stack sorting before it whose project is unknown and only may be that one."""
+    broken_stack(tmp_path, "a-other")
+    write_compose(tmp_path, "p", {"web": {"extends": {"service": "web"}}})
+    write_module(tmp_path, "w", compose_runtime(compose_service="web", compose_project="p"))
+    (module,) = load_declared(tmp_path).modules
+    assert "extends loop" in (problem(module) or "")

@@ -112,6 +112,7 @@ def load_stack_dir(folder: Path, root: Path, cache: ParsedYamlCache | None = Non
     content: a stack compose would refuse is returned with ``problem`` set."""
     default_project = normalize_project_name(folder.name)
     first = folder / COMPOSE_FILES[0]
+    env: DotEnv | None = None
     try:
         env = _read_env(folder, root)
         files = _compose_files(folder, env)
@@ -121,7 +122,9 @@ def load_stack_dir(folder: Path, root: Path, cache: ParsedYamlCache | None = Non
         reading = _Files(root, cache)
         docs = [reading.mapping(f) for f in files]
     except _Problem as exc:
-        return Stack(first, default_project, problem=str(exc), project_known=False)
+        # COMPOSE_PROJECT_NAME from a .env that was read names the project still.
+        named = _env_project(env)
+        return Stack(first, named or default_project, problem=str(exc), project_known=bool(named))
     names = _names(docs)
     try:
         project = _project_name(folder, files, docs, env)
@@ -427,6 +430,18 @@ def _include_env(files: list[Path], reading: _Files, outer: DotEnv, required: bo
         known.pop(key, None)
         unresolved.pop(key, None)
     return DotEnv({**known, **outer.known}, {**unresolved, **outer.unresolved})
+
+
+def _env_project(env: DotEnv | None) -> str | None:
+    """The project ``env``'s ``COMPOSE_PROJECT_NAME`` names, when it is set and known."""
+    if env is None:
+        return None
+    try:
+        value = env.get("COMPOSE_PROJECT_NAME")
+    except UnresolvedVariable:
+        return None
+    project = normalize_project_name(value) if value else ""
+    return project or None
 
 
 def _read_env(folder: Path, root: Path) -> DotEnv:

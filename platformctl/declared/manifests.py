@@ -310,6 +310,8 @@ def _link_compose(module: Module, stacks: list[Stack]) -> Module:
         mine = [s for s in mine if s.project == project or not (s.project_known or usable)]
     candidates = [s for s in mine if s.problem is None]
     broken = [s for s in mine if s.problem]
+    if module.compose_project:  # the named project's own broken stack, when there is one
+        broken = [s for s in broken if s.project_known] or broken
     if len(candidates) > 1:
         where = ", ".join(str(os.path.relpath(s.path, module.path.parent)) for s in candidates)
         return _invalid(
