@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -187,10 +187,7 @@ class _Files:
         """The env file ``path`` read with ``outer`` to refer to; at most
         :data:`_MAX_ENV_BYTES_READ` of them a stack (a 1 MiB file named in every entry of
         every include: took hours)."""
-        try:
-            data = read_repo_file(self.root, path, MAX_ENV_BYTES)
-        except RepoFileError as exc:
-            raise _Problem(str(exc)) from None
+        data = _env_bytes(self.root, path)
         self._env_bytes += len(data)
         if self._env_bytes > _MAX_ENV_BYTES_READ:
             raise _Problem(
@@ -223,20 +220,20 @@ class _Files:
         return env
 
     def included_model(
-        self, files: list[Path], folder: Path, env: DotEnv
-    ) -> dict[str, _Defined] | None:
-        """The model of an ``include:`` entry read before with the same files, folder and
-        variables (nothing else changes it), or None."""
-        return self._models.get(self._model_key(files, folder, env))
-
-    def keep_model(
-        self, files: list[Path], folder: Path, env: DotEnv, model: dict[str, _Defined]
-    ) -> None:
-        self._models[self._model_key(files, folder, env)] = model
-
-    def _model_key(self, files: list[Path], folder: Path, env: DotEnv) -> tuple[object, ...]:
+        self,
+        files: list[Path],
+        folder: Path,
+        env: DotEnv,
+        build: Callable[[list[Path], Path, DotEnv], dict[str, _Defined]],
+    ) -> dict[str, _Defined]:
+        """The model of an ``include:`` entry, ``build`` once per files, folder and
+        variables (nothing else changes it)."""
         files_key = tuple(os.path.realpath(f) for f in files)
-        return (files_key, os.path.realpath(folder), self.variables(env))
+        key = (files_key, os.path.realpath(folder), self.variables(env))
+        model = self._models.get(key)
+        if model is None:
+            model = self._models[key] = build(files, folder, env)
+        return model
 
     def include(self, path: Path, count: int) -> None:
         """Count ``count`` more files included by ``path``'s ``include:``."""
@@ -297,10 +294,11 @@ def _model(
             defined.setdefault(name, imported)
         for name, here in defined.items():
             before = merged.get(name)
-            if before is not None and "image" not in here.spec:
-                here = _Defined({**before.spec, **here.spec}, before.env, before.file)
-            elif before is not None:
-                here = _Defined({**before.spec, **here.spec}, here.env, here.file)
+            if before is not None:
+                # The image is read with the variables, and shown under the file, of the
+                # definition that gave it.
+                source = here if "image" in here.spec else before
+                here = _Defined({**before.spec, **here.spec}, source.env, source.file)
             merged[name] = here
     return merged
 
@@ -326,6 +324,11 @@ def _included(
     if real in chain or len(chain) >= _MAX_INCLUDE_DEPTH:
         names = " -> ".join(p.name for p in (*chain, real))
         raise _Problem(f"{path}: include loop ({names})")
+
+    def build(files: list[Path], directory: Path, variables: DotEnv) -> dict[str, _Defined]:
+        docs = [reading.mapping(f) for f in files]
+        return _model(files, docs, files[0], directory, variables, reading, (*chain, real))
+
     found: dict[str, _Defined] = {}
     for entry in entries:
         paths, project_directory, env_files = _include_entry(path, entry, env)
@@ -337,18 +340,13 @@ def _included(
         directory = folder / project_directory if project_directory else included[0].parent
         own = [directory / ENV_FILE] if env_files is None else [folder / f for f in env_files]
         inner = reading.include_env(own, env, required=env_files is not None)
-        model = reading.included_model(included, directory, inner)
-        if model is None:
-            inner_docs = [reading.mapping(f) for f in included]
-            within = (*chain, real)
-            model = _model(included, inner_docs, included[0], directory, inner, reading, within)
-            reading.keep_model(included, directory, inner, model)
+        model = reading.included_model(included, directory, inner, build)
         for name, imported in model.items():
             known = found.get(name)
             if known is not None and known is not imported and not _same_image(known, imported):
                 raise _Problem(
                     f"{path}: include: service {name!r} is defined by two included files "
-                    f"({found[name].file}, {imported.file}; compose refuses the conflict)"
+                    f"({known.file}, {imported.file}; compose refuses the conflict)"
                 )
             found.setdefault(name, imported)
     return found
@@ -448,15 +446,15 @@ def _read_env(folder: Path, root: Path) -> DotEnv:
     path = folder / ENV_FILE
     if not present(path):
         return DotEnv()
-    return _parse_env_file(path, root)
+    return _parsed_env(path, _env_bytes(root, path))
 
 
-def _parse_env_file(path: Path, root: Path) -> DotEnv:
+def _env_bytes(root: Path, path: Path) -> bytes:
+    """The env file ``path``, read as every repository file is, within its cap."""
     try:
-        data = read_repo_file(root, path, MAX_ENV_BYTES)
+        return read_repo_file(root, path, MAX_ENV_BYTES)
     except RepoFileError as exc:
         raise _Problem(str(exc)) from None
-    return _parsed_env(path, data)
 
 
 def _parsed_env(path: Path, data: bytes, outer: Mapping[str, str] | None = None) -> DotEnv:

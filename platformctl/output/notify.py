@@ -73,10 +73,9 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def title(changes: Sequence[Change], shown: Callable[[str], str] = clean) -> str:
+def title(changes: Sequence[Change]) -> str:
     """``platformctl: 1 module drifted on rs2000, 1 back to ok``: changes counted by what they
-    became, each with its host when it is one host; hosts first. ``shown`` makes a name a
-    host or a repository wrote safe to show."""
+    became, each with its host when it is one host; hosts first."""
     parts: list[str] = []
     hosts = [c for c in changes if isinstance(c, HostChange)]
     for host_status in HostStatus:
@@ -85,7 +84,7 @@ def title(changes: Sequence[Change], shown: Callable[[str], str] = clean) -> str
             continue
         word = "back up" if host_status is HostStatus.OK else str(host_status)
         if len(group) == 1:
-            parts.append(f"host {shown(group[0].host)} {word}")
+            parts.append(f"host {clean(group[0].host)} {word}")
         else:
             parts.append(f"{_plural(len(group), 'host')} {word}")
     modules = [c for c in changes if isinstance(c, ModuleChange)]
@@ -101,7 +100,7 @@ def title(changes: Sequence[Change], shown: Callable[[str], str] = clean) -> str
         where = {c.host for c in changed}
         # Name the host of a group that has one; only once when every module change shares it.
         if len(where) == 1 and (host := changed[0].host) is not None and (first or not one_host):
-            text += f" on {shown(host)}"
+            text += f" on {clean(host)}"
         parts.append(text)
         first = False
     return "platformctl: " + (", ".join(parts) or "no changes")
