@@ -11,7 +11,7 @@ of its phases marked (the process's CPU and wall clock at each), and the figures
 medians over ``--runs``:
 
 * start-up: the interpreter, click and our modules, until the manifests are read;
-* manifests: reading and checking every manifest and compose file (``_load_scope``);
+* manifests: reading and checking every manifest and compose file (``_load``);
 * collection: from there until the last host has answered (opening the store, the SSH
   connections, parsing each host's output);
 * saving, judging, rendering: the snapshot's write, the comparison, the table;
@@ -59,7 +59,7 @@ from platformctl import api, cli
 from platformctl.snapshots import store
 import platformctl.differ as differ
 import platformctl.output.drift_check as rendering
-around(cli, "_load_scope", "manifests")
+around(cli, "_load", "manifests")
 around(api.Collecting, "wait", "collection")
 around(store.Store, "save", "saving")
 around(differ, "diff", "judging")
