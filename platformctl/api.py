@@ -492,10 +492,22 @@ def apply_observed(plan: ObserveReport, root: Path) -> ObserveReport:
     from platformctl.differ.observe import ObserveStatus
 
     results = []
+    written: dict[Path, tuple[str, bytes]] = {}  # file → the module that wrote it, and what
     for result in plan.observations:
-        if result.edit is not None and not result.written:
+        edit = result.edit
+        if edit is not None and not result.written:
+            earlier = written.get(edit.real)
             try:
-                write_edit(root, result.edit)
+                if earlier is None:
+                    write_edit(root, edit)
+                    written[edit.real] = (result.module.name, edit.after)
+                elif earlier[1] != edit.after:
+                    # Two modules read from one file (a link): the plan of the second was
+                    # made from the text the first has just replaced.
+                    raise EditProblem(
+                        f"{edit.path}: the same file as module {earlier[0]}'s, written just "
+                        "now with another value; not written (run observe again)"
+                    )
                 result = replace(result, written=True)
             except EditProblem as exc:
                 result = replace(result, status=ObserveStatus.SKIPPED, reason=str(exc), edit=None)

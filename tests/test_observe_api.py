@@ -62,3 +62,25 @@ def test_a_manifest_edited_between_plan_and_apply_is_not_overwritten(tmp_path: P
     assert path.read_text() == edited
     assert sorted(p.name for p in path.parent.iterdir()) == ["module.yaml"]
     assert for_observe(done.observations) is ExitCode.PARTIAL
+
+
+def test_two_modules_read_from_one_file_are_both_written_once(tmp_path: Path) -> None:
+    """A module folder that links to another's manifest: the file is written once, and the
+    second module is told so, not that the file "changed on disk"."""
+    root, path, _ = planned(tmp_path)
+    twin = root / "modules" / "honcho-twin"
+    twin.mkdir()
+    (twin / "module.yaml").symlink_to(path)
+    store = Store(Database(memory=True))
+    live = host(make_container(name="honcho", config_image=f"{REPO}:3.0.3", image_id=ID303))
+    store.save(Collection(datetime(2026, 11, 27, 10, 0, tzinfo=UTC), (live,)), "test")
+    scope = load_declared(root).modules
+    plan = api.observe(scope, store, CollectOptions(), root, snapshot="latest")
+    assert [o.status for o in plan.observations] == [ObserveStatus.CHANGED] * 2
+    done = api.apply_observed(plan, root)
+    assert [(o.status, o.written, o.reason) for o in done.observations] == [
+        (ObserveStatus.CHANGED, True, None)
+    ] * 2
+    assert path.read_text() == MANIFEST.replace(f"3.0.6@{D306}", f"3.0.3@{D303}")
+    assert (twin / "module.yaml").is_symlink()
+    assert for_observe(done.observations) is ExitCode.OK

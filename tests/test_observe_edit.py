@@ -7,6 +7,7 @@ import os
 import shutil
 import stat
 import tempfile
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -187,9 +188,20 @@ BY_HAND = "uses a YAML anchor, alias or tag; edit it by hand"
             "base: &b {image_observed: a/b:1}\nspec:\n  runtime:\n    <<: *b\n",
             f"{WHERE} is not written literally in spec.runtime (a merge key?)",
         ),
+        # A mapping on the value's path that an alias shares elsewhere: the span would
+        # change both (a review found the other copy silently rewritten).
+        (
+            "spec:\n  runtime: &rt\n    image_observed: a/b:1\nstaging:\n  runtime: *rt\n",
+            f"spec.runtime {BY_HAND}",
+        ),
+        ("x: &t\n  runtime:\n    image_observed: a/b:1\nspec: *t\n", f"spec {BY_HAND}"),
+        ("spec:\n  runtime: &r {image_observed: a/b:1}\nold: [*r]\n", f"spec.runtime {BY_HAND}"),
+        (
+            "spec:\n  <<: {runtime: {image_observed: a/b:1}}\n",
+            "spec.runtime is not written literally in spec (a merge key?)",
+        ),
         (f"{IO} a\n    image_observed: b\n", "image_observed appears twice"),
         (f"{IO} [a/b:1]\n", f"{WHERE} must be a string or a mapping"),
-        ("spec: [\n", "invalid YAML: while parsing a flow node"),
         ("spec: [1]\n", "runtime is not inside a mapping"),
         (f"{IO}\n      digest: 'sha256:{'0' * 64}'\n", f"{WHERE}.image is missing"),
         (f"{IO}\n      image: a/b:1\n      image: a/b:2\n", f"{WHERE}.image appears twice"),
@@ -401,13 +413,15 @@ def manifests(draw: st.DrawFn) -> str:
     q = draw(_quote)
     ref = "reg.example:5000/org/app:1.0@sha256:" + "0" * 64
     lines = [f"# {draw(_words)}", "apiVersion: platform/v1"]
+    # Unrelated keys, each once: a key written twice is refused by the manifest reader.
     lines += [
-        f"{draw(_words)}x: {draw(_words)}{draw(_comment)}" for _ in range(draw(st.integers(0, 2)))
+        f"{key}x: {draw(_words)}{draw(_comment)}"
+        for key in draw(st.lists(_words, max_size=2, unique=True))
     ]
     lines += ["spec:", f"{ind}runtime:{draw(_comment)}", f"{ind * 2}host: alpha"]
     extra = [
-        f"{ind * 2}{draw(_words)}y: {draw(_quote)}v{draw(_comment)}"
-        for _ in range(draw(st.integers(0, 2)))
+        f"{ind * 2}{key}y: {draw(_quote)}v{draw(_comment)}"
+        for key in draw(st.lists(_words, max_size=2, unique=True))
     ]
     extra = [
         e if e.count("'") != 1 and e.count('"') != 1 else e.replace("'", "").replace('"', "")
@@ -463,9 +477,148 @@ def test_a_manifest_that_aliases_expand_to_a_huge_tree_is_refused_quickly(
         plan_edit(tmp_path, path, NEW)
 
 
-def test_a_manifest_nested_too_deep_for_the_python_parser_is_refused(tmp_path: Path) -> None:
-    """libyaml reads it for drift-check; the edit's pure-Python parser ran out of stack."""
-    deep = "[" * 600 + "]" * 600
+def test_a_manifest_is_edited_when_the_manifest_reader_reads_it_and_refused_when_it_does_not(
+    tmp_path: Path,
+) -> None:
+    """The edit reads with the manifest reader's parser (libyaml's): a tab before a comment,
+    or lists nested 600 deep, stopped the pure-Python parser the edit used, so observe
+    refused a manifest drift-check judged; nested past libyaml's limit, both refuse it."""
+    for junk in ("'platform-team'\t# owner", "[" * 600 + "]" * 600):
+        text = f"junk: {junk}\nspec:\n  runtime:\n    image_observed: a/b:1\n"
+        path = put(tmp_path, text)
+        edit = plan_edit(tmp_path, path, NEW)
+        assert changed_lines(text, edit.after_text) == [
+            "-    image_observed: a/b:1\n",
+            f"+    image_observed: {NEW.reference}\n",
+        ]
+    deep = "[" * 1001 + "]" * 1001
     path = put(tmp_path, f"junk: {deep}\nspec:\n  runtime:\n    image_observed: a/b:1\n")
-    with pytest.raises(EditProblem, match="nested too deeply to edit safely"):
+    with pytest.raises(EditProblem) as caught:
         plan_edit(tmp_path, path, NEW)
+    assert str(caught.value).startswith(f"{path}:1: invalid YAML: ")
+
+
+def test_a_folder_that_cannot_be_synced_after_the_rename_does_not_unsay_the_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rename is done when the folder is synced: a folder the writer may not open for
+    reading (mode 0300) or a filesystem without folder sync reported "cannot write" for a
+    file that was written."""
+    import platformctl.declared.edit as edit_module
+
+    path = put(tmp_path, (CORPUS / "plain-string.yaml").read_bytes())
+    edit = plan_edit(tmp_path, path, NEW)
+
+    def refused(folder: Path) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(edit_module, "_fsync_folder", refused)
+    write_edit(tmp_path, edit)
+    assert path.read_bytes() == edit.after
+
+
+@pytest.mark.parametrize(
+    ("text", "inserted"),
+    [
+        # One CRLF line in an LF file: the new lines take the line break of the line they
+        # follow, where they took CRLF because the file held one somewhere.
+        ("# a\r\nspec:\n  runtime:\n    image_observed:\n      image: a/b:1\n", "\n"),
+        # A file of CR alone whose value is its last line, without a final break.
+        ("spec:\r  runtime:\r    image_observed:\r      image: a/b:1", "\r"),
+    ],
+)
+def test_new_lines_take_the_line_break_of_the_line_they_follow(
+    tmp_path: Path, text: str, inserted: str
+) -> None:
+    path = put(tmp_path, text)
+    after = plan_edit(tmp_path, path, NEW).after_text
+    image = text[text.index("image: ") :].split("1", 1)[0]
+    start = after.index(image.replace("a/b:", NEW.repository + ":"))
+    tail = after[start:]
+    breaks = [b for b in ("\r\n", "\r", "\n") if b in tail]
+    assert breaks[0] == inserted
+    if inserted == "\n":
+        assert "\r" not in tail
+    else:
+        assert "\n" not in after and not after.endswith("\r")
+    assert runtime(after.replace("\r", "\n"))["image_observed"]["digest"] == NEW.digest
+
+
+def as_nobody(action: Callable[[], object], groups: Sequence[int] = ()) -> str:
+    """Run ``action`` in a child process as the user nobody; what it raised, or ""."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_end)
+        said = b""
+        try:
+            os.setgroups(list(groups))
+            os.setgid(65534)
+            os.setuid(65534)
+            action()
+        except BaseException as exc:  # noqa: BLE001 - reported to the parent
+            said = str(exc).encode() or repr(exc).encode()
+        finally:
+            os.write(write_end, said)
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        said = pipe.read().decode()
+    os.waitpid(pid, 0)
+    return said
+
+
+def test_a_file_its_mode_keeps_from_the_writer_or_whose_group_would_change_is_not_replaced() -> (
+    None
+):
+    """The folder lets anyone replace the file, as `sed -i` would; the file's own mode or
+    its group says this writer may not change it, or that the replacement's group would get
+    the group's rights. Refused, and the file is as it was."""
+    if os.getuid() != 0:
+        pytest.skip("switching to another user needs root")
+    root = Path(tempfile.mkdtemp(prefix="platformctl-shared-", dir="/tmp"))
+    try:
+        path = put(root, (CORPUS / "plain-string.yaml").read_bytes())
+        for folder in (root, root / "modules", path.parent):
+            folder.chmod(0o777)
+        before = path.read_bytes()
+        edit = plan_edit(root, path, NEW)
+        cases = [
+            (0, 0, 0o444, "not writable by this user (mode 0444, owner 0:0); not written"),
+            (0, 100, 0o664, "not writable by this user (mode 0664, owner 0:100); not written"),
+            (
+                65534,
+                100,
+                0o664,
+                "its group 100 would become 65534 in a replacement written by this user, and "
+                "its mode would then apply to another group; not written (run observe --write "
+                "as a member of its group)",
+            ),
+        ]
+        for uid, gid, mode, said in cases:
+            os.chown(path, uid, gid)
+            path.chmod(mode)
+            assert as_nobody(lambda: write_edit(root, edit)) == f"{path}: {said}"
+            assert path.read_bytes() == before
+            assert (path.stat().st_uid, path.stat().st_gid) == (uid, gid)
+            assert sorted(p.name for p in path.parent.iterdir()) == ["module.yaml"]
+        # A member of the group keeps it, though the file becomes the writer's own.
+        os.chown(path, 0, 100)
+        path.chmod(0o664)
+        assert as_nobody(lambda: write_edit(root, edit), groups=[100]) == ""
+        info = path.stat()
+        assert (info.st_uid, info.st_gid, info.st_mode & 0o7777) == (65534, 100, 0o664)
+        assert path.read_bytes() == edit.after
+    finally:
+        shutil.rmtree(root)
+
+
+def test_extended_attributes_are_kept(tmp_path: Path) -> None:
+    """ACLs and labels live in extended attributes; a replacement without them would quietly
+    change who may read the file."""
+    path = put(tmp_path, (CORPUS / "plain-string.yaml").read_bytes())
+    os.setxattr(path, "user.reviewed-by", b"platform-team")
+    edit = plan_edit(tmp_path, path, NEW)
+    write_edit(tmp_path, edit)
+    assert os.getxattr(path, "user.reviewed-by") == b"platform-team"
+    assert path.read_bytes() == edit.after

@@ -21,8 +21,8 @@ from tests.test_differ import D303, ID303, REPO, host, make_container, make_modu
 AT = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
 
 
-def planned(root: Path, text: str) -> ObserveReport:
-    path = root / "modules" / "honcho-api" / "module.yaml"
+def planned(root: Path, text: str, folder: str = "honcho-api") -> ObserveReport:
+    path = root / "modules" / folder / "module.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(text.encode())
     module = make_module(path=path)
@@ -92,6 +92,26 @@ def test_the_dry_run_patch_applies_with_git_and_equals_the_write(tmp_path: Path,
         tmp_path / "written" / target
     ).read_bytes()
     assert f"{REPO}:3.0.3@{D303}" in (tmp_path / "written" / target).read_text()
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+@pytest.mark.parametrize("folder", ["tab\tx", "line\nbreak", 'quote"d', "back\\slash", "e\x1bsc"])
+def test_the_patch_applies_with_git_whatever_the_module_folder_is_called(
+    tmp_path: Path, folder: str
+) -> None:
+    """git writes such a name in double quotes with C escapes; bare, a tab ended the name and
+    a line break split the header, and `git apply` refused the patch."""
+    result = planned(tmp_path, MANIFEST, folder)
+    patch = observe_text(result, for_observe(result.observations), tmp_path, False)
+    subprocess.run(
+        ["git", "apply", "--unsafe-paths", "-"],
+        input=patch.out.encode(),
+        cwd=tmp_path,
+        check=True,
+        capture_output=True,
+    )
+    applied = (tmp_path / "modules" / folder / "module.yaml").read_text()
+    assert f"{REPO}:3.0.3@{D303}" in applied
 
 
 def test_json_names_the_manifest_relative_to_the_root(tmp_path: Path) -> None:

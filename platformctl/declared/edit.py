@@ -16,7 +16,6 @@ on disk since it was read.
 from __future__ import annotations
 
 import contextlib
-import copy
 import hashlib
 import os
 import re
@@ -32,7 +31,7 @@ import yaml
 
 from platformctl.clock import to_iso
 from platformctl.declared.files import RepoFileError, read_repo_file, resolve_inside
-from platformctl.declared.yamlfile import MAX_FILE_BYTES
+from platformctl.declared.yamlfile import MAX_FILE_BYTES, composed, invalid_yaml, loaded
 
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _TIMESTAMP_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{1,2}:\d{2}")
@@ -104,9 +103,12 @@ def plan_edit(root: Path, path: Path, observed: Observed) -> ManifestEdit:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise EditProblem(f"{path}: not UTF-8 (byte {exc.start})") from None
+    # libyaml's marks do not count a byte-order mark; it is set aside and put back.
+    bom = "\ufeff" if text.startswith("\ufeff") else ""
+    text = text[len(bom) :]
     new_text, expected = _edit_text(path, text, observed)
     _verify(path, text, new_text, expected)
-    return ManifestEdit(path=path, real=real, before=data, after=new_text.encode("utf-8"))
+    return ManifestEdit(path=path, real=real, before=data, after=(bom + new_text).encode("utf-8"))
 
 
 def write_edit(root: Path, edit: ManifestEdit) -> None:
@@ -123,10 +125,17 @@ def write_edit(root: Path, edit: ManifestEdit) -> None:
         raise EditConflict(f"{edit.path}: now resolves to {real}, not {edit.real}; not written")
     try:
         info = os.stat(real)
+        if not os.access(real, os.W_OK):
+            # The folder's permission would let a rename replace it, as `sed -i` does; the
+            # file's own says this user may not change it.
+            raise EditProblem(
+                f"{edit.path}: not writable by this user (mode {stat.S_IMODE(info.st_mode):04o}, "
+                f"owner {info.st_uid}:{info.st_gid}); not written"
+            )
         # Beside the file, so the rename is atomic; hidden, should a crash leave it behind.
         fd, tmp = tempfile.mkstemp(prefix=f".{real.name}.", suffix=".tmp", dir=real.parent)
         try:
-            _fill(fd, edit.after, info)
+            _fill(fd, edit, real, info)
             # Compare what is on disk now with what was read, as late as possible: an editor
             # or a `git checkout` since the plan must win over our edit.
             _check_unchanged(root, real, edit)
@@ -135,25 +144,65 @@ def write_edit(root: Path, edit: ManifestEdit) -> None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
             raise
-        _fsync_folder(real.parent)
     except OSError as exc:
         raise EditProblem(f"{edit.path}: cannot write: {exc.strerror or exc}") from None
+    # The file is replaced: from here on nothing may say it was not. Making the rename itself
+    # durable is asked for, and some filesystems cannot (EINVAL) or the folder cannot be
+    # opened for reading (mode 0300).
+    with contextlib.suppress(OSError):
+        _fsync_folder(real.parent)
 
 
-def _fill(fd: int, data: bytes, like: os.stat_result) -> None:
-    """Write ``data`` to the new file ``fd`` with the mode (and owner) of the file it
-    replaces, durably, and close it."""
+def _fill(fd: int, edit: ManifestEdit, real: Path, like: os.stat_result) -> None:
+    """Write the new text to the new file ``fd`` with the mode, group and extended attributes
+    (ACLs among them) of the file it replaces, durably, and close it.
+
+    Only root may give a file away: another writer, allowed to change the file by its mode,
+    becomes its owner (as with `sed -i` or a `git checkout`). The group is kept: a member of
+    it may set it, and a replacement that cannot keep it (when the mode gives the group other
+    rights than everyone else) or an attribute is refused, since the file's permissions
+    would then apply to someone else."""
     try:
         os.fchmod(fd, stat.S_IMODE(like.st_mode))
-        # Only root may give a file away; elsewhere the new file is the writer's own.
-        with contextlib.suppress(PermissionError):
-            os.fchown(fd, like.st_uid, like.st_gid)
-        view = memoryview(data)
+        ours = os.fstat(fd)
+        if (ours.st_uid, ours.st_gid) != (like.st_uid, like.st_gid):
+            try:
+                os.fchown(fd, like.st_uid, like.st_gid)
+            except PermissionError:
+                with contextlib.suppress(PermissionError):
+                    os.fchown(fd, -1, like.st_gid)
+            ours = os.fstat(fd)
+            mode = like.st_mode
+            if ours.st_gid != like.st_gid and (mode >> 3) & 0o7 != mode & 0o7:
+                raise EditProblem(
+                    f"{edit.path}: its group {like.st_gid} would become {ours.st_gid} in a "
+                    "replacement written by this user, and its mode would then apply to "
+                    "another group; not written (run observe --write as a member of its group)"
+                )
+            os.fchmod(fd, stat.S_IMODE(like.st_mode))  # a chown clears set-user/group-ID
+        _copy_xattrs(edit.path, real, fd)
+        view = memoryview(edit.after)
         while view:
             view = view[os.write(fd, view) :]
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _copy_xattrs(path: Path, real: Path, fd: int) -> None:
+    """The extended attributes of ``real`` onto ``fd``; one that cannot be set refuses."""
+    try:
+        names = os.listxattr(real)
+    except OSError:  # a filesystem without them (ENOTSUP), or none this user may list
+        return
+    for name in names:
+        try:
+            os.setxattr(fd, name, os.getxattr(real, name))
+        except OSError as exc:
+            raise EditProblem(
+                f"{path}: its extended attribute {name!r} cannot be kept "
+                f"({exc.strerror or exc}); not written"
+            ) from None
 
 
 def _check_unchanged(root: Path, real: Path, edit: ManifestEdit) -> None:
@@ -196,16 +245,18 @@ def _edit_text(path: Path, text: str, observed: Observed) -> tuple[str, Any]:
     """The new text and the ``image_observed`` value it must parse to."""
     where = f"{path}: spec.runtime.image_observed"
     try:
-        doc = yaml.compose(text, Loader=yaml.SafeLoader)
+        doc = composed(text)
     except yaml.YAMLError as exc:
-        raise EditProblem(f"{path}: invalid YAML: {str(exc).splitlines()[0][:200]}") from None
-    except RecursionError:  # PyYAML's Python composer recurses a level at a time
+        raise EditProblem(invalid_yaml(path, exc)) from None
+    except RecursionError:  # PyYAML's composer recurses a level at a time
         raise EditProblem(f"{path}: nested too deeply to edit safely; edit it by hand") from None
-    spec = _child(path, doc, "spec")
-    runtime = _child(path, spec, "runtime")
-    value = _child(path, runtime, "image_observed")
-    if value is None:
-        raise EditProblem(f"{where} is not written literally in spec.runtime (a merge key?)")
+    spec = _child(path, doc, "spec", "")
+    runtime = _child(path, spec, "runtime", "spec")
+    value = _child(path, runtime, "image_observed", "spec.runtime")
+    # An anchor on a mapping that holds the value shares it with every alias of that anchor:
+    # the span would change them all (an alias is the anchored node itself here).
+    for node, name in ((doc, "the document"), (spec, "spec"), (runtime, "spec.runtime")):
+        _plain_node(text, node, f"{path}: {name}")
     _plain_node(text, value, where)
 
     if isinstance(value, yaml.ScalarNode):
@@ -265,13 +316,25 @@ def _edit_text(path: Path, text: str, observed: Observed) -> tuple[str, Any]:
     return _apply(text, splices), expected
 
 
-def _child(path: Path, node: yaml.Node | None, key: str) -> yaml.Node | None:
+def _child(path: Path, node: yaml.Node, key: str, parent: str) -> yaml.Node:
+    """The value of ``key`` written in the mapping ``node`` (at ``parent``)."""
     if not isinstance(node, yaml.MappingNode):
         raise EditProblem(f"{path}: {key} is not inside a mapping")
-    found = [v for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == key]
+    found: list[yaml.Node] = []
+    merged = False
+    for k, v in node.value:
+        if isinstance(k, yaml.ScalarNode):
+            merged = merged or k.tag == "tag:yaml.org,2002:merge"
+            if k.value == key:
+                found.append(v)
     if len(found) > 1:
         raise EditProblem(f"{path}: {key} appears twice")
-    return found[0] if found else None
+    if found:
+        return found[0]
+    name = f"{parent}.{key}" if parent else key
+    if merged:
+        raise EditProblem(f"{path}: {name} is not written literally in {parent} (a merge key?)")
+    raise EditProblem(f"{path}: {name} is missing")
 
 
 def _plain_node(text: str, node: yaml.Node, where: str) -> None:
@@ -337,14 +400,22 @@ def _insertion(
     at = _end(after)
     if mapping.flow_style:
         return _Splice(at, at, "".join(f", {k}: {v}" for k, v in entries))
-    newline = "\r\n" if "\r\n" in text else "\n"
-    eol = text.find("\n", at)
-    if eol == -1:
-        eol = len(text)
-    elif text[eol - 1] == "\r":  # eol > at > 0: after the value
-        eol -= 1
+    eol, newline = _line_end(text, at)
     indent = " " * int(first_key.start_mark.column)
     return _Splice(eol, eol, "".join(f"{newline}{indent}{k}: {v}" for k, v in entries))
+
+
+_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def _line_end(text: str, at: int) -> tuple[int, str]:
+    """Where the line holding ``at`` ends, and the line break new lines after it take: its
+    own (a file may mix them), or on a last line without one the break of the line before."""
+    found = _BREAK.search(text, at)
+    if found is not None:
+        return found.start(), found.group()
+    before = [m.group() for m in _BREAK.finditer(text, 0, at)]
+    return len(text), before[-1] if before else "\n"
 
 
 def _apply(text: str, splices: list[_Splice]) -> str:
@@ -357,15 +428,18 @@ def _verify(path: Path, old_text: str, new_text: str, expected: Any) -> None:
     """The new text must parse to the old document with ``image_observed`` = ``expected``
     (for the mapping form: the old mapping with those keys replaced)."""
     try:
-        old = yaml.safe_load(old_text)
-        new = yaml.safe_load(new_text)
-    except yaml.YAMLError as exc:
+        old = loaded(old_text)
+    except (yaml.YAMLError, ValueError, TypeError) as exc:  # as the manifest reader refuses it
+        raise EditProblem(invalid_yaml(path, exc)) from None
+    except RecursionError:
+        raise EditProblem(f"{path}: nested too deeply to edit safely; edit it by hand") from None
+    try:
+        new = loaded(new_text)
+    except (yaml.YAMLError, ValueError, TypeError, RecursionError) as exc:
         first = str(exc).splitlines()[0][:200]
         raise EditProblem(
             f"{path}: the edited file would not parse ({first}); not written"
         ) from None
-    except RecursionError:
-        raise EditProblem(f"{path}: nested too deeply to edit safely; edit it by hand") from None
     if not _within(old, _MAX_VALUES):
         # Aliases can make a small file a huge tree, which comparing old and new would walk
         # whole (a 713-byte manifest hung observe).
@@ -373,13 +447,20 @@ def _verify(path: Path, old_text: str, new_text: str, expected: Any) -> None:
             f"{path}: holds more than {_MAX_VALUES:,} values once its aliases are expanded; "
             "edit it by hand"
         )
-    want = copy.deepcopy(old)
-    runtime = want["spec"]["runtime"]
+    # The old document with the one value changed, in new mappings along its path only: a
+    # mapping there that aliases share elsewhere (deepcopy would keep it shared) must not
+    # carry the change to them, and a new text that does is refused below.
+    spec = old["spec"]
+    runtime = spec["runtime"]
+    value = expected
     if isinstance(expected, dict):
-        runtime["image_observed"] = {**runtime["image_observed"], **expected}
-    else:
-        runtime["image_observed"] = expected
-    if new != want:
+        value = {**runtime["image_observed"], **expected}
+    want = {**old, "spec": {**spec, "runtime": {**runtime, "image_observed": value}}}
+    try:
+        same = new == want
+    except RecursionError:  # comparing nested lists recurses a level at a time
+        raise EditProblem(f"{path}: nested too deeply to edit safely; edit it by hand") from None
+    if not same:
         raise EditProblem(
             f"{path}: the edit would change more than spec.runtime.image_observed; "
             "not written (edit it by hand)"

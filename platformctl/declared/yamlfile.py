@@ -131,15 +131,38 @@ def _parse(path: Path, text: str, compose: bool) -> Any:
     loader = _loader(compose)
     try:
         return yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        what = exc.problem or exc.context or "invalid YAML"
-        raise YamlProblem(f"{where}: invalid YAML: {what}") from None
     except (yaml.YAMLError, RecursionError, ValueError, TypeError) as exc:
         # TypeError: a mapping key that cannot be one (`? !override {a: 1}`), which PyYAML's
         # own check for unhashable keys lets through.
-        raise YamlProblem(f"{path}: invalid YAML: {str(exc).splitlines()[0][:200]}") from None
+        raise YamlProblem(invalid_yaml(path, exc)) from None
+
+
+def invalid_yaml(path: Path, exc: Exception) -> str:
+    """The one line that says why a file is not valid YAML, with the line when it is known."""
+    import yaml
+
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        what = exc.problem or exc.context or "invalid YAML"
+        return f"{where}: invalid YAML: {what}"
+    return f"{path}: invalid YAML: {str(exc).splitlines()[0][:200]}"
+
+
+def composed(text: str) -> Any:
+    """The node graph of a manifest's text, read by the loader that reads manifests (libyaml's,
+    when PyYAML has it), so that what one accepts the other does: the pure-Python parser
+    refuses a tab before a comment that libyaml reads. Raises PyYAML's errors."""
+    import yaml
+
+    return yaml.compose(text, Loader=_loader(False))
+
+
+def loaded(text: str) -> Any:
+    """A manifest's text as the manifest reader loads it (a key written twice refused)."""
+    import yaml
+
+    return yaml.load(text, Loader=_loader(False))  # noqa: S506 - a safe loader
 
 
 # Changed whenever what the loaders accept changes: the parsed YAML cache is keyed on it too,

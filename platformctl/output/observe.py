@@ -45,6 +45,28 @@ def _lines(text: str) -> list[str]:
     return re.findall(r"[^\n]*\n|[^\n]+$", text)
 
 
+_GIT_ESCAPES = {"\a": "a", "\b": "b", "\t": "t", "\n": "n", "\v": "v", "\f": "f", "\r": "r"}
+_GIT_QUOTED = re.compile(r'[\x00-\x1f\x7f"\\]')
+
+
+def patch_name(name: str) -> str:
+    """A file name in a patch header as git writes it: as it is, or, when it holds a control
+    character, a double quote or a backslash, in double quotes with C escapes, which `git
+    apply` and `patch` read back (a tab or a line break in a bare name ends or splits it)."""
+    if not _GIT_QUOTED.search(name):
+        return name
+
+    def escaped(match: re.Match[str]) -> str:
+        char = match.group()
+        if char in _GIT_ESCAPES:
+            return "\\" + _GIT_ESCAPES[char]
+        if char in '"\\':
+            return "\\" + char
+        return f"\\{ord(char):03o}"
+
+    return '"' + _GIT_QUOTED.sub(escaped, name) + '"'
+
+
 def unified_diff(o: Observation, root: Path) -> str:
     """The change to one manifest as a unified diff (``a/…`` and ``b/…``, relative to the
     root, so ``git apply`` in the root applies it); empty when there is no change."""
@@ -54,8 +76,8 @@ def unified_diff(o: Observation, root: Path) -> str:
     lines = difflib.unified_diff(
         _lines(o.edit.before_text),
         _lines(o.edit.after_text),
-        fromfile=f"a/{name}",
-        tofile=f"b/{name}",
+        fromfile=patch_name(f"a/{name}"),
+        tofile=patch_name(f"b/{name}"),
     )
     text = []
     for line in lines:
