@@ -24,6 +24,7 @@ from platformctl import __version__
 from platformctl.collector.connector import CollectOptions
 from platformctl.errors import PlatformctlError, UsageError
 from platformctl.exitcodes import ExitCode
+from platformctl.paths import user_path
 
 if TYPE_CHECKING:
     from platformctl import api
@@ -585,13 +586,13 @@ def report_command(
     from platformctl.declared.manifests import find_root
     from platformctl.output.report import render_report
 
+    path = None if output == "-" else user_path(output, "--output")  # before any work
     scope = _load_scope(root, modules)
     overview = api.overview(scope, _open_store(db, create=False), since)
     html = render_report(overview, find_root(root))
-    if output == "-":
+    if path is None:
         click.echo(html, nl=False)
         return
-    path = Path(output).expanduser()
     try:
         path.write_text(html, encoding="utf-8")
     except OSError as exc:
@@ -605,7 +606,7 @@ def _open_store(db: str | None, create: bool = True, write: bool | None = None) 
     (``write=True`` for a command that changes an existing store)."""
     from platformctl.snapshots.store import Store, default_db_path
 
-    path = Path(db).expanduser() if db else default_db_path()
+    path = user_path(db, "--db") if db else default_db_path()
     store = Store.open(path, create=create, write=write)
     # Closed when the command ends, however it ends: the console script leaves without the
     # interpreter's teardown, which would otherwise close it (see console()).

@@ -300,3 +300,35 @@ def test_the_version_a_store_records_is_shown_escaped(run_cli: Runner, tmp_path:
         assert result.code == 0, result.err
         assert "\x1b" not in result.out and "\x07" not in result.out
         assert "\nFORGED" not in result.out
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["snapshots", "list", "--db", "~nosuchuser/x.db"],
+        ["drift-check", "--root", "~nosuchuser/platform"],
+        ["drift-check", "--root", "{root}", "--ssh-config", "~nosuchuser/ssh_config"],
+        ["report", "--root", "{root}", "--output", "~nosuchuser/report.html"],
+    ],
+)
+def test_a_tilde_of_no_known_user_is_one_line_and_makes_no_folder(
+    tmp_path: Path, run_cli: Runner, args: list[str]
+) -> None:
+    """`~nosuchuser/…` raised a RuntimeError traceback; left as it is, it would name a folder
+    `~nosuchuser` in the working folder."""
+    root = tmp_path / "platform"
+    write_module(
+        root,
+        "web",
+        {"host": "h", "orchestrator": "docker", "container": "web", "image_observed": "a/b:1"},
+    )
+    work = tmp_path / "work"
+    work.mkdir()
+    result = run_cli(*(a.format(root=root) for a in args), cwd=work)
+    assert result.code == 1
+    option = next(a for a in args if "~nosuchuser" in a)
+    option = args[args.index(option) - 1]
+    assert_one_line_error(
+        result.err, f"{option} ~nosuchuser/", "no home folder is known for ~nosuchuser"
+    )
+    assert list(work.iterdir()) == []

@@ -240,6 +240,12 @@ WRITERS = [
         ("app-with-user-version", "not a platformctl snapshot store"),
         ("app-in-wal-mode", "not a platformctl snapshot store"),
         ("newer-platformctl", "newer than this platformctl supports"),
+        # No tables, but a view or an application ID of its own: not an empty new store (a
+        # review found `collect` adding our tables beside the view and switching it to WAL).
+        ("app-with-only-a-view", "not a platformctl snapshot store"),
+        ("app-with-an-application-id", "not a platformctl snapshot store"),
+        # A negative schema version: every writing command ended in a KeyError.
+        ("negative-version", "not a platformctl snapshot store"),
     ],
 )
 def test_a_file_that_is_not_our_store_is_refused_by_every_command_and_left_untouched(
@@ -250,6 +256,19 @@ def test_a_file_that_is_not_our_store_is_refused_by_every_command_and_left_untou
     db = folder / "other.db"
     if kind == "newer-platformctl":
         newer_store(db)
+    elif kind == "negative-version":
+        newer_store(db)
+        with sqlite3.connect(db) as conn:
+            conn.execute("PRAGMA user_version = -1")
+        conn.close()
+    elif kind in ("app-with-only-a-view", "app-with-an-application-id"):
+        conn = sqlite3.connect(db)
+        if kind == "app-with-only-a-view":
+            conn.execute("CREATE VIEW answer AS SELECT 42 AS value")
+        else:
+            conn.execute("PRAGMA application_id = 1234")
+        conn.commit()
+        conn.close()
     else:
         app_database(db, 3 if kind == "app-with-user-version" else 0, kind == "app-in-wal-mode")
     before, files = digest(db), sorted(os.listdir(folder))
@@ -265,7 +284,7 @@ def test_a_file_that_is_not_our_store_is_refused_by_every_command_and_left_untou
         assert sorted(os.listdir(folder)) == files
     conn = sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == (
-        "delete" if kind in ("app", "app-with-user-version") else "wal"
+        "wal" if kind in ("app-in-wal-mode", "newer-platformctl", "negative-version") else "delete"
     )
     conn.close()
 
@@ -476,3 +495,75 @@ def test_a_v3_store_with_runs_saved_out_of_order_gives_the_drift_ages_it_always_
     assert replayed(Store.open(db, create=False)) == T0 + timedelta(minutes=1)
     downgrade_to_v3(db)
     assert replayed(Store.open(db, create=False)) == T0 + timedelta(minutes=2)
+
+
+def test_a_store_path_that_is_not_a_regular_file_is_refused_and_left_as_it_is(
+    tmp_path: Path,
+) -> None:
+    """A device or a FIFO as --db: SQLite made a device 0600 beside a "-journal" file (as
+    root, `--db /dev/null` took /dev/null away from every other user), and a FIFO's open
+    waited for a writer for good. Refused before anything is opened, through a link too."""
+    fifo = tmp_path / "fifo.db"
+    os.mkfifo(fifo, 0o644)
+    for path in (fifo, tmp_path / "link-to-fifo.db"):
+        if path != fifo:
+            path.symlink_to(fifo)
+        for args in (["snapshots", "list"], ["snapshots", "prune", "--older-than", "1d"]):
+            # A process of its own, with a time limit: the failure this guards is a hang.
+            result = subprocess.run(
+                [sys.executable, "-m", "platformctl", *args, "--db", str(path)],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert result.returncode == 1, result.stderr
+            assert_one_line_error(result.stderr, str(path), "is not a regular file (a FIFO)")
+    assert stat.S_IMODE(fifo.stat().st_mode) == 0o644
+    if os.getuid() != 0:
+        return  # making a device node needs root
+    null = tmp_path / "null"
+    os.mknod(null, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    null.chmod(0o666)
+    with pytest.raises(StoreError) as caught:
+        Store.open(null)
+    assert str(caught.value) == (
+        f"snapshot store {null} is not a regular file (a device); platformctl keeps its "
+        "history in a file of its own (check --db)"
+    )
+    assert stat.S_IMODE(null.stat().st_mode) == 0o666
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "fifo.db",
+        "link-to-fifo.db",
+        "null",
+    ]
+
+
+def test_prune_of_an_empty_file_leaves_it_empty(tmp_path: Path, run_cli: Runner) -> None:
+    """Only a command that creates a store makes an empty file one."""
+    db = tmp_path / "empty.db"
+    db.touch()
+    result = run_cli("snapshots", "prune", "--older-than", "1d", "--db", str(db))
+    assert result.code == 1
+    assert_one_line_error(result.err, str(db), "holds no snapshots yet (it is empty")
+    assert db.read_bytes() == b""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.db"]
+
+
+def test_a_link_planted_as_a_stores_companion_does_not_get_its_target_made_private(
+    tmp_path: Path,
+) -> None:
+    """The store and its -wal, -shm and -journal are made 0600 as a store is opened for
+    writing; a link in a companion's place pointed that chmod at any file (followed as root,
+    a file of anyone's). SQLite's own use of such a link is SQLite's: here the chmod alone."""
+    from platformctl.snapshots.store import _keep_private
+
+    db = tmp_path / "snap.db"
+    Store.open(db).close()
+    db.chmod(0o644)
+    target = tmp_path / "someone-elses.txt"
+    target.write_text("mine")
+    target.chmod(0o644)
+    (tmp_path / "snap.db-journal").symlink_to(target)
+    _keep_private(db)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644
+    assert stat.S_IMODE(db.stat().st_mode) == 0o600

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Protocol
 
 from platformctl.errors import UsageError
+from platformctl.paths import user_path
 
 MAX_INCLUDE_DEPTH = 16
 DEFAULT_KNOWN_HOSTS = ("~/.ssh/known_hosts", "~/.ssh/known_hosts2")
@@ -195,7 +196,7 @@ def explicit_config(explicit: str | None) -> Path | None:
     """The ``--ssh-config PATH`` file, which must exist; ``None`` when not given."""
     if not explicit:
         return None
-    path = Path(explicit).expanduser()
+    path = user_path(explicit, "--ssh-config")
     if not path.is_file():
         raise UsageError(f"ssh config {path} does not exist (check --ssh-config)")
     return path

@@ -23,6 +23,7 @@ from platformctl.declared.model import (
 from platformctl.declared.reference import InvalidReference, parse_reference
 from platformctl.declared.yamlfile import YamlProblem, iter_yaml, load_yaml
 from platformctl.errors import DeclaredStateError, elided
+from platformctl.paths import user_path
 
 if TYPE_CHECKING:
     from platformctl.declared.yamlcache import ParsedYamlCache
@@ -40,7 +41,7 @@ def find_root(explicit: str | None = None, start: Path | None = None) -> Path:
     as given.
     """
     if explicit:
-        root = Path(explicit).expanduser()
+        root = user_path(explicit, "--root")
         try:
             if not root.is_dir():
                 raise DeclaredStateError(f"platform root {root} is not a folder (check --root)")

@@ -31,6 +31,7 @@ from platformctl.collector.model import (
     content_hash,
 )
 from platformctl.errors import SnapshotNotFound, StoreError, elided
+from platformctl.paths import kind_of
 from platformctl.snapshots.model import (
     ChangePoint,
     PruneResult,
@@ -207,8 +208,24 @@ class Store:
             _create_file(path)
         elif not path.exists():
             raise StoreError(f"no snapshot store at {path} (check --db)")
-        if path.is_dir():
+        info = os.stat(path)  # through links, as SQLite opens it
+        if stat.S_ISDIR(info.st_mode):
             raise StoreError(f"snapshot store {path} is a folder, not a file (check --db)")
+        if not stat.S_ISREG(info.st_mode):
+            # Before anything is opened or made private: SQLite would chmod a device (as root,
+            # `--db /dev/null` took every other user's /dev/null away) and a FIFO's open
+            # waits for a writer that never comes.
+            raise StoreError(
+                f"snapshot store {path} is not a regular file ({kind_of(info.st_mode)}); "
+                "platformctl keeps its history in a file of its own (check --db)"
+            )
+        if not create and info.st_size == 0:
+            # An empty file is a new store only to a command that creates one; `snapshots
+            # prune` of a mistyped path must not turn whatever is there into a store.
+            raise StoreError(
+                f"snapshot store {path} holds no snapshots yet (it is empty; 'platformctl "
+                "collect' or 'drift-check' creates the store)"
+            )
         # A URI so the file is opened exactly as asked: "ro" never writes, "rw" never creates
         # (the file was created above, 0600, by us rather than with SQLite's default 0644).
         uri = f"{path.absolute().as_uri()}?mode={'rw' if writable else 'ro'}"
@@ -259,13 +276,14 @@ class Store:
             self.conn.execute("BEGIN")
         try:
             version = self.schema_version()
-            tables = {
-                r[0]
-                for r in self.conn.execute(
-                    "SELECT name FROM sqlite_master WHERE type = 'table'"
-                    " AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
-                ).fetchall()
-            }
+            objects = self.conn.execute(
+                "SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
+            ).fetchall()
+            tables = {name for kind, name in objects if kind == "table"}
+            # A file with no tables but views, triggers or an application ID of its own is
+            # another application's, not an empty new store.
+            others = any(kind in ("view", "trigger") for kind, _ in objects)
+            application = self.conn.execute("PRAGMA application_id").fetchone()[0] != 0
         finally:
             if began and self.conn.in_transaction:
                 self.conn.execute("COMMIT")
@@ -273,8 +291,9 @@ class Store:
         # neither; an empty file (neither) is a new store. A newer store may have more tables.
         if (
             (tables and not STORE_TABLES.issubset(tables))
-            or (version == 0 and tables)
+            or (version == 0 and (tables or others or application))
             or (0 < version <= SCHEMA_VERSION and not tables)
+            or version < 0
         ):
             raise StoreError(
                 f"{self.label} is an SQLite database but not a platformctl snapshot store "
@@ -912,7 +931,10 @@ def _keep_private(path: Path) -> None:
     real = Path(os.path.realpath(path))  # SQLite keeps -wal/-shm beside the link's target
     for file in (real, *(real.with_name(real.name + suffix) for suffix in _COMPANIONS)):
         try:
-            if stat.S_IMODE(file.stat().st_mode) != FILE_MODE:
+            info = file.lstat()
+            # Only a regular file of the store is ours to change: a companion name may be a
+            # link planted to have another file made 0600.
+            if stat.S_ISREG(info.st_mode) and stat.S_IMODE(info.st_mode) != FILE_MODE:
                 os.chmod(file, FILE_MODE)
         except FileNotFoundError:
             continue
