@@ -37,4 +37,4 @@ def elided(text: str, limit: int = 200) -> str:
     if len(text) <= limit:
         return text
     half = (limit - 1) // 2
-    return f"{text[:half]}…{text[len(text) - (limit - 1 - half):]}"
+    return f"{text[:half]}…{text[len(text) - (limit - 1 - half) :]}"
