@@ -244,7 +244,7 @@ class Scale:
 
     def _month_ticks(self) -> tuple[Tick, ...]:
         months = (self.end.year - self.start.year) * 12 + self.end.month - self.start.month
-        every = next(m for m in (1, 2, 3, 6, 12, 24, 60) if months / m <= MAX_TICKS - 1)
+        every = _month_step(months)
         year, month = self.start.year, self.start.month
         out: list[Tick] = []
         while True:
@@ -257,6 +257,21 @@ class Scale:
             if (year * 12 + month - 1) % every == 0:
                 left = (when - self.start).total_seconds() / self.span * 100
                 out.append(Tick(_pct(left), when.strftime("%b %Y")))
+
+
+def _month_step(months: int) -> int:
+    """Months between two ticks of an axis ``months`` long: 1, 2, 3 or 6 months, then 1, 2 or
+    5 years times a power of ten (a store whose first snapshot a reset clock dated 1970 makes
+    `--since 999999d` a window of decades)."""
+    for every in (1, 2, 3, 6):
+        if months / every <= MAX_TICKS - 1:
+            return every
+    years = 1
+    while True:
+        for every in (12 * years, 24 * years, 60 * years):
+            if months / every <= MAX_TICKS - 1:
+                return every
+        years *= 10
 
 
 def label_of(status: str) -> str:
