@@ -17,9 +17,16 @@ def to_iso(moment: datetime) -> str:
 
 
 def from_iso(text: str) -> datetime:
-    """An ISO 8601 timestamp (``Z`` or an offset; none means UTC) as an aware datetime.
+    """An ISO 8601 timestamp (``Z`` or an offset; none means UTC) as an aware datetime in UTC.
 
-    Raises ``ValueError`` for anything else.
+    Raises ``ValueError`` for anything else, a moment whose offset takes it out of the range
+    of dates included (``0001-01-01T00:00:00+14:00``: converting it, as every output does,
+    raised OverflowError).
     """
     value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if not value.tzinfo:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{text!r} is out of the range of dates") from None

@@ -620,6 +620,12 @@ def test_a_module_change_survives_the_outbox(
 def test_an_unreadable_outbox_entry_is_a_value_error() -> None:
     with pytest.raises(ValueError):
         from_json('{"kind": "module", "after": "from-the-future"}')
+    # A field of another type than this version writes: an AttributeError traceback.
+    typed = '{"kind": "module", "module": "m", "host": "h", "before": null, "after": "ok",'
+    with pytest.raises(ValueError):
+        from_json(typed + ' "since": 5, "reason": ""}')
+    with pytest.raises(ValueError):
+        from_json(typed + ' "since": "0001-01-01T00:00:00+14:00", "reason": ""}')
     host = HostChange("h", HostStatus.OK, HostStatus.ERROR, T0, "docker: permission denied", 4)
     assert from_json(to_json(host)) == host
 
@@ -811,3 +817,25 @@ def test_two_notifying_runs_at_the_same_moment_send_a_change_once(
     first.join(10)
     second.join(10)
     assert [len(c.sent) for c in channels] == [1, 0]
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [("taken_at", "garbage"), ("taken_at", 7), ("snapshot_id", "x"), ("snapshot_id", 1.5)],
+)
+def test_a_damaged_notification_mark_is_told_again_and_replaced(column: str, value: object) -> None:
+    """A mark edited by hand ended every notifying run in a traceback after its table was
+    printed (exit 1 where the table said 2). It counts as none: the host's changes are told
+    again, and the run's own mark replaces it."""
+    runs = Runs()
+    channel = FakeChannel("a")
+    api.notify(runs.run(BAD), runs.store, [channel])
+    runs.store.conn.execute(f"UPDATE notified_hosts SET {column} = ?", (value,))
+    runs.store.conn.commit()
+    assert runs.store.notified() == {}
+    api.notify(runs.run(BAD), runs.store, [channel])
+    assert sent_lines(channel) == [["honcho-api"], ["honcho-api"]]
+    sid = runs.store.newest_id()
+    assert runs.store.notified() == {"rs2000": (sid, T0 + timedelta(minutes=1))}
+    api.notify(runs.run(BAD), runs.store, [channel])
+    assert len(channel.sent) == 2  # told once again, then quiet

@@ -43,6 +43,11 @@ DAMAGES = {
     ),
     "unknown-snapshot-status": "UPDATE snapshots SET status = 'meh' WHERE id = 2",
     "bad-timestamp": "UPDATE snapshots SET taken_at = 'yesterday' WHERE id = 2",
+    # A timestamp whose offset takes it out of the range of dates once in UTC: every output
+    # ended in an OverflowError traceback.
+    "timestamp-out-of-range": (
+        "UPDATE snapshots SET taken_at = '0001-01-01T00:00:00+14:00' WHERE id = 2"
+    ),
     "state-reference-not-a-number": (
         "UPDATE snapshot_hosts SET state_id = 'x' WHERE snapshot_id = 2"
     ),
@@ -65,6 +70,7 @@ READS = {
     "host-duration-not-a-number": {"show", "diff", "replay"},
     "unknown-snapshot-status": {"list", "show", "diff", "replay"},
     "bad-timestamp": {"list", "show", "diff", "replay", "history"},
+    "timestamp-out-of-range": {"list", "show", "diff", "replay", "history"},
     "state-reference-not-a-number": {"show", "diff", "replay", "history"},
     "state-gone": {"show", "diff", "replay", "history"},
     "state-reference-lost": {"show", "diff", "replay", "history"},

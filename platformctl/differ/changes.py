@@ -199,6 +199,7 @@ def from_json(text: str) -> Change:
                 reason=str(body["reason"]),
                 modules=int(body["modules"]),
             )
-    except (KeyError, TypeError, json.JSONDecodeError) as exc:
+    except (KeyError, TypeError, AttributeError, json.JSONDecodeError) as exc:
+        # AttributeError: a field of another type than this version writes (`"since": 5`).
         raise ValueError(f"unreadable change: {exc}") from None
     raise ValueError(f"unknown change kind {body.get('kind')!r}")

@@ -799,17 +799,27 @@ class Store:
                 "INSERT INTO notified_hosts (host, snapshot_id, taken_at) VALUES (?, ?, ?)"
                 " ON CONFLICT (host) DO UPDATE SET snapshot_id = excluded.snapshot_id,"
                 " taken_at = excluded.taken_at"
-                " WHERE excluded.snapshot_id > notified_hosts.snapshot_id",
+                " WHERE excluded.snapshot_id > notified_hosts.snapshot_id"
+                " OR typeof(notified_hosts.snapshot_id) != 'integer'"
+                " OR typeof(notified_hosts.taken_at) != 'text'",
                 [(h, sid, to_iso(at)) for h, (sid, at) in sorted(marks.items())],
             )
 
     def notified(self) -> dict[str, tuple[int, datetime]]:
         """Per host, the snapshot (ID, taken_at) the last notifying run told about it: its
         own, or one of a run begun later that saved first (docs/notify.md)."""
-        return {
-            str(h): (int(i), from_iso(t))
-            for h, i, t in self._read("SELECT host, snapshot_id, taken_at FROM notified_hosts", ())
-        }
+        marks = {}
+        for host, snapshot_id, taken_at in self._read(
+            "SELECT host, snapshot_id, taken_at FROM notified_hosts", ()
+        ):
+            try:
+                if isinstance(snapshot_id, int) and isinstance(host, str):
+                    marks[host] = (snapshot_id, _moment(taken_at))
+            except _Damaged:
+                pass
+        # A damaged mark (not what platformctl writes) counts as none: the host's changes
+        # are told again, and the run's own mark replaces it (enqueue).
+        return marks
 
     def pending(self, destination: str) -> list[tuple[int, str]]:
         """What ``destination`` has not received yet, oldest first, as (ID, body)."""
