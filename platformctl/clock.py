@@ -29,4 +29,8 @@ def from_iso(text: str) -> datetime:
     try:
         return value.astimezone(UTC)
     except OverflowError:
-        raise ValueError(f"{text!r} is out of the range of dates") from None
+        raise OutOfRange(f"{text!r} is past the dates there are (years 1 to 9999)") from None
+
+
+class OutOfRange(ValueError):
+    """A timestamp that is valid text but no date in UTC (years 1 to 9999)."""

@@ -12,7 +12,7 @@ import re
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from platformctl.clock import from_iso, to_iso
+from platformctl.clock import OutOfRange, from_iso, to_iso
 from platformctl.declared.model import Acceptance
 from platformctl.declared.reference import SHA256_RE
 
@@ -57,7 +57,8 @@ def _until(where: str, value: Any) -> tuple[str, datetime]:
     """The normalized ``until`` text and the moment the acceptance expires."""
     try:
         return _read_until(where, value)
-    except OverflowError:  # 9999-12-31's next midnight, or a zone that moves past year 1
+    # 9999-12-31's next midnight, or a zone that moves past year 1.
+    except (OverflowError, OutOfRange):
         raise AcceptanceProblem(
             f"{where}.until {str(value)!r} is past the dates there are (years 1 to 9999)"
         ) from None
@@ -83,6 +84,8 @@ def _read_until(where: str, value: Any) -> tuple[str, datetime]:
         if _TIME_RE.match(text):
             moment = from_iso(text)
             return to_iso(moment), moment.astimezone(UTC)
+    except OutOfRange:
+        raise
     except ValueError as exc:
         raise AcceptanceProblem(f"{where}.until {value!r} is not a real date: {exc}") from None
     raise AcceptanceProblem(f"{where}.until {value!r} is not {_FORMS}")
