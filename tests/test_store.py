@@ -475,3 +475,32 @@ def test_a_transaction_around_several_writes_keeps_none_of_them_on_an_error() ->
     assert store.notified() == {} and store.pending("dest") == []
     store.enqueue(["dest"], ["body"], at(0), {"host00": (sid, at(0))})  # writes again
     assert store.notified() == {"host00": (sid, at(0))}
+
+
+def test_a_snapshot_pruned_while_it_is_read_is_read_whole_or_not_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ID and the rows are read in one read transaction: a prune by another run between
+    finding the ID and reading its rows gave an unpacking error (a traceback of `snapshots
+    show`), or a snapshot of no hosts."""
+    db = tmp_path / "s.db"
+    store = Store.open(db)
+    for hour in range(4):
+        store.save(collection(at(hour), hosts=2, version="1.0"), "0.1.0")
+    store.close()
+    reader = Store.open(db, create=False)
+    found = reader.resolve_id
+
+    def pruned_right_after(ref: str | int) -> int:
+        snapshot_id = found(ref)
+        other = Store.open(db, create=False, write=True)
+        assert other.prune(at(3)).removed_snapshots == 2  # snapshots 2 and 3
+        other.close()
+        return snapshot_id
+
+    monkeypatch.setattr(reader, "resolve_id", pruned_right_after)
+    snapshot = reader.load(2)
+    assert snapshot.id == 2 and len(snapshot.hosts) == 2
+    monkeypatch.undo()
+    with pytest.raises(SnapshotNotFound):
+        reader.load(2)

@@ -271,10 +271,7 @@ class Store:
         """
         # Both reads in one read transaction: another run may create the store in between,
         # and a version read before its commit beside tables read after looks foreign.
-        began = not self.conn.in_transaction
-        if began:
-            self.conn.execute("BEGIN")
-        try:
+        with self._reading():
             version = self.schema_version()
             objects = self.conn.execute(
                 "SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
@@ -284,9 +281,6 @@ class Store:
             # another application's, not an empty new store.
             others = any(kind in ("view", "trigger") for kind, _ in objects)
             application = self.conn.execute("PRAGMA application_id").fetchone()[0] != 0
-        finally:
-            if began and self.conn.in_transaction:
-                self.conn.execute("COMMIT")
         # Our tables and user_version are written in one transaction, so a store has both or
         # neither; an empty file (neither) is a new store. A newer store may have more tables.
         if (
@@ -310,6 +304,19 @@ class Store:
                 "tables; 'platformctl collect' or 'drift-check' creates them)"
             )
         return version
+
+    @contextmanager
+    def _reading(self) -> Iterator[None]:
+        """The reads inside as one read transaction (they see one state of the store), unless
+        a transaction is open already."""
+        began = not self.conn.in_transaction
+        if began:
+            self.conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            if began and self.conn.in_transaction:
+                self.conn.execute("COMMIT")
 
     def _configure(self) -> None:
         self.conn.execute("PRAGMA foreign_keys = ON")
@@ -507,18 +514,21 @@ class Store:
 
     def load(self, ref: str | int) -> Snapshot:
         """Reconstruct a snapshot exactly, with every host's state."""
-        snapshot_id = self.resolve_id(ref)
-        (row,) = self._read(
-            "SELECT id, taken_at, status, tool_version FROM snapshots WHERE id = ?",
-            (snapshot_id,),
-        )
-        rows = self._read(
-            "SELECT h.name, sh.status, sh.reason, sh.docker_version, sh.storage_driver,"
-            " sh.duration_ms, st.body FROM snapshot_hosts sh JOIN hosts h ON h.id = sh.host_id"
-            " LEFT JOIN host_states st ON st.id = sh.state_id WHERE sh.snapshot_id = ?"
-            " ORDER BY h.name",
-            (snapshot_id,),
-        )
+        # One read transaction: a prune between finding the ID and reading its rows made
+        # the snapshot vanish half-read (an unpacking error, or a snapshot of no hosts).
+        with self._reading():
+            snapshot_id = self.resolve_id(ref)
+            (row,) = self._read(
+                "SELECT id, taken_at, status, tool_version FROM snapshots WHERE id = ?",
+                (snapshot_id,),
+            )
+            rows = self._read(
+                "SELECT h.name, sh.status, sh.reason, sh.docker_version, sh.storage_driver,"
+                " sh.duration_ms, st.body FROM snapshot_hosts sh JOIN hosts h ON h.id = sh.host_id"
+                " LEFT JOIN host_states st ON st.id = sh.state_id WHERE sh.snapshot_id = ?"
+                " ORDER BY h.name",
+                (snapshot_id,),
+            )
         try:
             return Snapshot(
                 snapshot_id,
