@@ -336,12 +336,24 @@ def _told(report: Report, sid: int, store: Store) -> _Told:
             ),
         )
 
-    found = list(_changes(of(own, report), sid, store, marks))
+    # A host this run could not read, whose last read since its mark was not told (a run
+    # without notifications saw it): that read is told first, judged at its time. Else the
+    # host's mark would move past it, and the next run that reads the host would compare
+    # its modules with that untold read: a drift seen only by it would never be told.
+    gaps = {}
+    for result in report.hosts:
+        if result.host in own and not result.ok and result.host in marks:
+            read = store.newest_read(result.host, marks[result.host][0], sid)
+            if read is not None:
+                gaps[result.host] = read
+    found: list[Change] = []
     new_marks = dict.fromkeys(own, (sid, report.taken_at))
     by_row: dict[tuple[int, datetime], list[HostResult]] = {}
     for host, (row, taken_at, result) in heads.items():
         by_row.setdefault((row, taken_at), []).append(result)
         new_marks[host] = (row, taken_at)
+    for row, taken_at, result in gaps.values():
+        by_row.setdefault((row, taken_at), []).append(result)
     for (row, taken_at), results in sorted(by_row.items()):
         hosts = {r.host for r in results}
         scope = tuple(
@@ -359,6 +371,9 @@ def _told(report: Report, sid: int, store: Store) -> _Told:
             now=taken_at,
         )
         found.extend(_changes(with_drift_since(seen, store, taken_at), row, store, marks))
+    # The gaps' reads are told: this run's changes of those hosts are from them.
+    since_read = {**marks, **{h: (row, at) for h, (row, at, _) in gaps.items()}}
+    found.extend(_changes(of(own, report), sid, store, since_read))
     return _Told(tuple(found), new_marks)
 
 

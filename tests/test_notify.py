@@ -839,3 +839,33 @@ def test_a_damaged_notification_mark_is_told_again_and_replaced(column: str, val
     assert runs.store.notified() == {"rs2000": (sid, T0 + timedelta(minutes=1))}
     api.notify(runs.run(BAD), runs.store, [channel])
     assert len(channel.sent) == 2  # told once again, then quiet
+
+
+def test_a_drift_seen_by_a_run_without_notifications_is_told_when_the_next_finds_the_host_down() -> (
+    None
+):
+    """The drift a run by hand saw, then a notifying run that finds the host down: that
+    drift is told with the outage, judged when it was seen. The host's mark moved past the
+    untold read, and the next run that read the host compared its modules with it: the drift
+    was never told (found by an outside review)."""
+    runs = Runs()
+    assert runs.changes(GOOD) == []
+    runs.run(BAD)  # by hand: no notifications
+    assert runs.changes(DOWN) == [
+        ("honcho-api", "ok", "drift"),
+        ("host rs2000", "ok", "unreachable"),
+    ]
+    assert runs.changes(BAD) == [("host rs2000", "unreachable", "ok")]
+    assert runs.changes(BAD) == []
+
+
+def test_a_host_down_for_two_notifying_runs_tells_an_untold_read_once() -> None:
+    runs = Runs()
+    runs.changes(GOOD)
+    runs.run(BAD)
+    assert len(runs.changes(DOWN)) == 2
+    assert runs.changes(DOWN) == []
+    assert runs.changes(GOOD) == [
+        ("host rs2000", "unreachable", "ok"),
+        ("honcho-api", "drift", "ok"),
+    ]

@@ -657,23 +657,40 @@ class Store:
         ID and time, and the host's result there."""
         out: dict[str, tuple[int, datetime, HostResult]] = {}
         for host in sorted(set(hosts)):
-            rows = self._read(
-                "SELECT sh.snapshot_id, s.taken_at, h.name, sh.status, sh.reason,"
-                " sh.docker_version, sh.storage_driver, sh.duration_ms, st.body"
-                " FROM hosts h JOIN snapshot_hosts sh ON sh.host_id = h.id"
-                " JOIN snapshots s ON s.id = sh.snapshot_id"
-                " LEFT JOIN host_states st ON st.id = sh.state_id"
-                f" WHERE h.name = ? AND sh.snapshot_id < ? AND {self._timeline('sh')}"
-                " ORDER BY sh.snapshot_id DESC LIMIT 1",
-                (host, below),
-            )
-            if rows:
-                sid, taken_at, *result = rows[0]
-                try:
-                    out[host] = (int(sid), _moment(taken_at), _host_result(tuple(result)))
-                except _Damaged as exc:
-                    raise self._damaged(sid, exc) from None
+            row = self._newest_row(host, 0, below, read=False)
+            if row is not None:
+                out[host] = row
         return out
+
+    def newest_read(
+        self, host: str, after: int, below: int
+    ) -> tuple[int, datetime, HostResult] | None:
+        """The host's newest row on its timeline between snapshots ``after`` and ``below``
+        (both left out) where it was read (status ok), as :meth:`newest_below` gives it."""
+        return self._newest_row(host, after, below, read=True)
+
+    def _newest_row(
+        self, host: str, after: int, below: int, read: bool
+    ) -> tuple[int, datetime, HostResult] | None:
+        status = f" AND sh.status = '{HostStatus.OK}'" if read else ""
+        rows = self._read(
+            "SELECT sh.snapshot_id, s.taken_at, h.name, sh.status, sh.reason,"
+            " sh.docker_version, sh.storage_driver, sh.duration_ms, st.body"
+            " FROM hosts h JOIN snapshot_hosts sh ON sh.host_id = h.id"
+            " JOIN snapshots s ON s.id = sh.snapshot_id"
+            " LEFT JOIN host_states st ON st.id = sh.state_id"
+            " WHERE h.name = ? AND sh.snapshot_id > ? AND sh.snapshot_id < ?"
+            f"{status} AND {self._timeline('sh')}"
+            " ORDER BY sh.snapshot_id DESC LIMIT 1",
+            (host, after, below),
+        )
+        if not rows:
+            return None
+        sid, taken_at, *result = rows[0]
+        try:
+            return int(sid), _moment(taken_at), _host_result(tuple(result))
+        except _Damaged as exc:
+            raise self._damaged(sid, exc) from None
 
     def states(self, ids: Iterable[int]) -> dict[int, HostState]:
         """Host states by ID."""
