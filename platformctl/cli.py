@@ -7,6 +7,7 @@ exit 2 by default, but 2 means drift here, so every usage error exits 1 (docs/de
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gc
 import math
@@ -15,7 +16,6 @@ import re
 import sys
 from collections.abc import Callable
 from datetime import timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast
 
 import click
@@ -210,6 +210,10 @@ def _alert_channels(
     URLs (say from ``PLATFORMCTL_NOTIFY``) simply sends nothing."""
     if snapshot is not None and metrics_file:
         raise UsageError("--metrics-file describes a live run; it cannot be used with --snapshot")
+    if metrics_file:
+        if metrics_file.endswith("/"):
+            raise UsageError(f"--metrics-file {metrics_file} names a folder; name a file")
+        user_path(metrics_file, "--metrics-file")
     if not notify_urls or snapshot is not None:
         return []
     from platformctl.output.notify import AppriseChannel
@@ -246,7 +250,8 @@ def _tell_outside(
         from platformctl.output.metrics import write_metrics
 
         try:
-            write_metrics(Path(metrics_file), report, code, time.monotonic() - started)
+            path = user_path(metrics_file, "--metrics-file")  # checked before collecting
+            write_metrics(path, report, code, time.monotonic() - started)
         except OSError as exc:
             click.echo(
                 f"platformctl: cannot write metrics file {clean(metrics_file)}: "
@@ -327,13 +332,24 @@ def drift_check(
     code = exitcodes.for_report(report)
     for line in warning_lines(report):  # a stale drift_accepted: on stderr, also with --json
         click.echo(line, err=True)
-    if as_json:
-        click.echo(render_json(report, code))
-    else:
-        colour = sys.stdout.isatty() and not no_color and "NO_COLOR" not in os.environ
-        click.echo(render_table(report, code, colour_on=colour), nl=False)
+    try:
+        if as_json:
+            click.echo(render_json(report, code))
+        else:
+            colour = sys.stdout.isatty() and not no_color and "NO_COLOR" not in os.environ
+            click.echo(render_table(report, code, colour_on=colour), nl=False)
+    except OSError as exc:
+        # A full disk under a cron job's log, a reader that left (`| head`): the run was
+        # made and saved, so it still notifies, writes its metrics and exits with its verdict.
+        _unwritten(exc)
     _tell_outside(report, code, store, channels, metrics_file, started, declared)
     sys.exit(code)
+
+
+def _unwritten(exc: OSError) -> None:
+    """Say on stderr that stdout could not take the output (if stderr can take that)."""
+    with contextlib.suppress(OSError):
+        click.echo(f"platformctl: cannot write the output: {exc.strerror or exc}", err=True)
 
 
 @cli.command("collect")
@@ -733,4 +749,9 @@ def main(argv: list[str] | None = None) -> None:
         _fail("interrupted", ExitCode.INTERRUPTED)
     except BrokenPipeError:
         sys.exit(ExitCode.USAGE)
+    except OSError as exc:
+        if exc.filename is None:  # stdout on a full disk: every command's output is echoed
+            _unwritten(exc)
+            sys.exit(ExitCode.USAGE)
+        _fail(f"{exc.filename}: {exc.strerror or exc}")
     sys.exit(0)

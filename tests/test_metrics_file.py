@@ -1,0 +1,155 @@
+"""--metrics-file and stdout in a scheduled run: what is at the metrics path is replaced only
+when it is a regular file, and a run whose stdout cannot take its output still notifies,
+writes its metrics and exits with its verdict (docs/notify.md, "Metrics")."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.test_cli import assert_one_line_error
+from tests.test_local_bounds import EMPTY_DOCKER, local_module
+
+
+def scheduled_run(
+    tmp_path: Path, metrics: str, stdout: object = subprocess.PIPE
+) -> subprocess.CompletedProcess[str]:
+    """A live drift-check of one module on localhost (a docker stand-in answering as an empty
+    engine: the module is missing, exit 2) with ``--metrics-file metrics``."""
+    docker = tmp_path / "docker"
+    docker.write_text(f"#!/bin/sh\n{EMPTY_DOCKER}")
+    docker.chmod(0o755)
+    root = local_module(tmp_path / "platform")
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "platformctl",
+            "drift-check",
+            "--root",
+            str(root),
+            "--db",
+            str(tmp_path / "store.db"),
+            "--docker-command",
+            str(docker),
+            "--metrics-file",
+            metrics,
+        ],  # fmt: skip
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+
+
+def exit_code_metric(path: Path) -> str:
+    (line,) = [x for x in path.read_text().splitlines() if x.startswith("platformctl_exit_code ")]
+    return line.split()[1]
+
+
+def test_a_fifo_a_device_or_a_dangling_link_at_the_metrics_path_is_left_as_it_is(
+    tmp_path: Path,
+) -> None:
+    """prometheus_client renames over whatever the path names: run as root, a run with
+    `--metrics-file /dev/null` replaced the device with a regular file for every user."""
+    fifo = tmp_path / "fifo.prom"
+    os.mkfifo(fifo)
+    dangling = tmp_path / "dangling.prom"
+    dangling.symlink_to(tmp_path / "nowhere.prom")
+    cases = [(fifo, "not a regular file (a FIFO); left as it is")]
+    cases.append(
+        (dangling, f"a symbolic link to {tmp_path / 'nowhere.prom'}, which does not exist")
+    )
+    if os.getuid() == 0:
+        null = tmp_path / "null"
+        os.mknod(null, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+        cases.append((null, "not a regular file (a device); left as it is"))
+    for path, said in cases:
+        run = scheduled_run(tmp_path, str(path))
+        assert run.returncode == 2, run.stderr  # the verdict is kept
+        assert_one_line_error(run.stderr, f"cannot write metrics file {path}: {said}")
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)
+    assert dangling.is_symlink() and not (tmp_path / "nowhere.prom").exists()
+    if os.getuid() == 0:
+        assert stat.S_ISCHR((tmp_path / "null").lstat().st_mode)
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_linked_metrics_file_is_replaced_through_the_link_keeping_its_mode(
+    tmp_path: Path,
+) -> None:
+    """The link stays a link and its target gets the metrics (it was replaced by a regular
+    file, the target left stale); a 0640 file stays 0640 (it came out 0600 under umask 077,
+    and a collector of another user lost it)."""
+    target = tmp_path / "textfile" / "platformctl.prom"
+    target.parent.mkdir()
+    target.write_text("# old\n")
+    target.chmod(0o640)
+    link = tmp_path / "link.prom"
+    link.symlink_to(target)
+    old_umask = os.umask(0o077)
+    try:
+        run = scheduled_run(tmp_path, str(link))
+    finally:
+        os.umask(old_umask)
+    assert run.returncode == 2 and run.stderr == ""
+    assert link.is_symlink() and exit_code_metric(target) == "2.0"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640
+    assert sorted(p.name for p in target.parent.iterdir()) == ["platformctl.prom"]
+
+
+def test_a_long_name_a_tilde_and_a_trailing_slash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 250-character name failed ("File name too long": the library's temporary file adds
+    to it); `~` was not expanded; `x.prom/` wrote a file called `x.prom`."""
+    long_name = "m" * 245 + ".prom"
+    run = scheduled_run(tmp_path, str(tmp_path / long_name))
+    assert run.returncode == 2 and run.stderr == ""
+    assert exit_code_metric(tmp_path / long_name) == "2.0"
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    run = scheduled_run(tmp_path, "~/m.prom")
+    assert run.returncode == 2 and exit_code_metric(home / "m.prom") == "2.0"
+    run = scheduled_run(tmp_path, "x.prom/")
+    assert run.returncode == 1
+    assert_one_line_error(run.stderr, "--metrics-file x.prom/ names a folder; name a file")
+    assert not (tmp_path / "x.prom").exists()
+
+
+def test_a_run_whose_stdout_is_full_still_writes_its_metrics_and_keeps_its_verdict(
+    tmp_path: Path,
+) -> None:
+    """A cron job's log on a full disk: the run ended in a traceback, exit 1, and wrote no
+    metrics (the file still said the previous run's exit code)."""
+    metrics = tmp_path / "m.prom"
+    with open("/dev/full", "w") as full:
+        run = scheduled_run(tmp_path, str(metrics), stdout=full)
+    assert run.returncode == 2
+    assert_one_line_error(run.stderr, "cannot write the output: No space left on device")
+    assert exit_code_metric(metrics) == "2.0"
+    with open("/dev/full", "w") as full:
+        listing = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "platformctl",
+                "snapshots",
+                "list",
+                "--db",
+                str(tmp_path / "store.db"),
+            ],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    assert listing.returncode == 1
+    assert_one_line_error(listing.stderr, "cannot write the output: No space left on device")
