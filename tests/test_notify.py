@@ -841,9 +841,7 @@ def test_a_damaged_notification_mark_is_told_again_and_replaced(column: str, val
     assert len(channel.sent) == 2  # told once again, then quiet
 
 
-def test_a_drift_seen_by_a_run_without_notifications_is_told_when_the_next_finds_the_host_down() -> (
-    None
-):
+def test_a_drift_seen_by_hand_is_told_when_the_next_notifying_run_finds_the_host_down() -> None:
     """The drift a run by hand saw, then a notifying run that finds the host down: that
     drift is told with the outage, judged when it was seen. The host's mark moved past the
     untold read, and the next run that read the host compared its modules with it: the drift
@@ -869,3 +867,41 @@ def test_a_host_down_for_two_notifying_runs_tells_an_untold_read_once() -> None:
         ("host rs2000", "unreachable", "ok"),
         ("honcho-api", "drift", "ok"),
     ]
+
+
+@pytest.mark.parametrize("url", ["json://[::1/", "json://]x[/", "http://[x]", "ntfys://["])
+def test_a_malformed_url_is_one_usage_line(url: str) -> None:
+    """urlsplit's ValueError on a malformed host (and a plugin's) ended the run in a
+    traceback before anything was collected."""
+    from platformctl.errors import UsageError
+    from platformctl.output.notify import AppriseChannel
+
+    with pytest.raises(UsageError) as caught:
+        AppriseChannel(url)
+    scheme = url.partition("://")[0]
+    assert str(caught.value).startswith(
+        f"--notify: apprise cannot use the URL given for {scheme}://"
+    )
+
+
+def test_a_message_longer_than_the_service_takes_is_split_not_sent_whole() -> None:
+    """Mattermost takes 4,000 characters: 60 changes went as one request of more, which the
+    service refuses, and every later message, carrying the outbox, was longer still."""
+    from platformctl.output.notify import AppriseChannel
+    from tests.integration.test_notify import Receiver
+
+    changes = [
+        ModuleChange(f"module-{i:02}", "rs2000", ModuleStatus.OK, ModuleStatus.DRIFT, T0, "x" * 90)
+        for i in range(60)
+    ]
+    receiver = Receiver()
+    receiver.start()
+    try:
+        AppriseChannel(f"mmost://127.0.0.1:{receiver.port}/token123").send(changes)
+        parts = receiver.take()
+    finally:
+        receiver.stop()
+    assert len(parts) > 1
+    assert all(len(p["text"]) <= 4000 for p in parts)
+    sent = "".join(p["text"] for p in parts)
+    assert all(f"module-{i:02}" in sent for i in range(60))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, assert_never
@@ -151,12 +152,12 @@ def redact(url: str) -> str:
     """``scheme://host[:port]`` of ``url``, safe to print: the host part is taken from
     apprise's privacy form of the URL, which masks tokens that some services carry there
     (``tgram://BOT_TOKEN/...``); user, password, path and query are dropped."""
-    parts = urlsplit(url)
     try:
+        parts = urlsplit(url)
         host = parts.hostname or ""
         port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        host, port = "", ""
+    except ValueError:  # a host urlsplit cannot read: none of it is shown
+        return url.partition("://")[0] + "://"
     return f"{parts.scheme}://{host}{port}" if host else f"{parts.scheme}://"
 
 
@@ -169,10 +170,15 @@ class AppriseChannel:
         import apprise
 
         _quiet()
-        service = apprise.Apprise.instantiate(
-            url.strip(), asset=apprise.AppriseAsset(storage_mode="memory")
-        )
-        scheme = urlsplit(url.strip()).scheme
+        try:
+            service = apprise.Apprise.instantiate(
+                url.strip(), asset=apprise.AppriseAsset(storage_mode="memory")
+            )
+        except Exception:  # noqa: BLE001 - a plugin's parser on a malformed URL (`http://[x]`)
+            service = None
+        # Not urlsplit: it raises on a malformed host (`json://[::1/`), which is the case to
+        # name here.
+        scheme = url.strip().partition("://")[0] if "://" in url else ""
         if service is None:
             raise UsageError(
                 f"--notify: apprise cannot use the URL given for {clean(scheme or '?')}:// "
@@ -183,6 +189,12 @@ class AppriseChannel:
         # The outbox knows a destination by a hash of its URL: the URL itself holds
         # credentials and must not be written to the store.
         self.destination = hashlib.sha256(url.strip().encode()).hexdigest()
+        if not re.search(r"[?&]overflow=", url):
+            # A message longer than the service takes (Discord's 2,000 characters) is split
+            # into several, where apprise's default passes it on whole and the service refuses
+            # it: its changes stay in the outbox, every later message is longer, and none is
+            # ever delivered. A URL's own `overflow=` is kept.
+            service.overflow_mode = apprise.OverflowMode.SPLIT
         self._apprise: Apprise = apprise.Apprise()
         self._apprise.add(service)
 
