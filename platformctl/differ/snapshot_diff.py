@@ -50,14 +50,18 @@ def _observed(state: HostState | None) -> dict[str, dict[str, Any]]:
 
 
 def diff_hosts(old: HostResult | None, new: HostResult | None, host: str) -> HostDiff:
-    """Compare one host's results; containers keyed by name."""
+    """Compare one host's results; containers keyed by name. A side where the host was
+    collected but not read (unreachable, an error) says nothing of its containers: only the
+    status changed (they were listed as removed, or on the way back as added)."""
     from deepdiff import DeepDiff
 
-    before = _observed(old.state if old else None)
-    after = _observed(new.state if new else None)
     status_old = str(old.status) if old else None
     status_new = str(new.status) if new else None
     status = (status_old, status_new) if status_old != status_new else None
+    if any(r is not None and r.state is None for r in (old, new)):
+        return HostDiff(host, status)
+    before = _observed(old.state if old else None)
+    after = _observed(new.state if new else None)
     tree = DeepDiff(before, after, ignore_order=True, threshold_to_diff_deeper=0, view="tree")
     added: set[str] = set()
     removed: set[str] = set()
