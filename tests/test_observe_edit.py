@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -309,39 +310,27 @@ def test_a_link_moved_to_another_file_inside_the_root_is_not_written(tmp_path: P
 def test_a_writer_who_is_not_root_becomes_the_owner_of_the_file(tmp_path: Path) -> None:
     """A shared, group-writable repository: the file belongs to someone else, and the writer
     may not give the new file away, so it is theirs (the mode is kept)."""
+    with shared_manifest() as (root, path):
+        path.chmod(0o666)
+        edit = plan_edit(root, path, NEW)
+        assert as_nobody(lambda: write_edit(root, edit)) == ""
+        info = path.stat()
+        assert (info.st_uid, info.st_mode & 0o7777) == (65534, 0o666)
+        assert runtime(path.read_text())["image_observed"] == NEW.reference
+
+
+@contextlib.contextmanager
+def shared_manifest() -> Iterator[tuple[Path, Path]]:
+    """A platform root anyone may write in, and its manifest (root only: the tests switch
+    to the user nobody). Under /tmp, not TMPDIR: nobody must be able to reach it."""
     if os.getuid() != 0:
         pytest.skip("switching to another user needs root")
-    # Under /tmp, not TMPDIR: nobody must be able to reach it.
     root = Path(tempfile.mkdtemp(prefix="platformctl-shared-", dir="/tmp"))
     try:
         path = put(root, (CORPUS / "plain-string.yaml").read_bytes())
         for folder in (root, root / "modules", path.parent):
             folder.chmod(0o777)
-        path.chmod(0o666)
-        edit = plan_edit(root, path, NEW)
-        read_end, write_end = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # the child writes as nobody and reports what went wrong, if anything
-            os.close(read_end)
-            said = b""
-            try:
-                os.setgroups([])
-                os.setgid(65534)
-                os.setuid(65534)
-                write_edit(root, edit)
-            except BaseException as exc:  # noqa: BLE001 - reported to the parent
-                said = repr(exc).encode()
-            finally:
-                os.write(write_end, said)
-                os._exit(1 if said else 0)
-        os.close(write_end)
-        with os.fdopen(read_end, "rb") as pipe:
-            said = pipe.read().decode()
-        _, status = os.waitpid(pid, 0)
-        assert (os.waitstatus_to_exitcode(status), said) == (0, "")
-        info = path.stat()
-        assert (info.st_uid, info.st_mode & 0o7777) == (65534, 0o666)
-        assert runtime(path.read_text())["image_observed"] == NEW.reference
+        yield root, path
     finally:
         shutil.rmtree(root)
 
@@ -574,13 +563,7 @@ def test_a_file_its_mode_keeps_from_the_writer_or_whose_group_would_change_is_no
     """The folder lets anyone replace the file, as `sed -i` would; the file's own mode or
     its group says this writer may not change it, or that the replacement's group would get
     the group's rights. Refused, and the file is as it was."""
-    if os.getuid() != 0:
-        pytest.skip("switching to another user needs root")
-    root = Path(tempfile.mkdtemp(prefix="platformctl-shared-", dir="/tmp"))
-    try:
-        path = put(root, (CORPUS / "plain-string.yaml").read_bytes())
-        for folder in (root, root / "modules", path.parent):
-            folder.chmod(0o777)
+    with shared_manifest() as (root, path):
         before = path.read_bytes()
         edit = plan_edit(root, path, NEW)
         cases = [
@@ -609,8 +592,6 @@ def test_a_file_its_mode_keeps_from_the_writer_or_whose_group_would_change_is_no
         info = path.stat()
         assert (info.st_uid, info.st_gid, info.st_mode & 0o7777) == (65534, 100, 0o664)
         assert path.read_bytes() == edit.after
-    finally:
-        shutil.rmtree(root)
 
 
 def test_extended_attributes_are_kept(tmp_path: Path) -> None:
