@@ -365,3 +365,10 @@ def test_documents_nested_a_thousand_deep_are_read_never_a_traceback(
         result = run_cli("drift-check", "--root", str(root), "--db", str(tmp_path / "d"))
         assert result.code == 0, result.err
         assert "1 modules: 1 skipped" in result.out
+
+
+def test_a_time_in_the_future_is_no_negative_duration() -> None:
+    """A snapshot from a clock running ahead showed SINCE as `-96767027s`."""
+    from platformctl.output.text import duration
+
+    assert [duration(s) for s in (-96_767_027, -1, 0, 59, 61)] == ["0s", "0s", "0s", "59s", "1m"]

@@ -112,6 +112,10 @@ def test_unknown_snapshot_ids() -> None:
     for ref in ("2", "-1", "x"):
         with pytest.raises(SnapshotNotFound):
             store.load(ref)
+    # A number of 5,000 digits was echoed whole, and was "not a number" to int().
+    with pytest.raises(SnapshotNotFound) as caught:
+        store.load("9" * 5000)
+    assert str(caught.value).startswith("no snapshot 999") and len(str(caught.value)) < 200
 
 
 def test_unchanged_runs_add_about_a_kilobyte_each(tmp_path: Path) -> None:

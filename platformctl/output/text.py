@@ -81,8 +81,10 @@ def short_ref(ref: ImageRef | None, digest: str | None = None) -> str:
 
 
 def duration(seconds: int) -> str:
-    """``3d 4h`` / ``5h 12m`` / ``40m``; under a minute, ``12s``."""
-    days, rem = divmod(max(0, seconds), 86400)
+    """``3d 4h`` / ``5h 12m`` / ``40m``; under a minute, ``12s``. A moment in the future (a
+    snapshot from a clock running ahead) is ``0s``, not a negative count of seconds."""
+    seconds = max(0, seconds)
+    days, rem = divmod(seconds, 86400)
     hours, rem = divmod(rem, 3600)
     minutes = rem // 60
     if days:

@@ -497,18 +497,20 @@ class Store:
             if latest is None:
                 raise SnapshotNotFound(f"snapshot store {self.label} holds no snapshots yet")
             return latest[0]
-        try:
-            wanted = int(ref)
-        except ValueError:
+        text = str(ref).strip()
+        if not (text.isascii() and text.isdigit()):
             raise SnapshotNotFound(
-                f"snapshot ID must be a number or 'latest', got {ref!r}"
-            ) from None
-        # Past SQLite's integers no snapshot can be, and the query would not take the number.
+                f"snapshot ID must be a number or 'latest', got {elided(repr(ref), 60)}"
+            )
+        # Past SQLite's integers no snapshot can be, and the query would not take the number
+        # (nor would int() take one of more than 4,300 digits).
+        wanted = int(text) if len(text) <= 19 else 0
         if not 0 < wanted < 2**63 or not self._read(
             "SELECT id FROM snapshots WHERE id = ?", (wanted,)
         ):
+            shown = elided(text, 60)
             raise SnapshotNotFound(
-                f"no snapshot {ref} in {self.label} (see 'platformctl snapshots list')"
+                f"no snapshot {shown} in {self.label} (see 'platformctl snapshots list')"
             )
         return wanted
 
