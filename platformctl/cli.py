@@ -24,7 +24,7 @@ from platformctl import __version__
 from platformctl.collector.connector import CollectOptions
 from platformctl.errors import PlatformctlError, UsageError
 from platformctl.exitcodes import ExitCode
-from platformctl.paths import user_path
+from platformctl.paths import replace_file, user_path
 
 if TYPE_CHECKING:
     from platformctl import api
@@ -610,9 +610,9 @@ def report_command(
         click.echo(html, nl=False)
         return
     try:
-        path.write_text(html, encoding="utf-8")
+        replace_file(path, html.encode("utf-8"))  # a full disk leaves the old report whole
     except OSError as exc:
-        raise UsageError(f"cannot write {path}: {exc.strerror}") from None
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
     click.echo(str(path))
 
 

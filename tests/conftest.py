@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -283,3 +284,30 @@ def reader_waits(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
 
     monkeypatch.setattr(ssh, "_Wake", RecordedWake)
     return waits
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 1 MiB tmpfs of our own, to fill; skipped where mounting is not permitted (never in CI)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    tool = shutil.which("mount")
+    problem = "no mount command" if tool is None else None
+    if tool is not None:
+        proc = subprocess.run(
+            [tool, "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", str(mount)],
+            capture_output=True,
+            text=True,
+        )
+        problem = (proc.stderr.strip() or "mount failed") if proc.returncode else None
+    if problem is not None:
+        if IN_CI:
+            pytest.fail(f"cannot mount a small tmpfs to fill: {problem}")
+        pytest.skip(f"cannot mount a small tmpfs to fill (needs root): {problem}")
+    try:
+        yield mount
+    finally:
+        # A test that failed with a store still open keeps the mount busy: detach it lazily
+        # then, so no mount outlives the test.
+        if subprocess.run(["umount", str(mount)], capture_output=True).returncode:
+            subprocess.run(["umount", "--lazy", str(mount)], check=True)

@@ -30,6 +30,7 @@ from platformctl.output.report import (
 from platformctl.snapshots.model import ChangePoint
 from platformctl.snapshots.store import Store
 from tests.conftest import Runner, write_module
+from tests.test_cli import assert_one_line_error
 from tests.test_differ import ID303, IMAGES, make_container, make_module
 
 HOSTILE = "<img src=x onerror=alert(1)>"
@@ -279,3 +280,34 @@ def test_the_command_writes_the_file_and_prints_its_path(run_cli: Runner, tmp_pa
     assert nowhere.code == 1 and nowhere.err.count("\n") == 1 and "cannot write" in nowhere.err
     bad = run_cli("report", "--root", str(root), "--since", "soon")
     assert bad.code == 1 and "--since" in bad.err
+
+
+def test_a_report_that_does_not_fit_on_the_disk_leaves_the_old_one_whole(
+    run_cli: Runner, tmp_path: Path, small_disk: Path
+) -> None:
+    """The report was written in place: a full disk left the old report cut short."""
+    from tests.test_store_damage import fill
+
+    root = tmp_path / "platform"
+    write_module(
+        root,
+        "honcho-api",
+        {
+            "host": "rs2000",
+            "orchestrator": "docker-compose",
+            "compose_service": "honcho-api",
+            "compose_project": "apps",
+            "image_observed": make_module().declared_raw,
+        },
+    )
+    store = Store.open(tmp_path / "store.db")  # run_cli's store
+    store.save(Collection(day(1), (ok(BAD),)), "test")
+    store.close()
+    target = small_disk / "r.html"
+    target.write_text("<p>last week's report</p>")
+    fill(small_disk)
+    result = run_cli("report", "--root", str(root), "--output", str(target))
+    assert result.code == 1
+    assert_one_line_error(result.err, f"cannot write {target}: No space left on device")
+    assert target.read_text() == "<p>last week's report</p>"
+    assert sorted(p.name for p in small_disk.iterdir()) == ["filler", "r.html"]

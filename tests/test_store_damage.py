@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import errno
 import json
-import shutil
 import sqlite3
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,7 +17,7 @@ from sqlite_utils import Database
 from platformctl.collector.model import HostState
 from platformctl.errors import StoreError
 from platformctl.snapshots.store import Store
-from tests.conftest import IN_CI, Runner
+from tests.conftest import Runner
 from tests.test_cli import assert_one_line_error
 from tests.test_store import at, collection, state
 from tests.test_store_files import probe_root
@@ -98,33 +96,6 @@ def test_a_damaged_row_is_one_line_naming_the_store_and_the_snapshot(
             assert_one_line_error(result.err, f"snapshot store {db}", "snapshot 2 is damaged")
         else:
             assert result.code in (0, 2), (name, result.err)
-
-
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 1 MiB tmpfs of our own, to fill; skipped where mounting is not permitted (never in CI)."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    tool = shutil.which("mount")
-    problem = "no mount command" if tool is None else None
-    if tool is not None:
-        proc = subprocess.run(
-            [tool, "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", str(mount)],
-            capture_output=True,
-            text=True,
-        )
-        problem = (proc.stderr.strip() or "mount failed") if proc.returncode else None
-    if problem is not None:
-        if IN_CI:
-            pytest.fail(f"cannot mount a small tmpfs to fill: {problem}")
-        pytest.skip(f"cannot mount a small tmpfs to fill (needs root): {problem}")
-    try:
-        yield mount
-    finally:
-        # A test that failed with a store still open keeps the mount busy: detach it lazily
-        # then, so no mount outlives the test.
-        if subprocess.run(["umount", str(mount)], capture_output=True).returncode:
-            subprocess.run(["umount", "--lazy", str(mount)], check=True)
 
 
 def fill(folder: Path) -> Path:

@@ -8,16 +8,13 @@ renames over whatever the path names, a device or a FIFO included.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import secrets
-import stat
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from platformctl.differ.model import ModuleStatus, Report
 from platformctl.exitcodes import ExitCode
 from platformctl.output.text import clean
+from platformctl.paths import replace_file
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -84,52 +81,3 @@ def write_metrics(path: Path, report: Report, code: ExitCode, duration_seconds: 
     from prometheus_client import generate_latest
 
     replace_file(path, generate_latest(registry(report, code, duration_seconds)))
-
-
-def replace_file(path: Path, data: bytes) -> None:
-    """Replace the regular file ``path`` (or create it) with ``data``: a temporary file
-    beside it, then a rename, so a reader sees the old file or the new one.
-
-    A link is followed and its target replaced (the link stays). What is not a regular file
-    (a device, a FIFO, a folder; a link to one, or to nothing) is refused with ``OSError``
-    and left as it is: run as root, a rename over `/dev/null` replaced the device for every
-    user. The old file's mode and group are kept (a collector running as another user keeps
-    its read access); a new file gets 0666 less the umask, as any other file would.
-    """
-    target = Path(os.path.realpath(path))
-    try:
-        old: os.stat_result | None = os.stat(target)
-    except FileNotFoundError:
-        old = None
-        if os.path.islink(path):
-            raise OSError(f"a symbolic link to {os.readlink(path)}, which does not exist") from None
-    if old is not None and not stat.S_ISREG(old.st_mode):
-        from platformctl.paths import kind_of
-
-        raise OSError(f"not a regular file ({kind_of(old.st_mode)}); left as it is")
-    # A short name of our own: the path's name and a suffix could pass the name limit, and
-    # the textfile collector reads only *.prom files, so this one is never read half-written.
-    while True:
-        tmp = target.parent / f".platformctl-{secrets.token_hex(6)}.tmp"
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-            break
-        except FileExistsError:
-            continue
-    try:
-        try:
-            if old is not None:
-                os.fchmod(fd, stat.S_IMODE(old.st_mode))
-                with contextlib.suppress(PermissionError):
-                    os.fchown(fd, -1, old.st_gid)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
