@@ -567,3 +567,30 @@ def test_a_link_planted_as_a_stores_companion_does_not_get_its_target_made_priva
     _keep_private(db)
     assert stat.S_IMODE(target.stat().st_mode) == 0o644
     assert stat.S_IMODE(db.stat().st_mode) == 0o600
+
+
+def test_a_reader_who_may_not_write_beside_a_wal_store_is_told_why(tmp_path: Path) -> None:
+    """SQLite creates a WAL store's -shm for a reader: one who may not write in its folder
+    was told only "attempt to write a readonly database"."""
+    if os.getuid() != 0:
+        pytest.skip("reading as another user needs root")
+    from tests.test_observe_edit import as_nobody
+
+    folder = Path(tempfile.mkdtemp(prefix="platformctl-store-", dir="/tmp"))
+    try:
+        db = folder / "s.db"
+        store = Store.open(db)
+        store.save(collection(at(0), hosts=1), "0.1.0")
+        store.close()
+        for companion in ("s.db-wal", "s.db-shm"):
+            (folder / companion).unlink(missing_ok=True)
+        folder.chmod(0o755)
+        db.chmod(0o644)
+        said = as_nobody(lambda: Store.open(db, create=False))
+        assert said == (
+            f"cannot use snapshot store {db}: attempt to write a readonly database (SQLite "
+            f"keeps a -shm file beside a store in WAL mode, and this user may not create one "
+            f"in {folder})"
+        )
+    finally:
+        shutil.rmtree(folder)

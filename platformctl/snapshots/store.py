@@ -914,6 +914,15 @@ def _problem(exc: sqlite3.Error, path: Path | None) -> str:
         return f"{text} (it is on a read-only file system)"
     if info.f_bavail == 0 and "full" not in text:
         return f"{text} (the disk holding it is full)"
+    assert path is not None  # info is None without a path
+    folder = Path(os.path.realpath(path)).parent
+    if "readonly" in text and not os.access(folder, os.W_OK | os.X_OK):
+        # A reader of a WAL store needs its -shm beside it, which SQLite creates when missing:
+        # a read-only command said "attempt to write a readonly database".
+        return (
+            f"{text} (SQLite keeps a -shm file beside a store in WAL mode, and this user may "
+            f"not create one in {folder})"
+        )
     return text
 
 
