@@ -62,9 +62,10 @@ def screenshot(page: Path, width: int, height: int) -> Image:
         return read_png(target.read_bytes())
 
 
-def dump_dom(page: Path) -> str:
-    """The DOM of ``page`` after loading, serialised by Chromium."""
-    return _run(page, "--dump-dom").stdout.decode()
+def dump_dom(page: Path, width: int = 1280, height: int = 800) -> str:
+    """The DOM of ``page`` after loading in a ``width`` × ``height`` window, serialised by
+    Chromium."""
+    return _run(page, "--dump-dom", f"--window-size={width},{height}").stdout.decode()
 
 
 @dataclass(frozen=True)

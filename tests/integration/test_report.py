@@ -187,7 +187,44 @@ def test_the_demo_report_shows_the_fixed_drift_and_the_latest_verdicts(
     for row in dom.having("module-row"):
         cls = str(row["class"]).split()
         shown[len(shown)] = cls[1]
-    names = re.findall(r'<tr class="module-row s-[a-z-]+"><td class="name">([^<]*)</td>', page)
+    names = re.findall(
+        r'<tr class="module-row s-[a-z-]+"><td class="name"><div>([^<]*)</div></td>', page
+    )
     table = dict(zip(names, (s[2:] for s in shown.values()), strict=True))
     assert table == {m["module"]: m["status"] for m in latest["modules"]}
     assert table["honcho-api"] == "ok" and table["backup"] == "unreachable"
+
+
+# Appended to a copy of a report (the report itself runs no script): the rendered width of
+# each cell of the first module row, by class, into the title that --dump-dom serialises.
+MEASURE = (
+    "<script>document.title = JSON.stringify(Array.from("
+    "document.querySelectorAll('tr.module-row td')).map("
+    "td => [td.className, Math.round(td.getBoundingClientRect().width)]))</script>"
+)
+
+
+def test_a_long_module_name_wraps_and_leaves_the_reason_its_width(tmp_path: Path) -> None:
+    """A module named like a Java package took the width: the reason column was squeezed to
+    about 100 px at 1280, every row eight lines tall, digests broken mid-hex (found by an
+    outside review); with a name of thousands of characters the other columns left the
+    screen."""
+    from datetime import timedelta
+
+    from platformctl import api
+    from platformctl.output.report import render_report
+    from tests.test_differ import make_module
+    from tests.test_report import day, story
+
+    for name in (
+        "com.example.observability.prometheus_node_exporter_textfile_collector",
+        "x" * 5000,
+    ):
+        overview = api.overview((make_module(name=name),), story(), timedelta(days=8), now=day(9))
+        page = tmp_path / "probe.html"
+        page.write_text(render_report(overview, tmp_path).replace("</body>", MEASURE + "</body>"))
+        title = re.search(r"<title>(.*?)</title>", dump_dom(page, 1280, 800), re.S)
+        assert title is not None
+        widths = dict(json.loads(title.group(1).replace("&quot;", '"')))
+        assert widths["reason"] >= 250, widths
+        assert widths["name"] <= 400, widths
