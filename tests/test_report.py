@@ -311,3 +311,16 @@ def test_a_report_that_does_not_fit_on_the_disk_leaves_the_old_one_whole(
     assert_one_line_error(result.err, f"cannot write {target}: No space left on device")
     assert target.read_text() == "<p>last week's report</p>"
     assert sorted(p.name for p in small_disk.iterdir()) == ["filler", "r.html"]
+
+
+def test_a_drift_begun_at_the_end_of_the_window_is_drawn_not_a_clean_lane() -> None:
+    """A drift that began in the run that ends the window had a segment of no width: the
+    table said DRIFT beside a lane that looked clean (found by an outside review)."""
+    end = from_iso("2026-11-27T10:00:00Z")
+    scale = Scale(end - timedelta(days=7), end)
+    seg = scale.segment("drift", end, None, "web")
+    assert seg is not None
+    left, width = (float(v.rstrip("%")) for v in (seg.x, seg.width))
+    assert width >= 0.4 and left + width <= 100
+    day_long = scale.segment("drift", end - timedelta(days=1), None, "web")
+    assert day_long is not None and day_long.width == "14.286%"  # a real width is kept

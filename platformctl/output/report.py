@@ -183,6 +183,10 @@ def pattern_defs(statuses: Iterable[str]) -> str:
     return "".join(out)
 
 
+MIN_WIDTH = 0.4
+"""The narrowest segment drawn, in percent of the track (about 5 px of a 1280 px page)."""
+
+
 def _pct(value: float) -> str:
     return f"{max(0.0, min(100.0, value)):.3f}".rstrip("0").rstrip(".") + "%"
 
@@ -211,8 +215,10 @@ class Scale:
         begin = max(start, self.start)
         if stop <= begin and not (end is None and begin <= self.end):
             return None
-        left = (begin - self.start).total_seconds() / self.span * 100
-        width = (stop - begin).total_seconds() / self.span * 100
+        # Drawn at least MIN_WIDTH wide, inside the track: a drift that began in the run
+        # that is the window's end was a segment of no width, a clean lane beside a DRIFT row.
+        width = max(MIN_WIDTH, (stop - begin).total_seconds() / self.span * 100)
+        left = min((begin - self.start).total_seconds() / self.span * 100, 100 - width)
         until = self.iso(end) if end else "now (still open)"
         seconds = int(((end or self.end) - start).total_seconds())
         label = label_of(status)
