@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 from platformctl.errors import UsageError, elided
@@ -37,52 +39,148 @@ def kind_of(mode: int) -> str:
     return "a device"
 
 
-def replace_file(path: Path, data: bytes) -> None:
-    """Replace the regular file ``path`` (or create it) with ``data``: a temporary file
-    beside it, then a rename, so a reader sees the old file or the new one.
+def replace_file(
+    path: Path, data: bytes, before_replace: Callable[[], object] | None = None
+) -> None:
+    """Make the regular file ``path`` (created when missing) hold ``data``.
 
-    A link is followed and its target replaced (the link stays). What is not a regular file
-    (a device, a FIFO, a folder; a link to one, or to nothing) is refused with ``OSError``
-    and left as it is: run as root, a rename over `/dev/null` replaced the device for every
-    user. The old file's mode and group are kept (a metrics collector or a web server running
-    as another user keeps its read access); a new file gets 0666 less the umask, as any other
-    file would.
+    Atomically where the result can be the same file in all but its content: a temporary
+    file beside it, given its mode, owner, group and extended attributes (ACLs among them),
+    then a rename, so a reader sees the old file or the new one. Where it cannot (the folder
+    takes no new file, as a pre-created `/var/www/status.html` in root's folder; only root
+    may give a file away, and the file is someone else's; an attribute that cannot be set; a
+    second hard link), the file is written in place, keeping all of that.
+
+    A link is followed and its target written (the link stays). Refused with ``OSError``, and
+    left as it is: what is not a regular file (a device, a FIFO, a folder; a link to one, or
+    to nothing: run as root, a rename over `/dev/null` replaced the device for every user),
+    and a file this user may not write (its own mode says so, though the folder would let a
+    rename replace it, as `sed -i` does). ``before_replace`` runs last before the file
+    changes, and may raise to leave it as it is.
     """
-    import secrets  # here: every command imports this module, few write a file
-
     target = Path(os.path.realpath(path))
     try:
         old: os.stat_result | None = os.stat(target)
     except FileNotFoundError:
         old = None
         if os.path.islink(path):
-            raise OSError(f"a symbolic link to {os.readlink(path)}, which does not exist") from None
-    if old is not None and not stat.S_ISREG(old.st_mode):
-        raise OSError(f"not a regular file ({kind_of(old.st_mode)}); left as it is")
-    # A short name of our own: the path's name and a suffix could pass the name limit, and
-    # node_exporter's textfile collector reads only *.prom files, so it never reads this one
-    # half-written.
-    while True:
-        tmp = target.parent / f".platformctl-{secrets.token_hex(6)}.tmp"
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-            break
-        except FileExistsError:
-            continue
+            raise OSError(f"a symbolic link to {target}, which does not exist") from None
+    if old is not None:
+        if not stat.S_ISREG(old.st_mode):
+            raise OSError(f"not a regular file ({kind_of(old.st_mode)}); left as it is")
+        if not os.access(target, os.W_OK):
+            if os.statvfs(target.parent).f_flag & os.ST_RDONLY:
+                raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+            raise OSError(
+                f"not writable by this user (mode {stat.S_IMODE(old.st_mode):04o}, owner "
+                f"{old.st_uid}:{old.st_gid}); left as it is"
+            )
+    made = _temporary(target.parent)
+    if made is None or (old is not None and old.st_nlink > 1):
+        _discard(made)
+        _in_place(target, data, before_replace)
+        return
+    fd, tmp = made
     try:
         try:
-            if old is not None:
-                os.fchmod(fd, stat.S_IMODE(old.st_mode))
-                with contextlib.suppress(PermissionError):
-                    os.fchown(fd, -1, old.st_gid)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
+            kept = old is None or _same_but_content(fd, target, old)
+            if kept:
+                _write_all(fd, data)
+                os.fsync(fd)
         finally:
             os.close(fd)
+        if not kept:
+            os.unlink(tmp)
+            _in_place(target, data, before_replace)
+            return
+        if before_replace is not None:
+            before_replace()
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    # The file is replaced: from here on nothing may say it was not. Making the rename itself
+    # durable is asked for; some filesystems cannot (EINVAL), or the folder cannot be opened
+    # for reading (mode 0300).
+    with contextlib.suppress(OSError):
+        _sync_folder(target.parent)
+
+
+def _sync_folder(folder: Path) -> None:
+    fd = os.open(folder, os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _temporary(folder: Path) -> tuple[int, Path] | None:
+    """A new empty file in ``folder`` (0666 less the umask), or None when the folder takes
+    none. A short name of our own: the target's name and a suffix could pass the name limit,
+    and node_exporter's textfile collector reads only *.prom files, so it never reads this
+    one half-written."""
+    import secrets  # here: every command imports this module, few write a file
+
+    while True:
+        tmp = folder / f".platformctl-{secrets.token_hex(6)}.tmp"
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
+        except FileExistsError:
+            continue
+        except PermissionError:
+            return None
+
+
+def _discard(made: tuple[int, Path] | None) -> None:
+    if made is not None:
+        os.close(made[0])
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(made[1])
+
+
+def _same_but_content(fd: int, target: Path, old: os.stat_result) -> bool:
+    """Give the new file ``fd`` the mode, owner, group and extended attributes of ``old``
+    (the file at ``target``); False when one of them cannot be had."""
+    os.fchmod(fd, stat.S_IMODE(old.st_mode))
+    ours = os.fstat(fd)
+    if (ours.st_uid, ours.st_gid) != (old.st_uid, old.st_gid):
+        try:
+            os.fchown(fd, old.st_uid, old.st_gid)
+        except PermissionError:
+            return False
+        os.fchmod(fd, stat.S_IMODE(old.st_mode))  # a chown clears set-user/group-ID
+    try:
+        names = os.listxattr(target)
+    except OSError:  # a file system without them (ENOTSUP)
+        return True
+    for name in names:
+        try:
+            os.setxattr(fd, name, os.getxattr(target, name))
+        except OSError:
+            return False
+    return True
+
+
+def _in_place(target: Path, data: bytes, before: Callable[[], object] | None) -> None:
+    """Write ``data`` over the file itself: everything but its content stays, but a crash
+    in the middle of the write leaves it part old, part new."""
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):  # swapped since it was looked at
+            raise OSError(f"not a regular file ({kind_of(info.st_mode)}); left as it is")
+        if before is not None:
+            before()
+        os.lseek(fd, 0, os.SEEK_SET)
+        _write_all(fd, data)
+        os.ftruncate(fd, len(data))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]

@@ -153,3 +153,68 @@ def test_a_run_whose_stdout_is_full_still_writes_its_metrics_and_keeps_its_verdi
         )
     assert listing.returncode == 1
     assert_one_line_error(listing.stderr, "cannot write the output: No space left on device")
+
+
+def test_a_file_in_a_folder_the_writer_may_not_write_is_written_in_place() -> None:
+    """A report pre-created for its writer in root's folder (`/var/www/status.html`): the
+    replacement needs a new file beside it, which the folder refuses; it is written in
+    place, keeping its group, its attributes and its second name. The writer made it a
+    "Permission denied" that blamed the file."""
+    if os.getuid() != 0:
+        pytest.skip("writing as another user needs root")
+    import shutil
+    import tempfile
+
+    from platformctl.paths import replace_file
+    from tests.test_observe_edit import as_nobody
+
+    folder = Path(tempfile.mkdtemp(prefix="platformctl-www-", dir="/tmp"))
+    try:
+        folder.chmod(0o755)
+        page = folder / "status.html"
+        page.write_text("<p>old</p>")
+        os.chown(page, 65534, 100)
+        page.chmod(0o640)
+        os.setxattr(page, "user.served-by", b"www")
+        os.link(page, folder / "also.html")
+        assert as_nobody(lambda: replace_file(page, b"<p>new</p>")) == ""
+        info = page.stat()
+        assert (info.st_uid, info.st_gid, info.st_mode & 0o7777) == (65534, 100, 0o640)
+        assert page.read_bytes() == (folder / "also.html").read_bytes() == b"<p>new</p>"
+        assert os.getxattr(page, "user.served-by") == b"www"
+        assert sorted(p.name for p in folder.iterdir()) == ["also.html", "status.html"]
+        # One the writer may not write is refused, though nothing else would stop a rename.
+        page.chmod(0o444)
+        folder.chmod(0o777)
+        assert as_nobody(lambda: replace_file(page, b"x")) == (
+            "not writable by this user (mode 0444, owner 65534:100); left as it is"
+        )
+        assert page.read_bytes() == b"<p>new</p>"
+    finally:
+        shutil.rmtree(folder)
+
+
+def test_a_file_on_a_read_only_file_system_says_so(small_disk: Path) -> None:
+    """observe --write said "not writable by this user (mode 0644 …)", as if the file's mode
+    were the cause."""
+    import subprocess as sp
+
+    from platformctl.declared.edit import EditProblem, plan_edit, write_edit
+    from platformctl.paths import replace_file
+    from tests.test_observe_edit import CORPUS, NEW, put
+
+    page = small_disk / "r.html"
+    page.write_text("old")
+    manifest = put(small_disk, (CORPUS / "plain-string.yaml").read_bytes())
+    edit = plan_edit(small_disk, manifest, NEW)
+    sp.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    try:
+        with pytest.raises(OSError) as caught:
+            replace_file(page, b"new")
+        assert caught.value.strerror == "Read-only file system"
+        with pytest.raises(EditProblem) as refused:
+            write_edit(small_disk, edit)
+        assert str(refused.value) == f"{manifest}: cannot write: Read-only file system"
+    finally:
+        sp.run(["mount", "-o", "remount,rw", str(small_disk)], check=True)
+    assert page.read_text() == "old" and manifest.read_bytes() == edit.before

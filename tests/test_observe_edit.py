@@ -263,7 +263,7 @@ def test_the_new_text_is_renamed_into_place_from_a_hidden_file_beside_it(
     # Same folder, so the same filesystem and an atomic rename; hidden, should a crash leave it.
     ((src, dst),) = renames
     assert dst == path.resolve() and src.parent == dst.parent
-    assert src.name.startswith(".module.yaml.") and src.name.endswith(".tmp")
+    assert src.name.startswith(".platformctl-") and src.name.endswith(".tmp")
     assert path.read_bytes() == edit.after
 
 
@@ -271,16 +271,17 @@ def test_a_file_gone_or_replaced_after_planning_is_not_written(tmp_path: Path) -
     path = put(tmp_path, (CORPUS / "plain-string.yaml").read_bytes())
     edit = plan_edit(tmp_path, path, NEW)
     path.unlink()
-    with pytest.raises(EditProblem) as caught:
-        write_edit(tmp_path, edit)
-    assert str(caught.value) == f"{path}: cannot write: No such file or directory"
-    os.mkfifo(path)
     with pytest.raises(EditConflict) as caught:
         write_edit(tmp_path, edit)
     assert str(caught.value) == (
-        f"{path}: cannot be read again before writing ({path.resolve()}: not a regular file "
-        "(a FIFO); refused); not written"
+        f"{path}: cannot be read again before writing ({path.resolve()}: cannot read: No such "
+        "file or directory); not written"
     )
+    assert not path.exists() and sorted(p.name for p in path.parent.iterdir()) == []
+    os.mkfifo(path)
+    with pytest.raises(EditProblem) as caught:
+        write_edit(tmp_path, edit)
+    assert str(caught.value) == f"{path}: cannot write: not a regular file (a FIFO); left as it is"
     assert stat.S_ISFIFO(path.lstat().st_mode)
     assert sorted(p.name for p in path.parent.iterdir()) == ["module.yaml"]
 
@@ -307,16 +308,19 @@ def test_a_link_moved_to_another_file_inside_the_root_is_not_written(tmp_path: P
     )
 
 
-def test_a_writer_who_is_not_root_becomes_the_owner_of_the_file(tmp_path: Path) -> None:
-    """A shared, group-writable repository: the file belongs to someone else, and the writer
-    may not give the new file away, so it is theirs (the mode is kept)."""
+def test_a_writer_who_is_not_root_keeps_the_files_owner(tmp_path: Path) -> None:
+    """A shared, group-writable repository: the file belongs to someone else, who may write
+    it, and only root may give a new file away: it is written in place, so its owner, group
+    and mode stay (a replacement made it the writer's)."""
     with shared_manifest() as (root, path):
         path.chmod(0o666)
         edit = plan_edit(root, path, NEW)
+        inode = path.stat().st_ino
         assert as_nobody(lambda: write_edit(root, edit)) == ""
         info = path.stat()
-        assert (info.st_uid, info.st_mode & 0o7777) == (65534, 0o666)
-        assert runtime(path.read_text())["image_observed"] == NEW.reference
+        assert (info.st_uid, info.st_gid, info.st_mode & 0o7777) == (0, 0, 0o666)
+        assert info.st_ino == inode
+        assert path.read_bytes() == edit.after
 
 
 @contextlib.contextmanager
@@ -493,7 +497,7 @@ def test_a_folder_that_cannot_be_synced_after_the_rename_does_not_unsay_the_writ
     """The rename is done when the folder is synced: a folder the writer may not open for
     reading (mode 0300) or a filesystem without folder sync reported "cannot write" for a
     file that was written."""
-    import platformctl.declared.edit as edit_module
+    import platformctl.paths
 
     path = put(tmp_path, (CORPUS / "plain-string.yaml").read_bytes())
     edit = plan_edit(tmp_path, path, NEW)
@@ -501,7 +505,7 @@ def test_a_folder_that_cannot_be_synced_after_the_rename_does_not_unsay_the_writ
     def refused(folder: Path) -> None:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(edit_module, "_fsync_folder", refused)
+    monkeypatch.setattr(platformctl.paths, "_sync_folder", refused)
     write_edit(tmp_path, edit)
     assert path.read_bytes() == edit.after
 
@@ -557,41 +561,43 @@ def as_nobody(action: Callable[[], object], groups: Sequence[int] = ()) -> str:
     return said
 
 
-def test_a_file_its_mode_keeps_from_the_writer_or_whose_group_would_change_is_not_replaced() -> (
-    None
-):
-    """The folder lets anyone replace the file, as `sed -i` would; the file's own mode or
-    its group says this writer may not change it, or that the replacement's group would get
-    the group's rights. Refused, and the file is as it was."""
+def test_a_file_its_mode_keeps_from_the_writer_is_not_written_and_a_group_is_kept() -> None:
+    """The folder lets anyone replace the file, as `sed -i` would; the file's own mode says
+    this writer may not change it: refused, and the file is as it was. A file the writer may
+    change but whose owner and group a replacement could not keep is written in place, so
+    the group's rights stay with the group."""
     with shared_manifest() as (root, path):
         before = path.read_bytes()
         edit = plan_edit(root, path, NEW)
-        cases = [
-            (0, 0, 0o444, "not writable by this user (mode 0444, owner 0:0); not written"),
-            (0, 100, 0o664, "not writable by this user (mode 0664, owner 0:100); not written"),
-            (
-                65534,
-                100,
-                0o664,
-                "its group 100 would become 65534 in a replacement written by this user, and "
-                "its mode would then apply to another group; not written (run observe --write "
-                "as a member of its group)",
-            ),
-        ]
-        for uid, gid, mode, said in cases:
+        for uid, gid, mode in ((0, 0, 0o444), (0, 100, 0o664)):
             os.chown(path, uid, gid)
             path.chmod(mode)
-            assert as_nobody(lambda: write_edit(root, edit)) == f"{path}: {said}"
+            assert as_nobody(lambda: write_edit(root, edit)) == (
+                f"{path}: cannot write: not writable by this user (mode {mode:04o}, owner "
+                f"{uid}:{gid}); left as it is"
+            )
             assert path.read_bytes() == before
             assert (path.stat().st_uid, path.stat().st_gid) == (uid, gid)
             assert sorted(p.name for p in path.parent.iterdir()) == ["module.yaml"]
-        # A member of the group keeps it, though the file becomes the writer's own.
-        os.chown(path, 0, 100)
+        # The writer's own file in a group it is not in: a replacement would be in the
+        # writer's group, and the group's rw would go to another group.
+        os.chown(path, 65534, 100)
         path.chmod(0o664)
-        assert as_nobody(lambda: write_edit(root, edit), groups=[100]) == ""
+        assert as_nobody(lambda: write_edit(root, edit)) == ""
         info = path.stat()
         assert (info.st_uid, info.st_gid, info.st_mode & 0o7777) == (65534, 100, 0o664)
         assert path.read_bytes() == edit.after
+        assert sorted(p.name for p in path.parent.iterdir()) == ["module.yaml"]
+
+
+def test_a_file_with_a_second_hard_link_is_written_in_place_and_keeps_it(tmp_path: Path) -> None:
+    """A rename would split the two names: the other would keep the old text."""
+    path = put(tmp_path, (CORPUS / "plain-string.yaml").read_bytes())
+    other = tmp_path / "other-name.yaml"
+    os.link(path, other)
+    edit = plan_edit(tmp_path, path, NEW)
+    write_edit(tmp_path, edit)
+    assert path.stat().st_nlink == 2 and other.read_bytes() == path.read_bytes() == edit.after
 
 
 def test_extended_attributes_are_kept(tmp_path: Path) -> None:

@@ -9,18 +9,14 @@ place; anything else refuses the edit.
 
 Reads go through :func:`platformctl.declared.files.read_repo_file` (inside the root, regular,
 bounded); writes go to the resolved file inside the root, through a temporary file in the same
-folder, ``fsync`` and ``rename``, keeping the file's mode, and never over a file that changed
-on disk since it was read.
+folder, ``fsync`` and ``rename`` (in place where a replacement could not keep the file's mode,
+owner, group and attributes), and never over a file that changed on disk since it was read.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
 import re
-import stat
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -32,6 +28,7 @@ import yaml
 from platformctl.clock import to_iso
 from platformctl.declared.files import RepoFileError, read_repo_file, resolve_inside
 from platformctl.declared.yamlfile import MAX_FILE_BYTES, composed, invalid_yaml, loaded
+from platformctl.paths import replace_file
 
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _TIMESTAMP_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{1,2}:\d{2}")
@@ -112,10 +109,13 @@ def plan_edit(root: Path, path: Path, observed: Observed) -> ManifestEdit:
 
 
 def write_edit(root: Path, edit: ManifestEdit) -> None:
-    """Replace the file atomically with ``edit.after``, keeping its mode.
+    """Make the file hold ``edit.after``: atomically, keeping its mode, owner, group and
+    extended attributes, or in place where a replacement could not keep them
+    (:func:`platformctl.paths.replace_file`).
 
     Raises :class:`EditConflict` when the file no longer holds ``edit.before`` (it is then
-    left untouched) and :class:`EditProblem` when it cannot be written.
+    left untouched) and :class:`EditProblem` when it cannot be written (a file whose own
+    mode keeps this user out among them).
     """
     try:
         real = resolve_inside(root, edit.path)
@@ -124,85 +124,11 @@ def write_edit(root: Path, edit: ManifestEdit) -> None:
     if real != edit.real:
         raise EditConflict(f"{edit.path}: now resolves to {real}, not {edit.real}; not written")
     try:
-        info = os.stat(real)
-        if not os.access(real, os.W_OK):
-            # The folder's permission would let a rename replace it, as `sed -i` does; the
-            # file's own says this user may not change it.
-            raise EditProblem(
-                f"{edit.path}: not writable by this user (mode {stat.S_IMODE(info.st_mode):04o}, "
-                f"owner {info.st_uid}:{info.st_gid}); not written"
-            )
-        # Beside the file, so the rename is atomic; hidden, should a crash leave it behind.
-        fd, tmp = tempfile.mkstemp(prefix=f".{real.name}.", suffix=".tmp", dir=real.parent)
-        try:
-            _fill(fd, edit, real, info)
-            # Compare what is on disk now with what was read, as late as possible: an editor
-            # or a `git checkout` since the plan must win over our edit.
-            _check_unchanged(root, real, edit)
-            os.replace(tmp, real)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        # Compare what is on disk now with what was read, as late as possible: an editor or
+        # a `git checkout` since the plan must win over our edit.
+        replace_file(real, edit.after, lambda: _check_unchanged(root, real, edit))
     except OSError as exc:
         raise EditProblem(f"{edit.path}: cannot write: {exc.strerror or exc}") from None
-    # The file is replaced: from here on nothing may say it was not. Making the rename itself
-    # durable is asked for, and some filesystems cannot (EINVAL) or the folder cannot be
-    # opened for reading (mode 0300).
-    with contextlib.suppress(OSError):
-        _fsync_folder(real.parent)
-
-
-def _fill(fd: int, edit: ManifestEdit, real: Path, like: os.stat_result) -> None:
-    """Write the new text to the new file ``fd`` with the mode, group and extended attributes
-    (ACLs among them) of the file it replaces, durably, and close it.
-
-    Only root may give a file away: another writer, allowed to change the file by its mode,
-    becomes its owner (as with `sed -i` or a `git checkout`). The group is kept: a member of
-    it may set it, and a replacement that cannot keep it (when the mode gives the group other
-    rights than everyone else) or an attribute is refused, since the file's permissions
-    would then apply to someone else."""
-    try:
-        os.fchmod(fd, stat.S_IMODE(like.st_mode))
-        ours = os.fstat(fd)
-        if (ours.st_uid, ours.st_gid) != (like.st_uid, like.st_gid):
-            try:
-                os.fchown(fd, like.st_uid, like.st_gid)
-            except PermissionError:
-                with contextlib.suppress(PermissionError):
-                    os.fchown(fd, -1, like.st_gid)
-            ours = os.fstat(fd)
-            mode = like.st_mode
-            if ours.st_gid != like.st_gid and (mode >> 3) & 0o7 != mode & 0o7:
-                raise EditProblem(
-                    f"{edit.path}: its group {like.st_gid} would become {ours.st_gid} in a "
-                    "replacement written by this user, and its mode would then apply to "
-                    "another group; not written (run observe --write as a member of its group)"
-                )
-            os.fchmod(fd, stat.S_IMODE(like.st_mode))  # a chown clears set-user/group-ID
-        _copy_xattrs(edit.path, real, fd)
-        view = memoryview(edit.after)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _copy_xattrs(path: Path, real: Path, fd: int) -> None:
-    """The extended attributes of ``real`` onto ``fd``; one that cannot be set refuses."""
-    try:
-        names = os.listxattr(real)
-    except OSError:  # a filesystem without them (ENOTSUP), or none this user may list
-        return
-    for name in names:
-        try:
-            os.setxattr(fd, name, os.getxattr(real, name))
-        except OSError as exc:
-            raise EditProblem(
-                f"{path}: its extended attribute {name!r} cannot be kept "
-                f"({exc.strerror or exc}); not written"
-            ) from None
 
 
 def _check_unchanged(root: Path, real: Path, edit: ManifestEdit) -> None:
@@ -220,15 +146,6 @@ def _check_unchanged(root: Path, real: Path, edit: ManifestEdit) -> None:
 
 def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make the rename itself durable."""
-    fd = os.open(folder, os.O_DIRECTORY)  # read-only: O_RDONLY is 0
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # --- the targeted edit ------------------------------------------------------------------
