@@ -336,49 +336,60 @@ def _told(report: Report, sid: int, store: Store) -> _Told:
             ),
         )
 
-    # A host this run could not read, whose last read since its mark was not told (a run
-    # without notifications saw it): that read is told first, judged at its time. Else the
-    # host's mark would move past it, and the next run that reads the host would compare
-    # its modules with that untold read: a drift seen only by it would never be told.
+    # A host told as not read (down, an error), whose last read since its mark was not told
+    # (a run without notifications saw it; with no mark, any earlier read): that read is told
+    # first, judged at its time. Else the host's mark would move past it, and the next run
+    # that reads the host would compare its modules with that untold read: a drift seen only
+    # by it would never be told.
+    now = {r.host: r for r in report.hosts}
+    told_as = {h: (sid, now[h]) for h in own} | {h: (r, res) for h, (r, _, res) in heads.items()}
     gaps = {}
-    for result in report.hosts:
-        if result.host in own and not result.ok and result.host in marks:
-            read = store.newest_read(result.host, marks[result.host][0], sid)
+    for host, (row, result) in told_as.items():
+        if not result.ok:
+            read = store.newest_read(host, marks[host][0] if host in marks else 0, row)
             if read is not None:
-                gaps[result.host] = read
+                gaps[host] = read
     found: list[Change] = []
-    new_marks = dict.fromkeys(own, (sid, report.taken_at))
-    by_row: dict[tuple[int, datetime], list[HostResult]] = {}
-    for host, (row, taken_at, result) in heads.items():
-        by_row.setdefault((row, taken_at), []).append(result)
-        new_marks[host] = (row, taken_at)
-    for row, taken_at, result in gaps.values():
-        by_row.setdefault((row, taken_at), []).append(result)
-    for (row, taken_at), results in sorted(by_row.items()):
-        hosts = {r.host for r in results}
-        scope = tuple(
-            v.module
-            for v in report.modules
-            if isinstance(v.module, CheckedModule) and v.module.host in hosts
-        )
-        seen = diff(
-            scope,
-            tuple(results),
-            snapshot_id=row,
-            taken_at=taken_at,
-            snapshot_status=snapshot_status(tuple(results)),
-            replay=False,
-            now=taken_at,
-        )
-        found.extend(_changes(with_drift_since(seen, store, taken_at), row, store, marks))
-    # The gaps' reads are told: this run's changes of those hosts are from them.
+    first = not marks  # no run notified before: what needs no host is news once
+
+    def judge(rows: dict[str, tuple[int, datetime, HostResult]], since: _Marks) -> None:
+        by_row: dict[tuple[int, datetime], list[HostResult]] = {}
+        for row, taken_at, result in rows.values():
+            by_row.setdefault((row, taken_at), []).append(result)
+        for (row, taken_at), results in sorted(by_row.items()):
+            hosts = {r.host for r in results}
+            scope = tuple(
+                v.module
+                for v in report.modules
+                if isinstance(v.module, CheckedModule) and v.module.host in hosts
+            )
+            seen = diff(
+                scope,
+                tuple(results),
+                snapshot_id=row,
+                taken_at=taken_at,
+                snapshot_status=snapshot_status(tuple(results)),
+                replay=False,
+                now=taken_at,
+            )
+            seen = with_drift_since(seen, store, taken_at)
+            found.extend(_changes(seen, row, store, since, first))
+
+    judge(gaps, marks)
+    # The gaps' reads are told: the changes after them are from them.
     since_read = {**marks, **{h: (row, at) for h, (row, at, _) in gaps.items()}}
-    found.extend(_changes(of(own, report), sid, store, since_read))
+    judge(heads, since_read)
+    found.extend(_changes(of(own, report), sid, store, since_read, first))
+    new_marks = dict.fromkeys(own, (sid, report.taken_at))
+    new_marks.update((h, (row, at)) for h, (row, at, _) in heads.items())
     return _Told(tuple(found), new_marks)
 
 
+_Marks = dict[str, tuple[int, datetime]]
+
+
 def _changes(
-    report: Report, sid: int, store: Store, marks: dict[str, tuple[int, datetime]]
+    report: Report, sid: int, store: Store, marks: _Marks, first: bool
 ) -> tuple[Change, ...]:
     """The changes of ``report`` (of snapshot ``sid``, hosts already chosen by
     :func:`_told`) against each host's mark in ``marks``."""
@@ -405,7 +416,7 @@ def _changes(
         for host, (at, state_id) in collected.items()
         if state_id in states
     }
-    return find_changes(report, previous, baselines, had_snapshot=bool(marks))
+    return find_changes(report, previous, baselines, had_snapshot=not first)
 
 
 def notify(

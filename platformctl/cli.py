@@ -8,6 +8,7 @@ exit 2 by default, but 2 means drift here, so every usage error exits 1 (docs/de
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import gc
 import math
@@ -338,12 +339,18 @@ def drift_check(
         else:
             colour = sys.stdout.isatty() and not no_color and "NO_COLOR" not in os.environ
             click.echo(render_table(report, code, colour_on=colour), nl=False)
+    except BrokenPipeError:
+        pass  # the reader left (`| head`): nothing to say, as every command; the run counts
     except OSError as exc:
-        # A full disk under a cron job's log, a reader that left (`| head`): the run was
-        # made and saved, so it still notifies, writes its metrics and exits with its verdict.
+        # A full disk under a cron job's log: the run was made and saved, so it still
+        # notifies, writes its metrics and exits with its verdict.
         _unwritten(exc)
     _tell_outside(report, code, store, channels, metrics_file, started, declared)
     sys.exit(code)
+
+
+# What a write to stdout fails with: a full disk or quota, a file too large, an I/O error.
+_OUTPUT_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO})
 
 
 def _unwritten(exc: OSError) -> None:
@@ -750,8 +757,10 @@ def main(argv: list[str] | None = None) -> None:
     except BrokenPipeError:
         sys.exit(ExitCode.USAGE)
     except OSError as exc:
-        if exc.filename is None:  # stdout on a full disk: every command's output is echoed
-            _unwritten(exc)
+        if exc.errno in _OUTPUT_ERRORS and exc.filename is None:
+            _unwritten(exc)  # stdout on a full disk: every command's output is echoed
             sys.exit(ExitCode.USAGE)
-        _fail(f"{exc.filename}: {exc.strerror or exc}")
+        # Anything else the file system said (a working folder removed under the run).
+        where = f"{exc.filename}: " if exc.filename else ""
+        _fail(f"{where}{exc.strerror or exc}")
     sys.exit(0)

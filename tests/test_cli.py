@@ -332,3 +332,18 @@ def test_a_tilde_of_no_known_user_is_one_line_and_makes_no_folder(
         result.err, f"{option} ~nosuchuser/", "no home folder is known for ~nosuchuser"
     )
     assert list(work.iterdir()) == []
+
+
+def test_a_working_folder_removed_under_the_shell_is_named(tmp_path: Path) -> None:
+    """Without --root the repository is looked for from the working folder; one removed
+    under the shell was a traceback, then a bare "No such file or directory"."""
+    import subprocess
+    import sys
+
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    script = f"import os; os.chdir({str(gone)!r}); os.rmdir({str(gone)!r}); "
+    script += "from platformctl.cli import main; main(['drift-check', '--snapshot', 'latest'])"
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 1
+    assert_one_line_error(result.stderr, "the working folder no longer exists; cd to the")

@@ -218,3 +218,17 @@ def test_a_file_on_a_read_only_file_system_says_so(small_disk: Path) -> None:
     finally:
         sp.run(["mount", "-o", "remount,rw", str(small_disk)], check=True)
     assert page.read_text() == "old" and manifest.read_bytes() == edit.before
+
+
+def test_a_reader_that_left_is_no_message_and_the_run_counts(tmp_path: Path) -> None:
+    """`drift-check | head` in a scheduled job: the reader left, which every command passes
+    over in silence; the run still writes its metrics and exits with its verdict."""
+    metrics = tmp_path / "m.prom"
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        run = scheduled_run(tmp_path, str(metrics), stdout=write_end)
+    finally:
+        os.close(write_end)
+    assert (run.returncode, run.stderr) == (2, "")
+    assert exit_code_metric(metrics) == "2.0"

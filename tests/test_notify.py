@@ -821,7 +821,16 @@ def test_two_notifying_runs_at_the_same_moment_send_a_change_once(
 
 @pytest.mark.parametrize(
     ("column", "value"),
-    [("taken_at", "garbage"), ("taken_at", 7), ("snapshot_id", "x"), ("snapshot_id", 1.5)],
+    [
+        ("taken_at", "garbage"),
+        ("taken_at", 7),
+        ("snapshot_id", "x"),
+        ("snapshot_id", 1.5),
+        # Past the newest snapshot: every run looked told already, or (with a damaged time
+        # beside it) the mark was never replaced and the change was told on every run.
+        ("snapshot_id", 1_000_000),
+        ("snapshot_id = 1000000, taken_at", "garbage"),
+    ],
 )
 def test_a_damaged_notification_mark_is_told_again_and_replaced(column: str, value: object) -> None:
     """A mark edited by hand ended every notifying run in a traceback after its table was
@@ -905,3 +914,44 @@ def test_a_message_longer_than_the_service_takes_is_split_not_sent_whole() -> No
     assert all(len(p["text"]) <= 4000 for p in parts)
     sent = "".join(p["text"] for p in parts)
     assert all(f"module-{i:02}" in sent for i in range(60))
+
+
+def test_an_untold_read_of_a_host_never_marked_is_told_when_the_host_is_down() -> None:
+    """No mark yet (the first notifying run, a new host): a run by hand saw the drift, the
+    first notifying run finds the host down. The drift was never told."""
+    runs = Runs()
+    runs.run(BAD)
+    assert runs.changes(DOWN) == [
+        ("honcho-api", None, "drift"),
+        ("host rs2000", "ok", "unreachable"),
+    ]
+    assert runs.changes(BAD) == [("host rs2000", "unreachable", "ok")]
+
+
+def test_an_untold_read_before_an_overtaken_run_that_finds_the_host_down_is_told() -> None:
+    """A notifying run overtaken by a later-begun run tells its hosts through the newest
+    row below it (the overlap path), which never looked for an untold read before it."""
+    runs = Runs()
+    assert runs.changes(GOOD, minute=0) == []
+    runs.run(BAD, minute=1)  # by hand
+    begun = runs.begin()  # the notifying run begins ...
+    runs.run(DOWN, minute=5)  # ... a run by hand begun later saves first
+    assert runs.changes(DOWN, minute=3, begun=begun) == [
+        ("honcho-api", "ok", "drift"),
+        ("host rs2000", "ok", "unreachable"),
+    ]
+    assert runs.changes(BAD, minute=7) == [("host rs2000", "unreachable", "ok")]
+
+
+def test_a_urls_own_overflow_is_kept_whatever_its_case() -> None:
+    """apprise reads `Overflow=` as `overflow=`: forced to split, the URL's choice was lost."""
+    import apprise
+
+    from platformctl.output.notify import AppriseChannel
+
+    for url, mode in (
+        ("mmost://127.0.0.1:1/t?Overflow=truncate", apprise.OverflowMode.TRUNCATE),
+        ("mmost://127.0.0.1:1/t?OVERFLOW=upstream", apprise.OverflowMode.UPSTREAM),
+        ("mmost://127.0.0.1:1/t", apprise.OverflowMode.SPLIT),
+    ):
+        assert AppriseChannel(url)._apprise[0].overflow_mode == mode, url

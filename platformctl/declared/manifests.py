@@ -50,7 +50,12 @@ def find_root(explicit: str | None = None, start: Path | None = None) -> Path:
             raise DeclaredStateError(
                 f"platform root {elided(explicit)}: {exc.strerror or exc} (check --root)"
             ) from None
-    here = (start or Path.cwd()).resolve()
+    try:
+        here = (start or Path.cwd()).resolve()
+    except FileNotFoundError:  # the working folder was removed under the shell
+        raise DeclaredStateError(
+            "the working folder no longer exists; cd to the platform repository or pass --root"
+        ) from None
     passed_over: list[str] = []
     for folder in (here, *here.parents):
         modules = folder / "modules"

@@ -189,7 +189,7 @@ class AppriseChannel:
         # The outbox knows a destination by a hash of its URL: the URL itself holds
         # credentials and must not be written to the store.
         self.destination = hashlib.sha256(url.strip().encode()).hexdigest()
-        if not re.search(r"[?&]overflow=", url):
+        if not re.search(r"[?&]overflow=", url, re.IGNORECASE):  # apprise reads keys so
             # A message longer than the service takes (Discord's 2,000 characters) is split
             # into several, where apprise's default passes it on whole and the service refuses
             # it: its changes stay in the outbox, every later message is longer, and none is

@@ -52,7 +52,7 @@ _GIT_QUOTED = re.compile(r'[\x00-\x1f\x7f"\\]')
 def patch_name(name: str) -> str:
     """A file name in a patch header as git writes it: as it is, or, when it holds a control
     character, a double quote or a backslash, in double quotes with C escapes, which `git
-    apply` and `patch` read back (a tab or a line break in a bare name ends or splits it)."""
+    apply` reads back (a tab or a line break in a bare name ends or splits it)."""
     if not _GIT_QUOTED.search(name):
         return name
 

@@ -830,7 +830,8 @@ class Store:
                 " taken_at = excluded.taken_at"
                 " WHERE excluded.snapshot_id > notified_hosts.snapshot_id"
                 " OR typeof(notified_hosts.snapshot_id) != 'integer'"
-                " OR typeof(notified_hosts.taken_at) != 'text'",
+                " OR typeof(notified_hosts.taken_at) != 'text'"
+                " OR notified_hosts.snapshot_id > (SELECT max(id) FROM snapshots)",
                 [(h, sid, to_iso(at)) for h, (sid, at) in sorted(marks.items())],
             )
 
@@ -838,11 +839,13 @@ class Store:
         """Per host, the snapshot (ID, taken_at) the last notifying run told about it: its
         own, or one of a run begun later that saved first (docs/notify.md)."""
         marks = {}
+        newest = self.newest_id()
         for host, snapshot_id, taken_at in self._read(
             "SELECT host, snapshot_id, taken_at FROM notified_hosts", ()
         ):
             try:
-                if isinstance(snapshot_id, int) and isinstance(host, str):
+                # A mark past the newest snapshot is damaged too: every run would look told.
+                if isinstance(snapshot_id, int) and snapshot_id <= newest and isinstance(host, str):
                     marks[host] = (snapshot_id, _moment(taken_at))
             except _Damaged:
                 pass
