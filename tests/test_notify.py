@@ -261,6 +261,9 @@ def test_a_mark_only_moves_forward() -> None:
     """A run that read the marks before another saved and notified must not move the mark
     back when it writes its own."""
     store = Store(Database(memory=True))
+    for minute in range(5):  # snapshots 1 to 5: a mark past the newest is damaged
+        result = HostResult("rs2000", HostStatus.OK, state=GOOD)
+        store.save(Collection(T0 + timedelta(minutes=minute), (result,)), "test")
     earlier = T0 - timedelta(minutes=1)
     store.enqueue([], [], T0, {"rs2000": (5, T0)})
     store.enqueue([], [], earlier, {"rs2000": (3, earlier), "edge": (3, earlier)})
