@@ -247,7 +247,8 @@ def test_a_window_before_the_first_snapshot_starts_at_it() -> None:
     assert "the store begins at 2026-11-01T00:00:00Z" in render(timedelta(days=90))
 
 
-def test_the_command_writes_the_file_and_prints_its_path(run_cli: Runner, tmp_path: Path) -> None:
+def honcho_platform(tmp_path: Path) -> Path:
+    """A platform of the one module the story's host runs."""
     root = tmp_path / "platform"
     write_module(
         root,
@@ -260,6 +261,11 @@ def test_the_command_writes_the_file_and_prints_its_path(run_cli: Runner, tmp_pa
             "image_observed": make_module().declared_raw,
         },
     )
+    return root
+
+
+def test_the_command_writes_the_file_and_prints_its_path(run_cli: Runner, tmp_path: Path) -> None:
+    root = honcho_platform(tmp_path)
     db = tmp_path / "store.db"  # run_cli's store
     missing = run_cli("report", "--root", str(root), "--output", str(tmp_path / "r.html"))
     assert (missing.code, missing.out) == (1, "")
@@ -288,18 +294,7 @@ def test_a_report_that_does_not_fit_on_the_disk_leaves_the_old_one_whole(
     """The report was written in place: a full disk left the old report cut short."""
     from tests.test_store_damage import fill
 
-    root = tmp_path / "platform"
-    write_module(
-        root,
-        "honcho-api",
-        {
-            "host": "rs2000",
-            "orchestrator": "docker-compose",
-            "compose_service": "honcho-api",
-            "compose_project": "apps",
-            "image_observed": make_module().declared_raw,
-        },
-    )
+    root = honcho_platform(tmp_path)
     store = Store.open(tmp_path / "store.db")  # run_cli's store
     store.save(Collection(day(1), (ok(BAD),)), "test")
     store.close()
