@@ -349,8 +349,9 @@ def drift_check(
     sys.exit(code)
 
 
-# What a write to stdout fails with: a full disk or quota, a file too large, an I/O error.
-_OUTPUT_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO})
+# What a write to stdout fails with: a full disk or quota, a file too large, an I/O error,
+# a stdout opened for reading only (`1<file`).
+_OUTPUT_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EBADF})
 
 
 def _unwritten(exc: OSError) -> None:

@@ -71,6 +71,11 @@ def replace_file(
         if not os.access(target, os.W_OK):
             if os.statvfs(target.parent).f_flag & os.ST_RDONLY:
                 raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+            if _mode_lets_write(old):  # what refuses is not the mode: chattr +i, an ACL
+                raise OSError(
+                    f"not writable (its mode {stat.S_IMODE(old.st_mode):04o} would allow it: "
+                    "an immutable file, or an ACL?); left as it is"
+                )
             raise OSError(
                 f"not writable by this user (mode {stat.S_IMODE(old.st_mode):04o}, owner "
                 f"{old.st_uid}:{old.st_gid}); left as it is"
@@ -78,7 +83,7 @@ def replace_file(
     made = _temporary(target.parent)
     if made is None or (old is not None and old.st_nlink > 1):
         _discard(made)
-        _in_place(target, data, before_replace)
+        _in_place(target, data, before_replace, create=old is None)
         return
     fd, tmp = made
     try:
@@ -90,21 +95,47 @@ def replace_file(
         finally:
             os.close(fd)
         if not kept:
-            os.unlink(tmp)
-            _in_place(target, data, before_replace)
+            _remove(tmp)
+            _in_place(target, data, before_replace, create=False)
             return
         if before_replace is not None:
             before_replace()
-        os.replace(tmp, target)
+        try:
+            os.replace(tmp, target)
+        except OSError as exc:
+            if exc.errno not in (errno.EBUSY, errno.EPERM):
+                raise
+            # A file bind-mounted into place (a container's `-v ./status.html:…`), or a
+            # folder that refuses renames (chattr +a): the file itself can still be written.
+            _remove(tmp)
+            _in_place(target, data, before_replace, create=False)
+            return
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        _remove(tmp)
         raise
     # The file is replaced: from here on nothing may say it was not. Making the rename itself
     # durable is asked for; some filesystems cannot (EINVAL), or the folder cannot be opened
     # for reading (mode 0300).
     with contextlib.suppress(OSError):
         _sync_folder(target.parent)
+
+
+def _remove(tmp: Path) -> None:
+    """Remove a temporary file, if the folder lets us (an append-only one keeps it)."""
+    with contextlib.suppress(OSError):
+        os.unlink(tmp)
+
+
+def _mode_lets_write(info: os.stat_result) -> bool:
+    """Whether the mode bits alone let this process write the file (root: always)."""
+    uid = os.geteuid()
+    if uid == 0:
+        return True
+    if info.st_uid == uid:
+        return bool(info.st_mode & stat.S_IWUSR)
+    if info.st_gid == os.getegid() or info.st_gid in os.getgroups():
+        return bool(info.st_mode & stat.S_IWGRP)
+    return bool(info.st_mode & stat.S_IWOTH)
 
 
 def _sync_folder(folder: Path) -> None:
@@ -152,20 +183,27 @@ def _same_but_content(fd: int, target: Path, old: os.stat_result) -> bool:
         os.fchmod(fd, stat.S_IMODE(old.st_mode))  # a chown clears set-user/group-ID
     try:
         names = os.listxattr(target)
+        inherited = os.listxattr(fd)
     except OSError:  # a file system without them (ENOTSUP)
         return True
-    for name in names:
-        try:
+    try:
+        # What the new file got from the folder (a default ACL) and the old one has not:
+        # it would widen or narrow who may read the file, with `ls -l` showing the same.
+        for name in set(inherited) - set(names):
+            os.removexattr(fd, name)
+        for name in names:
             os.setxattr(fd, name, os.getxattr(target, name))
-        except OSError:
-            return False
+    except OSError:
+        return False
     return True
 
 
-def _in_place(target: Path, data: bytes, before: Callable[[], object] | None) -> None:
+def _in_place(target: Path, data: bytes, before: Callable[[], object] | None, create: bool) -> None:
     """Write ``data`` over the file itself: everything but its content stays, but a crash
-    in the middle of the write leaves it part old, part new."""
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+    in the middle of the write leaves it part old, part new. ``create``: only a file that
+    was missing is made (one deleted meanwhile is not made again, empty)."""
+    flags = os.O_WRONLY | os.O_NOFOLLOW | (os.O_CREAT if create else 0)
+    fd = os.open(target, flags, 0o666)
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):  # swapped since it was looked at

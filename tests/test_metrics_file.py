@@ -232,3 +232,104 @@ def test_a_reader_that_left_is_no_message_and_the_run_counts(tmp_path: Path) -> 
         os.close(write_end)
     assert (run.returncode, run.stderr) == (2, "")
     assert exit_code_metric(metrics) == "2.0"
+
+
+def _acl(*entries: tuple[int, int, int]) -> bytes:
+    """A POSIX ACL as the kernel stores it in an extended attribute: version 2, then
+    (tag, permissions, id) per entry."""
+    import struct
+
+    return struct.pack("<I", 2) + b"".join(struct.pack("<HHI", *e) for e in entries)
+
+
+NO_ID = 0xFFFFFFFF
+USER_OBJ, USER, GROUP_OBJ, MASK, OTHER = 0x01, 0x02, 0x04, 0x10, 0x20
+
+
+def test_a_folders_default_acl_does_not_reach_a_replaced_file(tmp_path: Path) -> None:
+    """The temporary file took the folder's default ACL, which the old file did not have:
+    uid 2000 could read a 0640 file after a run, with `ls -l` showing the same mode."""
+    from platformctl.paths import replace_file
+
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    default = _acl(
+        (USER_OBJ, 6, NO_ID), (USER, 6, 2000), (GROUP_OBJ, 4, NO_ID), (MASK, 6, NO_ID),
+        (OTHER, 0, NO_ID),
+    )  # fmt: skip
+    try:
+        os.setxattr(folder, "system.posix_acl_default", default)
+    except OSError as exc:
+        pytest.skip(f"this file system takes no ACLs: {exc.strerror}")
+    page = folder / "r.html"
+    os.close(os.open(page, os.O_WRONLY | os.O_CREAT, 0o640))
+    os.removexattr(page, "system.posix_acl_access")  # made before the folder had its ACL
+    page.chmod(0o640)
+    replace_file(page, b"new")
+    assert page.read_bytes() == b"new"
+    assert "system.posix_acl_access" not in os.listxattr(page)
+    assert stat.S_IMODE(page.stat().st_mode) == 0o640
+
+
+def test_a_bind_mounted_or_immutable_file(tmp_path: Path) -> None:
+    """A file bind-mounted into place cannot be renamed over (EBUSY): it is written in
+    place. An immutable one is refused saying its mode is not the cause."""
+    if os.getuid() != 0:
+        pytest.skip("mounting and chattr need root")
+    from platformctl.paths import replace_file
+
+    source, target = tmp_path / "source.html", tmp_path / "status.html"
+    source.write_text("old")
+    target.write_text("")
+    subprocess.run(["mount", "--bind", str(source), str(target)], check=True)
+    try:
+        replace_file(target, b"new")
+    finally:
+        subprocess.run(["umount", str(target)], check=True)
+    assert source.read_bytes() == b"new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["source.html", "status.html"]
+    subprocess.run(["chattr", "+i", str(source)], check=True)
+    try:
+        with pytest.raises(OSError) as caught:
+            replace_file(source, b"newer")
+    finally:
+        subprocess.run(["chattr", "-i", str(source)], check=True)
+    assert str(caught.value) == (
+        "not writable (its mode 0644 would allow it: an immutable file, or an ACL?); left as it is"
+    )
+    assert source.read_bytes() == b"new"
+
+
+def test_a_file_deleted_before_it_is_written_in_place_is_not_made_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In place (here: the folder takes no new file), a file deleted after it was looked at
+    came back empty, and observe then refused to write it."""
+    import platformctl.paths as paths
+
+    page = tmp_path / "r.html"
+    page.write_text("old")
+
+    def deleted_meanwhile(folder: Path) -> None:
+        page.unlink()
+        return None
+
+    monkeypatch.setattr(paths, "_temporary", deleted_meanwhile)
+    with pytest.raises(FileNotFoundError):
+        paths.replace_file(page, b"new")
+    assert not page.exists()
+
+
+def test_a_stdout_opened_for_reading_is_named_as_the_output(tmp_path: Path) -> None:
+    """`platformctl snapshots list 1<file`: a bare "Bad file descriptor", as if something
+    else had failed."""
+    scheduled_run(tmp_path, str(tmp_path / "m.prom"))  # a store to list
+    (tmp_path / "in.txt").write_text("")
+    with open(tmp_path / "in.txt") as read_only:
+        listing = subprocess.run(
+            [sys.executable, "-m", "platformctl", "snapshots", "list", "--db",
+             str(tmp_path / "store.db")],
+            stdout=read_only, stderr=subprocess.PIPE, text=True, timeout=60,
+        )  # fmt: skip
+    assert listing.returncode == 1
+    assert_one_line_error(listing.stderr, "cannot write the output: Bad file descriptor")
