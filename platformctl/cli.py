@@ -610,7 +610,9 @@ def report_command(
     from platformctl.declared.manifests import find_root
     from platformctl.output.report import render_report
 
-    path = None if output == "-" else user_path(output, "--output")  # before any work
+    if output.endswith("/"):  # before any work
+        raise UsageError(f"--output {output} names a folder; name a file")
+    path = None if output in ("-", "/dev/stdout") else user_path(output, "--output")
     scope = _load_scope(root, modules)
     overview = api.overview(scope, _open_store(db, create=False), since)
     html = render_report(overview, find_root(root))
@@ -740,6 +742,11 @@ def console() -> NoReturn:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI and map every error to one line and an exit code."""
+    # A stream closed by the caller (`>&-`) is None to Python: output there goes nowhere, as
+    # to a reader that left, where it was an AttributeError traceback.
+    for name in ("stdout", "stderr"):
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(os.devnull, "w"))  # noqa: SIM115 - for the whole run
     try:
         cli.main(args=argv, prog_name="platformctl", standalone_mode=False)
     except click.exceptions.Exit as exc:

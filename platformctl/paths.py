@@ -58,6 +58,10 @@ def replace_file(
     rename replace it, as `sed -i` does). ``before_replace`` runs last before the file
     changes, and may raise to leave it as it is.
     """
+    if _stream(path):
+        # /dev/stdout and its kin: a stream of this process (a pipe, or a log appended to,
+        # which a replacement would empty), not a file to replace.
+        raise OSError("a stream of this process (/dev/stdout?), not a file; left as it is")
     target = Path(os.path.realpath(path))
     try:
         old: os.stat_result | None = os.stat(target)
@@ -69,7 +73,7 @@ def replace_file(
         if not stat.S_ISREG(old.st_mode):
             raise OSError(f"not a regular file ({kind_of(old.st_mode)}); left as it is")
         if not os.access(target, os.W_OK):
-            if os.statvfs(target.parent).f_flag & os.ST_RDONLY:
+            if os.statvfs(target).f_flag & os.ST_RDONLY:  # the file's own mount (a bind)
                 raise OSError(errno.EROFS, os.strerror(errno.EROFS))
             if _mode_lets_write(old):  # what refuses is not the mode: chattr +i, an ACL
                 raise OSError(
@@ -80,7 +84,8 @@ def replace_file(
                 f"not writable by this user (mode {stat.S_IMODE(old.st_mode):04o}, owner "
                 f"{old.st_uid}:{old.st_gid}); left as it is"
             )
-    made = _temporary(target.parent)
+    # 0600 while it is filled: it holds the new content before it has the old file's mode.
+    made = _temporary(target.parent, 0o666 if old is None else 0o600)
     if made is None or (old is not None and old.st_nlink > 1):
         _discard(made)
         _in_place(target, data, before_replace, create=old is None)
@@ -120,6 +125,18 @@ def replace_file(
         _sync_folder(target.parent)
 
 
+def _stream(path: Path) -> bool:
+    """Whether ``path`` or a link it leads through names a descriptor of this process."""
+    name = os.path.abspath(path)
+    for _ in range(40):  # as many links as the kernel follows
+        if name.startswith(("/proc/", "/dev/fd/")):
+            return True
+        if not os.path.islink(name):
+            return False
+        name = os.path.join(os.path.dirname(name), os.readlink(name))
+    return False
+
+
 def _remove(tmp: Path) -> None:
     """Remove a temporary file, if the folder lets us (an append-only one keeps it)."""
     with contextlib.suppress(OSError):
@@ -146,21 +163,25 @@ def _sync_folder(folder: Path) -> None:
         os.close(fd)
 
 
-def _temporary(folder: Path) -> tuple[int, Path] | None:
-    """A new empty file in ``folder`` (0666 less the umask), or None when the folder takes
-    none. A short name of our own: the target's name and a suffix could pass the name limit,
-    and node_exporter's textfile collector reads only *.prom files, so it never reads this
-    one half-written."""
+def _temporary(folder: Path, mode: int) -> tuple[int, Path] | None:
+    """A new empty file in ``folder`` (``mode`` less the umask), or None when the folder takes
+    none (its permissions, or a read-only file system with the file bind-mounted on it).
+
+    A short name of our own: the target's name and a suffix could pass the name limit, and
+    node_exporter's textfile collector reads only *.prom files, so it never reads this one
+    half-written."""
     import secrets  # here: every command imports this module, few write a file
 
     while True:
         tmp = folder / f".platformctl-{secrets.token_hex(6)}.tmp"
         try:
-            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode), tmp
         except FileExistsError:
             continue
-        except PermissionError:
-            return None
+        except OSError as exc:
+            if isinstance(exc, PermissionError) or exc.errno == errno.EROFS:
+                return None
+            raise
 
 
 def _discard(made: tuple[int, Path] | None) -> None:
@@ -210,6 +231,11 @@ def _in_place(target: Path, data: bytes, before: Callable[[], object] | None, cr
             raise OSError(f"not a regular file ({kind_of(info.st_mode)}); left as it is")
         if before is not None:
             before()
+            # What was checked is what the path names now: an editor that saved by rename
+            # in between would have the check pass on its file and the write go to ours.
+            now = os.stat(target, follow_symlinks=False)
+            if (now.st_dev, now.st_ino) != (info.st_dev, info.st_ino):
+                raise OSError("replaced on disk while it was being written; left as it is")
         os.lseek(fd, 0, os.SEEK_SET)
         _write_all(fd, data)
         os.ftruncate(fd, len(data))

@@ -310,7 +310,7 @@ def test_a_file_deleted_before_it_is_written_in_place_is_not_made_again(
     page = tmp_path / "r.html"
     page.write_text("old")
 
-    def deleted_meanwhile(folder: Path) -> None:
+    def deleted_meanwhile(folder: Path, mode: int) -> None:
         page.unlink()
         return None
 
@@ -333,3 +333,93 @@ def test_a_stdout_opened_for_reading_is_named_as_the_output(tmp_path: Path) -> N
         )  # fmt: skip
     assert listing.returncode == 1
     assert_one_line_error(listing.stderr, "cannot write the output: Bad file descriptor")
+
+
+def test_the_new_content_of_a_private_file_is_never_readable_to_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The temporary file was made 0666 less the umask and narrowed only later: another
+    user who opened it in between read the new content of a 0600 file."""
+    import platformctl.paths as paths
+
+    secret = tmp_path / "secret.html"
+    secret.write_text("old")
+    secret.chmod(0o600)
+    seen: list[int] = []
+    same = paths._same_but_content
+
+    def looked_at(fd: int, target: Path, old: os.stat_result) -> bool:
+        seen.append(stat.S_IMODE(os.fstat(fd).st_mode))  # as the file was made
+        return same(fd, target, old)
+
+    monkeypatch.setattr(paths, "_same_but_content", looked_at)
+    old_umask = os.umask(0o022)
+    try:
+        paths.replace_file(secret, b"new secret")
+    finally:
+        os.umask(old_umask)
+    assert seen == [0o600]
+    assert secret.read_bytes() == b"new secret" and stat.S_IMODE(secret.stat().st_mode) == 0o600
+
+
+def test_files_bind_mounted_on_or_from_a_read_only_file_system(
+    tmp_path: Path, small_disk: Path
+) -> None:
+    """A writable file bind-mounted into a read-only folder (`docker --read-only -v
+    ./status.html:…`) is written in place; it was refused, the new file's folder being
+    read-only. A file bind-mounted read-only in a writable folder says so; it blamed an
+    immutable flag or an ACL."""
+    from platformctl.paths import replace_file
+
+    source = tmp_path / "status.html"
+    source.write_text("old")
+    target = small_disk / "status.html"
+    target.write_text("")
+    subprocess.run(["mount", "--bind", str(source), str(target)], check=True)
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    try:
+        replace_file(target, b"new")
+    finally:
+        subprocess.run(["umount", str(target)], check=True)
+        subprocess.run(["mount", "-o", "remount,rw", str(small_disk)], check=True)
+    assert source.read_bytes() == b"new"
+    subprocess.run(["mount", "--bind", str(source), str(source)], check=True)
+    subprocess.run(["mount", "-o", "remount,ro,bind", str(source)], check=True)
+    try:
+        with pytest.raises(OSError) as caught:
+            replace_file(source, b"newer")
+    finally:
+        subprocess.run(["umount", str(source)], check=True)
+    assert caught.value.strerror == "Read-only file system"
+    assert source.read_bytes() == b"new"
+
+
+def test_streams_of_the_process_are_not_files(tmp_path: Path) -> None:
+    """`report --output /dev/stdout >> app.log` emptied the log (a replacement of what
+    /dev/stdout leads to), and `>&-` was an AttributeError traceback."""
+    from platformctl.paths import replace_file
+
+    with pytest.raises(OSError) as caught:
+        replace_file(Path("/dev/stdout"), b"x")
+    assert str(caught.value) == (
+        "a stream of this process (/dev/stdout?), not a file; left as it is"
+    )
+    scheduled_run(tmp_path, str(tmp_path / "m.prom"))  # a store to list
+    log = tmp_path / "app.log"
+    log.write_text("earlier lines\n")
+    listed = subprocess.run(
+        ["sh", "-c", 'exec "$0" -m platformctl snapshots list --db "$1" >&-', sys.executable,
+         str(tmp_path / "store.db")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert (listed.returncode, listed.stderr) == (0, "")
+    with open(log, "a") as appended:
+        run = subprocess.run(
+            [sys.executable, "-m", "platformctl", "report", "--root",
+             str(tmp_path / "platform"), "--db", str(tmp_path / "store.db"),
+             "--output", "/dev/stdout"],
+            stdout=appended, stderr=subprocess.PIPE, text=True, timeout=60,
+        )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    text = log.read_text()
+    assert text.startswith("earlier lines\n") and "<html" in text

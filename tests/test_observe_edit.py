@@ -609,3 +609,31 @@ def test_extended_attributes_are_kept(tmp_path: Path) -> None:
     write_edit(tmp_path, edit)
     assert os.getxattr(path, "user.reviewed-by") == b"platform-team"
     assert path.read_bytes() == edit.after
+
+
+def test_a_manifest_saved_by_rename_while_it_is_written_in_place_is_not_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In place (a second hard link), an editor that saved the manifest by rename between
+    the open and the check had the check pass on its file and the edit go to ours, which no
+    name led to any more: reported written, and lost."""
+    import platformctl.declared.edit as edit_module
+
+    path = put(tmp_path, (CORPUS / "plain-string.yaml").read_bytes())
+    os.link(path, tmp_path / "other-name.yaml")
+    edit = plan_edit(tmp_path, path, NEW)
+    check = edit_module._check_unchanged
+
+    def saved_meanwhile(root: Path, real: Path, planned: object) -> None:
+        fresh = path.with_name("module.yaml.new")
+        fresh.write_bytes(edit.before)  # the same text, a new file
+        os.replace(fresh, path)
+        check(root, real, edit)
+
+    monkeypatch.setattr(edit_module, "_check_unchanged", saved_meanwhile)
+    with pytest.raises(EditProblem) as caught:
+        write_edit(tmp_path, edit)
+    assert str(caught.value) == (
+        f"{path}: cannot write: replaced on disk while it was being written; left as it is"
+    )
+    assert path.read_bytes() == edit.before
