@@ -319,3 +319,12 @@ def test_a_drift_begun_at_the_end_of_the_window_is_drawn_not_a_clean_lane() -> N
     assert width >= 0.4 and left + width <= 100
     day_long = scale.segment("drift", end - timedelta(days=1), None, "web")
     assert day_long is not None and day_long.width == "14.286%"  # a real width is kept
+
+
+def test_an_output_ending_in_a_slash_names_a_folder(run_cli: Runner, tmp_path: Path) -> None:
+    """`--output out/` wrote a file called `out`, where `--metrics-file x/` is refused."""
+    root = honcho_platform(tmp_path)
+    result = run_cli("report", "--root", str(root), "--output", str(tmp_path / "out") + "/")
+    assert result.code == 1
+    assert_one_line_error(result.err, "names a folder; name a file")
+    assert not (tmp_path / "out").exists()
