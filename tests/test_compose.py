@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from platformctl.declared.compose import load_stack_dir, normalize_project_name
+from platformctl.declared.compose import Stack, load_stack_dir, normalize_project_name
 from platformctl.declared.manifests import load_declared
 from tests.conftest import write_module
 
@@ -20,6 +20,13 @@ def stack_with(tmp_path: Path, files: dict[str, str], folder: str = "apps") -> P
         (path / name).parent.mkdir(parents=True, exist_ok=True)
         (path / name).write_text(content)
     return path
+
+
+def readable_stack(tmp_path: Path, files: dict[str, str]) -> Stack:
+    """The stack of ``files``, which must read without a problem."""
+    stack = load_stack_dir(stack_with(tmp_path, files), tmp_path)
+    assert stack is not None and stack.problem is None, stack and stack.problem
+    return stack
 
 
 @pytest.mark.parametrize(
@@ -197,8 +204,7 @@ def test_files_that_include_each_other_many_times_over_are_read_once(
     for level in range(12):
         files[f"f{level}.yaml"] = "include: [" + ", ".join([f"f{level + 1}.yaml"] * 4) + "]\n"
     files["f12.yaml"] = "services:\n  web:\n    image: nginx:1.25\n"
-    stack = load_stack_dir(stack_with(tmp_path, files), tmp_path)
-    assert stack is not None and stack.problem is None, stack and stack.problem
+    stack = readable_stack(tmp_path, files)
     assert stack.services["web"].raw == "nginx:1.25"
     assert sorted(reads) == sorted(files)
 
@@ -324,19 +330,15 @@ def test_each_compose_file_is_read_once_however_often_it_is_named(
     ]
     a.append("  s40:\n    image: nginx:1.25\n")
     users = "".join(f"  svc{i}:\n    extends: {{file: a.yaml, service: s0}}\n" for i in range(30))
-    stack = load_stack_dir(
-        stack_with(
-            tmp_path,
-            {
-                ".env": "COMPOSE_FILE=" + ":".join(["compose.yaml"] * 40) + "\n",
-                "compose.yaml": "services:\n" + users,
-                "a.yaml": "".join(a),
-                "b.yaml": "".join(b),
-            },
-        ),
+    stack = readable_stack(
         tmp_path,
+        {
+            ".env": "COMPOSE_FILE=" + ":".join(["compose.yaml"] * 40) + "\n",
+            "compose.yaml": "services:\n" + users,
+            "a.yaml": "".join(a),
+            "b.yaml": "".join(b),
+        },
     )
-    assert stack is not None and stack.problem is None, stack and stack.problem
     assert stack.services["svc29"].raw == "nginx:1.25"
     assert sorted(reads) == ["a.yaml", "b.yaml", "compose.yaml"]
 
@@ -355,19 +357,15 @@ def test_compose_file_naming_more_than_64_files_is_refused(tmp_path: Path) -> No
 def test_an_included_env_refers_to_the_including_stacks_variables(tmp_path: Path) -> None:
     """compose reads an included model's .env with the including model's variables to refer
     to: `DB_TAG=${PG_TAG:-15}` is 16 when the stack's .env sets PG_TAG=16."""
-    stack = load_stack_dir(
-        stack_with(
-            tmp_path,
-            {
-                ".env": "PG_TAG=16\n",
-                "compose.yaml": "include: [db/compose.yaml]\n",
-                "db/.env": "DB_TAG=${PG_TAG:-15}\n",
-                "db/compose.yaml": "services:\n  db:\n    image: postgres:${DB_TAG}\n",
-            },
-        ),
+    stack = readable_stack(
         tmp_path,
+        {
+            ".env": "PG_TAG=16\n",
+            "compose.yaml": "include: [db/compose.yaml]\n",
+            "db/.env": "DB_TAG=${PG_TAG:-15}\n",
+            "db/compose.yaml": "services:\n  db:\n    image: postgres:${DB_TAG}\n",
+        },
     )
-    assert stack is not None and stack.problem is None, stack and stack.problem
     assert stack.services["db"].raw == "postgres:16"
 
 
@@ -379,19 +377,15 @@ def test_an_included_service_the_stack_also_defines_conflicts_only_by_its_image(
     bomb = "x-a: &a0 [1, 2]\n" + "".join(
         f"x-{i}: &a{i} [*a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}]\n" for i in range(1, 12)
     )
-    stack = load_stack_dir(
-        stack_with(
-            tmp_path,
-            {
-                ".env": "IMG=redis:7.2\n",
-                "compose.yaml": "include: [cache.yaml]\nservices:\n  cache:\n    image: ${IMG}\n"
-                "    labels: {a: 1}\n",
-                "cache.yaml": bomb + "services:\n  cache:\n    image: redis:7.2\n    x: *a11\n",
-            },
-        ),
+    stack = readable_stack(
         tmp_path,
+        {
+            ".env": "IMG=redis:7.2\n",
+            "compose.yaml": "include: [cache.yaml]\nservices:\n  cache:\n    image: ${IMG}\n"
+            "    labels: {a: 1}\n",
+            "cache.yaml": bomb + "services:\n  cache:\n    image: redis:7.2\n    x: *a11\n",
+        },
     )
-    assert stack is not None and stack.problem is None, stack and stack.problem
     assert stack.services["cache"].raw == "redis:7.2"
 
 
@@ -478,20 +472,16 @@ def test_an_included_env_file_looks_up_the_stacks_variables_before_the_files_bef
 ) -> None:
     """compose-go's GetEnvFromFile looks a variable up in the including model's variables,
     then in the env files read before this one."""
-    stack = load_stack_dir(
-        stack_with(
-            tmp_path,
-            {
-                ".env": "TAG=outer\n",
-                "compose.yaml": "include:\n  - path: db.yaml\n    env_file: [a.env, b.env]\n",
-                "a.env": "TAG=from-a\n",
-                "b.env": "IMG=postgres:${TAG}\n",
-                "db.yaml": "services:\n  db:\n    image: ${IMG}\n",
-            },
-        ),
+    stack = readable_stack(
         tmp_path,
+        {
+            ".env": "TAG=outer\n",
+            "compose.yaml": "include:\n  - path: db.yaml\n    env_file: [a.env, b.env]\n",
+            "a.env": "TAG=from-a\n",
+            "b.env": "IMG=postgres:${TAG}\n",
+            "db.yaml": "services:\n  db:\n    image: ${IMG}\n",
+        },
     )
-    assert stack is not None and stack.problem is None, stack and stack.problem
     assert stack.services["db"].raw == "postgres:outer"
 
 
@@ -503,17 +493,13 @@ def test_an_image_that_is_no_string_is_compared_without_being_walked(
 ) -> None:
     """Both definitions' images were compared value by value: a list holding itself
     overflowed the stack, nested aliases took exponential time."""
-    stack = load_stack_dir(
-        stack_with(
-            tmp_path,
-            {
-                "compose.yaml": f"include: [c.yaml]\nservices:\n  cache:\n    image: {image}\n",
-                "c.yaml": f"services:\n  cache:\n    image: {image}\n",
-            },
-        ),
+    stack = readable_stack(
         tmp_path,
+        {
+            "compose.yaml": f"include: [c.yaml]\nservices:\n  cache:\n    image: {image}\n",
+            "c.yaml": f"services:\n  cache:\n    image: {image}\n",
+        },
     )
-    assert stack is not None and stack.problem is None, stack and stack.problem
     assert "image must be a string, got list" in (stack.services["cache"].reason or "")
 
 
