@@ -25,7 +25,7 @@ from platformctl import __version__
 from platformctl.collector.connector import CollectOptions
 from platformctl.errors import PlatformctlError, UsageError
 from platformctl.exitcodes import ExitCode
-from platformctl.paths import replace_file, user_path
+from platformctl.paths import output_path, replace_file, user_path
 
 if TYPE_CHECKING:
     from platformctl import api
@@ -212,9 +212,7 @@ def _alert_channels(
     if snapshot is not None and metrics_file:
         raise UsageError("--metrics-file describes a live run; it cannot be used with --snapshot")
     if metrics_file:
-        if metrics_file.endswith("/"):
-            raise UsageError(f"--metrics-file {metrics_file} names a folder; name a file")
-        user_path(metrics_file, "--metrics-file")
+        output_path(metrics_file, "--metrics-file")  # a usage error before any host is read
     if not notify_urls or snapshot is not None:
         return []
     from platformctl.output.notify import AppriseChannel
@@ -610,9 +608,8 @@ def report_command(
     from platformctl.declared.manifests import find_root
     from platformctl.output.report import render_report
 
-    if output.endswith("/"):  # before any work
-        raise UsageError(f"--output {output} names a folder; name a file")
-    path = None if output in ("-", "/dev/stdout") else user_path(output, "--output")
+    # Checked before any work.
+    path = None if output in ("-", "/dev/stdout") else output_path(output, "--output")
     scope = _load_scope(root, modules)
     overview = api.overview(scope, _open_store(db, create=False), since)
     html = render_report(overview, find_root(root))

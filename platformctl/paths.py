@@ -27,6 +27,15 @@ def user_path(text: str, option: str) -> Path:
     return Path(expanded)
 
 
+def output_path(text: str, option: str) -> Path:
+    """A file the user names to be written (``--output``, ``--metrics-file``): as
+    :func:`user_path`, and refused when it ends in ``/``, which names a folder (``Path``
+    drops the slash, and a file called like the folder was written)."""
+    if text.endswith("/"):
+        raise UsageError(f"{option} {elided(text)} names a folder; name a file")
+    return user_path(text, option)
+
+
 def kind_of(mode: int) -> str:
     """What a file that is not a regular one is (never a symlink: those are followed, or
     refused by ``O_NOFOLLOW``)."""
