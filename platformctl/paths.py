@@ -93,10 +93,11 @@ def replace_file(
                 f"not writable by this user (mode {stat.S_IMODE(old.st_mode):04o}, owner "
                 f"{old.st_uid}:{old.st_gid}); left as it is"
             )
-    # 0600 while it is filled: it holds the new content before it has the old file's mode.
-    made = _temporary(target.parent, 0o666 if old is None else 0o600)
-    if made is None or (old is not None and old.st_nlink > 1):
-        _discard(made)
+    # A second name would keep the old text after a rename: no temporary file for it. One
+    # is 0600 while it is filled: it holds the new content before it has the old file's mode.
+    linked = old is not None and old.st_nlink > 1
+    made = None if linked else _temporary(target.parent, 0o666 if old is None else 0o600)
+    if made is None:
         _in_place(target, data, before_replace, create=old is None)
         return
     fd, tmp = made
@@ -191,13 +192,6 @@ def _temporary(folder: Path, mode: int) -> tuple[int, Path] | None:
             if isinstance(exc, PermissionError) or exc.errno == errno.EROFS:
                 return None
             raise
-
-
-def _discard(made: tuple[int, Path] | None) -> None:
-    if made is not None:
-        os.close(made[0])
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(made[1])
 
 
 def _same_but_content(fd: int, target: Path, old: os.stat_result) -> bool:
