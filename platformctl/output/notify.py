@@ -148,6 +148,12 @@ def _message(changes: Sequence[Change], shown: Callable[[str], str]) -> Message:
     )
 
 
+def _scheme(url: str) -> str:
+    """The scheme of ``url`` ("" without one). Not urlsplit: it raises on a malformed host
+    (`json://[::1/`), which is the case to name."""
+    return url.partition("://")[0] if "://" in url else ""
+
+
 def redact(url: str) -> str:
     """``scheme://host[:port]`` of ``url``, safe to print: the host part is taken from
     apprise's privacy form of the URL, which masks tokens that some services carry there
@@ -157,7 +163,7 @@ def redact(url: str) -> str:
         host = parts.hostname or ""
         port = f":{parts.port}" if parts.port else ""
     except ValueError:  # a host urlsplit cannot read: none of it is shown
-        return url.partition("://")[0] + "://"
+        return _scheme(url) + "://"
     return f"{parts.scheme}://{host}{port}" if host else f"{parts.scheme}://"
 
 
@@ -176,9 +182,7 @@ class AppriseChannel:
             )
         except Exception:  # noqa: BLE001 - a plugin's parser on a malformed URL (`http://[x]`)
             service = None
-        # Not urlsplit: it raises on a malformed host (`json://[::1/`), which is the case to
-        # name here.
-        scheme = url.strip().partition("://")[0] if "://" in url else ""
+        scheme = _scheme(url.strip())
         if service is None:
             raise UsageError(
                 f"--notify: apprise cannot use the URL given for {clean(scheme or '?')}:// "
